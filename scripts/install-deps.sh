@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package lipsync needs to build, test, benchmark and run its demo.
+# Idempotent: packages already present are skipped by apt; `apt-get update` runs once per call.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+BUILD_PKGS=(
+  build-essential cmake pkg-config git
+  libdnnl-dev                                   # oneDNN: the CPU neural engine's primitives
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev  # ONNX model parsing (onnx.proto from libonnx-dev)
+  libturbojpeg0-dev libjpeg62-turbo-dev libspng-dev libpng-dev   # images
+  libsndfile1-dev libsoxr-dev libfftw3-dev      # audio decode, resample, STFT
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev  # video in/out
+  libwebsockets-dev libcjson-dev                # server: HTTP + WebSocket, JSON
+)
+TEST_PKGS=(
+  libcmocka-dev                                 # unit tests
+  libclang-rt-14-dev clang                      # sanitizer runtimes
+  python3 python3-numpy python3-torch python3-onnx python3-opencv  # fixture / test-model generators
+  python3-skimage espeak-ng sox ffmpeg          # demo data: portrait, synthetic speech; media checks
+)
+
+want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

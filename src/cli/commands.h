@@ -1,0 +1,31 @@
+/* commands.h - the lipsync subcommands and the helpers they share.
+ *
+ * Each subcommand is `int cmd_NAME(int argc, char **argv)` with argv[0] the
+ * subcommand's name; it returns the process exit status (0 ok, 1 failure,
+ * 2 usage error) and prints its own --help.
+ */
+#ifndef LS_CLI_COMMANDS_H
+#define LS_CLI_COMMANDS_H
+
+#include "core/error.h"
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+/* Returns 1 if argv holds -h or --help. */
+int cli_wants_help(int argc, char **argv);
+/* Prints "lipsync: <what>: <message>" for a failed call and returns 1. */
+int cli_fail(const char *what, const ls_error *err);
+/* Parses a positive int option value; prints an error and returns -1 if bad. */
+int cli_parse_int(const char *opt, const char *text, int min, int max);
+
+int cmd_bench(int argc, char **argv);
+int cmd_mel(int argc, char **argv);
+
+/* Benchmarks, dispatched by `lipsync bench NAME`. */
+int bench_mel(int argc, char **argv);
+
+#endif

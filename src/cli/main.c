@@ -1,0 +1,99 @@
+/* main.c - the `lipsync` binary: a table of subcommands. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+#ifndef LS_VERSION
+#define LS_VERSION "0.0.0"
+#endif
+
+static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+
+static const cli_command commands[] = {
+    {"help", "list the subcommands, or show one's help", cmd_help},
+    {"version", "print the version", cmd_version},
+    {"bench", "run a benchmark (mel, ...)", cmd_bench},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: lipsync COMMAND [ARGS...]\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`lipsync COMMAND --help` describes one command.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc > 1) {
+        const cli_command *c = find_command(argv[1]);
+        if (!c) {
+            fprintf(stderr, "lipsync: unknown command '%s'\n", argv[1]);
+            return 2;
+        }
+        char *sub[] = {argv[1], "--help", NULL};
+        return c->run(2, sub);
+    }
+    usage(stdout);
+    return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("lipsync %s\n", LS_VERSION);
+    return 0;
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+    return 0;
+}
+
+int cli_fail(const char *what, const ls_error *err)
+{
+    fprintf(stderr, "lipsync: %s: %s\n", what, err && err->msg[0] ? err->msg : "failed");
+    return 1;
+}
+
+int cli_parse_int(const char *opt, const char *text, int min, int max)
+{
+    char *end;
+    long v = text ? strtol(text, &end, 10) : 0;
+    if (!text || *end || end == text || v < min || v > max) {
+        fprintf(stderr, "lipsync: %s wants an integer in %d..%d, got '%s'\n", opt, min, max,
+                text ? text : "");
+        return -1;
+    }
+    return (int)v;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return cmd_help(1, argv);
+    if (!strcmp(argv[1], "--version")) return cmd_version(1, argv);
+    const cli_command *c = find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "lipsync: unknown command '%s' (see `lipsync help`)\n", argv[1]);
+        return 2;
+    }
+    return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,2 @@
+# Subcommands and benchmarks compiled into the lipsync binary.
+target_sources(lipsync PRIVATE)

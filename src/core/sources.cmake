@@ -1,0 +1,4 @@
+target_sources(lipsync_core PRIVATE
+  src/core/error.c
+  src/core/clock.c
+  src/core/npy.c)

@@ -1,0 +1,2 @@
+target_sources(lipsync_core PRIVATE
+  src/pipeline/threadpool.c)

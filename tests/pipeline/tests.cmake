@@ -1,0 +1,1 @@
+ls_add_test(test_threadpool pipeline/test_threadpool.c)
