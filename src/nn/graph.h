@@ -1,0 +1,116 @@
+/* graph.h - the small graph IR the executors run.
+ *
+ * An ONNX model is parsed (onnx.h) and lowered into an ls_graph for one batch
+ * size: every shape is concrete, all shape plumbing (Shape, Gather, Cast,
+ * Unsqueeze, Concat of shapes, ...) has been folded into constants, and only
+ * compute nodes remain. Passes then rewrite it: BatchNormalization folded
+ * into the preceding Conv, all-zero Pads dropped, Conv+Relu and Conv+Add
+ * (residual) fused into the Conv's attributes.
+ *
+ * Values are the graph's edges. A value with `data` is a constant (weights,
+ * biases); the others are activations computed at run time, NCHW float32 at
+ * the graph's inputs and outputs (an executor may keep its own layout inside).
+ * Nodes are stored in a valid execution order.
+ */
+#ifndef LS_NN_GRAPH_H
+#define LS_NN_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+#define LS_NN_MAX_DIMS 6
+#define LS_NN_MAX_INPUTS 8
+
+typedef enum ls_op {
+    LS_OP_CONV,      /* in: x, W, [B]; attrs conv; fused relu/residual add */
+    LS_OP_BATCHNORM, /* in: x, scale, bias, mean, var; attrs eps (unfused ones) */
+    LS_OP_RELU,
+    LS_OP_SIGMOID,
+    LS_OP_ADD,       /* in: a, b (same shape, or b broadcast from a constant) */
+    LS_OP_CONCAT,    /* in: n tensors; attrs axis */
+    LS_OP_RESIZE,    /* in: x; attrs resize (output size resolved) */
+    LS_OP_PAD,       /* in: x; attrs pad (constant mode) */
+    LS_OP_RESHAPE    /* in: x; output dims given by the output value (Reshape,
+                        Squeeze, Unsqueeze, Flatten on activations: a view) */
+} ls_op;
+
+typedef enum ls_resize_mode { LS_RESIZE_NEAREST, LS_RESIZE_LINEAR } ls_resize_mode;
+
+typedef enum ls_resize_coord {
+    LS_COORD_HALF_PIXEL,         /* also pytorch_half_pixel for out > 1 */
+    LS_COORD_ALIGN_CORNERS,
+    LS_COORD_ASYMMETRIC,
+    LS_COORD_PYTORCH_HALF_PIXEL
+} ls_resize_coord;
+
+typedef enum ls_nearest_mode {
+    LS_NEAREST_ROUND_PREFER_FLOOR, /* ONNX default */
+    LS_NEAREST_ROUND_PREFER_CEIL,
+    LS_NEAREST_FLOOR,
+    LS_NEAREST_CEIL
+} ls_nearest_mode;
+
+typedef struct ls_conv_attr {
+    int kernel[2];         /* kh, kw */
+    int stride[2];         /* sh, sw */
+    int dilation[2];       /* dh, dw */
+    int pad[4];            /* top, left, bottom, right */
+    int group;
+    int fuse_relu;         /* apply ReLU after bias (+ residual) */
+    int residual;          /* index in node->in of a tensor added before ReLU, or -1 */
+} ls_conv_attr;
+
+typedef struct ls_resize_attr {
+    ls_resize_mode mode;
+    ls_resize_coord coord;
+    ls_nearest_mode nearest;
+    float scale[2];        /* h, w scale factors as given (output/input) */
+} ls_resize_attr;
+
+typedef struct ls_pad_attr {
+    int64_t pads[2 * LS_NN_MAX_DIMS]; /* ONNX order: begins then ends, per axis */
+    float value;
+} ls_pad_attr;
+
+typedef struct ls_node {
+    ls_op op;
+    char *name;            /* the ONNX node name (or "<type>_<index>" if unnamed) */
+    int n_in;
+    int in[LS_NN_MAX_INPUTS];  /* value indices */
+    int out;               /* value index (one output per compute node) */
+    union {
+        ls_conv_attr conv;
+        ls_resize_attr resize;
+        ls_pad_attr pad;
+        int concat_axis;
+        float bn_eps;
+    } attr;
+} ls_node;
+
+typedef struct ls_value {
+    char *name;
+    int ndim;
+    int64_t dims[LS_NN_MAX_DIMS];
+    float *data;           /* constants only; NULL for activations */
+    int producer;          /* node index, or -1 for inputs and constants */
+    int n_consumers;
+} ls_value;
+
+typedef struct ls_graph {
+    int batch;             /* the batch size the shapes were resolved for */
+    int n_values, n_nodes;
+    ls_value *values;
+    ls_node *nodes;
+    int n_inputs, n_outputs;
+    int inputs[LS_NN_MAX_INPUTS];   /* value indices, in model order */
+    int outputs[LS_NN_MAX_INPUTS];
+} ls_graph;
+
+void ls_graph_destroy(ls_graph *g);
+
+/* Number of elements of a value. */
+int64_t ls_value_count(const ls_value *v);
+
+#endif
