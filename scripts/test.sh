@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kind="${1:-}"
 case "$kind" in
-  "")      dir=build;      flags=(-DCMAKE_BUILD_TYPE=Release) ;;
-  address) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DLS_SANITIZE=address) ;;
-  thread)  dir=build-tsan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DLS_SANITIZE=thread) ;;
+  "")      dir=build;      flags=(-DCMAKE_BUILD_TYPE=Release -DLS_BUILD_TESTS=ON) ;;
+  address) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DLS_BUILD_TESTS=ON -DLS_SANITIZE=address) ;;
+  thread)  dir=build-tsan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DLS_BUILD_TESTS=ON -DLS_SANITIZE=thread) ;;
   *) echo "usage: $0 [address|thread]" >&2; exit 2 ;;
 esac
 jobs="$(nproc)"

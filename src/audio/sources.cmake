@@ -1,2 +1,7 @@
-target_sources(lipsync_core PRIVATE)
-target_link_libraries(lipsync_core PUBLIC PkgConfig::SNDFILE PkgConfig::SOXR PkgConfig::FFTW3)
+target_sources(lipsync_core PRIVATE
+  src/audio/decode.c
+  src/audio/resample.c
+  src/audio/mel.c
+  src/audio/windows.c)
+# fftw3_threads provides fftw_make_planner_thread_safe (sessions plan from many threads).
+target_link_libraries(lipsync_core PUBLIC PkgConfig::SNDFILE PkgConfig::SOXR PkgConfig::FFTW3 fftw3_threads)

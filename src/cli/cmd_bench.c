@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 
 static const cli_command benches[] = {
+    {"mel", "mel spectrogram real-time factor, one thread, 60 s of audio", bench_mel},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

@@ -15,6 +15,7 @@ static int cmd_version(int argc, char **argv);
 static const cli_command commands[] = {
     {"help", "list the subcommands, or show one's help", cmd_help},
     {"version", "print the version", cmd_version},
+    {"mel", "compute the 80-bin mel spectrogram of an audio file (.npy out)", cmd_mel},
     {"bench", "run a benchmark (mel, ...)", cmd_bench},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -1,2 +1,4 @@
 # Subcommands and benchmarks compiled into the lipsync binary.
-target_sources(lipsync PRIVATE)
+target_sources(lipsync PRIVATE
+  src/cli/cmd_mel.c
+  src/cli/bench_mel.c)
