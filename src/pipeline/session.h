@@ -1,0 +1,84 @@
+/* session.h - one lip-sync stream: audio in, frames out, in order.
+ *
+ * A session binds a loaded model to a state: the global frame index, the
+ * audio context (streaming mel, encoder features) and the avatar position.
+ * Audio arrives in chunks of any size (16 kHz mono float; see audio/ for
+ * decoding and resampling); each output frame is produced as soon as the
+ * audio it depends on has arrived and a batch is full, or at once for what
+ * is ready on ls_session_flush, and everything at ls_session_finish. Frames
+ * do not depend on how the audio was chunked, on the batch size or on the
+ * thread count: the same audio and start frame give the same bytes.
+ *
+ * Output frame i (i = 0 .. N+1 for N mel windows) is avatar frame
+ * ping-pong(start_frame + i) with the mouth painted from encoder features
+ * F[i-8 .. i+7], F = [E0, E0, E1, .., E(N-1), E(N-1)], zeros outside F.
+ *
+ * Threading: a session is driven by one thread at a time (push, flush,
+ * finish, pull); compute runs on that thread and the shared pool.
+ * ls_session_interrupt may be called from any thread. Many sessions may run
+ * on one model and one pool at once.
+ */
+#ifndef LS_PIPELINE_SESSION_H
+#define LS_PIPELINE_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "pipeline/model.h"
+#include "pipeline/threadpool.h"
+
+typedef struct ls_session ls_session;
+
+typedef enum ls_frame_format {
+    LS_FRAME_JPEG, /* JPEG bytes (quality jpeg_quality, 4:2:0) */
+    LS_FRAME_BGR,  /* width*height*3 bytes, BGR */
+    LS_FRAME_RGBA  /* width*height*4 bytes, RGBA */
+} ls_frame_format;
+
+typedef struct ls_session_options {
+    int64_t start_frame;    /* avatar position of output frame 0 (>= 0) */
+    int batch;              /* 0: the model's default */
+    ls_frame_format format;
+    int jpeg_quality;       /* 1..100; 0: 85 */
+} ls_session_options;
+
+typedef struct ls_frame {
+    int64_t index;          /* output frame index within the session, from 0 */
+    double timestamp;       /* index / 25 seconds */
+    int64_t avatar_frame;   /* avatar image used */
+    ls_frame_format format;
+    int width, height;
+    const uint8_t *data;    /* valid until the next pull, interrupt or destroy */
+    size_t size;
+} ls_frame;
+
+/* Seconds spent per stage since creation, and frames produced. */
+typedef struct ls_stage_times {
+    double mel, encoder, input, unet, composite, encode;
+    int64_t frames, batches;
+} ls_stage_times;
+
+int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *opt,
+                      ls_session **out, ls_error *err);
+void ls_session_destroy(ls_session *s);
+
+/* Appends n samples (16 kHz mono float) and runs every full batch ready. */
+int ls_session_push_audio(ls_session *s, const float *samples, size_t n, ls_error *err);
+/* Runs the frames that are ready now as a partial batch (live streams). */
+int ls_session_flush(ls_session *s, ls_error *err);
+/* End of audio: produces every remaining frame. Later pushes are errors. */
+int ls_session_finish(ls_session *s, ls_error *err);
+
+/* Takes the next frame in order: 1 if *frame was filled, 0 if none yet. */
+int ls_session_pull_frame(ls_session *s, ls_frame *frame);
+/* Frames produced and not yet pulled. */
+int ls_session_pending_frames(const ls_session *s);
+
+/* Drops queued frames and audio not yet turned into frames; the session
+ * continues from the next frame index with fresh audio context. */
+void ls_session_interrupt(ls_session *s);
+
+void ls_session_get_times(const ls_session *s, ls_stage_times *times);
+
+#endif
