@@ -1,0 +1,88 @@
+/* test_config.c - serve settings: file, environment and flags, bad values. */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/config.h"
+#include "support/test_util.h"
+
+static void test_defaults_and_set(void **state)
+{
+    (void)state;
+    ls_server_config c;
+    ls_server_config_defaults(&c);
+    assert_string_equal(c.host, "127.0.0.1");
+    assert_true(c.max_sessions > 0 && c.max_models > 0 && c.max_body_bytes > 0);
+    ls_error err = {0};
+    assert_int_equal(ls_server_config_set(&c, "port", "9001", "flag", &err), LS_OK);
+    assert_int_equal(c.port, 9001);
+    assert_int_equal(ls_server_config_set(&c, "port", "70000", "flag", &err), LS_ERR_RANGE);
+    assert_non_null(strstr(err.msg, "port"));
+    assert_int_equal(ls_server_config_set(&c, "port", "12x", "flag", &err), LS_ERR_FORMAT);
+    assert_int_equal(ls_server_config_set(&c, "max_sessions", "2.5", "flag", &err),
+                     LS_ERR_FORMAT);
+    assert_int_equal(ls_server_config_set(&c, "nosuch", "1", "flag", &err), LS_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "nosuch"));
+    assert_int_equal(ls_server_config_set(&c, "silence_rms", "0.01", "flag", &err), LS_OK);
+    assert_true(c.silence_rms > 0.0099 && c.silence_rms < 0.0101);
+    assert_int_equal(ls_server_config_set(&c, "max_body_bytes", "5000000000", "f", &err), LS_OK);
+    assert_true(c.max_body_bytes == 5000000000ll);
+    char big[LS_CONFIG_STR_MAX + 8];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(ls_server_config_set(&c, "token", big, "f", &err), LS_ERR_RANGE);
+}
+
+static void test_file(void **state)
+{
+    (void)state;
+    ls_server_config c;
+    ls_server_config_defaults(&c);
+    ls_error err = {0};
+    const char *ok = "{\"port\": 0, \"models_root\": \"/m\", \"max_models\": 3,"
+                     " \"token\": \"s3cret\", \"verbose\": true}";
+    const char *p = test_write_tmp("ok.json", ok, strlen(ok));
+    assert_int_equal(ls_server_config_load_file(&c, p, &err), LS_OK);
+    assert_int_equal(c.port, 0);
+    assert_string_equal(c.models_root, "/m");
+    assert_int_equal(c.max_models, 3);
+    assert_string_equal(c.token, "s3cret");
+    assert_int_equal(c.verbose, 1);
+
+    const char *bad[] = {"{\"port\": ", "[1,2]", "{\"port\": \"80\"}", "{\"host\": 5}",
+                         "{\"typo\": 1}", "{\"max_models\": 0}", "", NULL};
+    for (int i = 0; bad[i]; i++) {
+        p = test_write_tmp("bad.json", bad[i], strlen(bad[i]));
+        err.msg[0] = '\0';
+        assert_true(ls_server_config_load_file(&c, p, &err) < 0);
+        assert_non_null(strstr(err.msg, "bad.json"));
+    }
+    assert_int_equal(ls_server_config_load_file(&c, "/nonexistent.json", &err), LS_ERR_IO);
+}
+
+static void test_env(void **state)
+{
+    (void)state;
+    ls_server_config c;
+    ls_server_config_defaults(&c);
+    ls_error err = {0};
+    char *env[] = {"HOME=/root", "LS_TEST_DATA=/x", "LS_MAX_SESSIONS=5", "LS_TOKEN=abc", NULL};
+    assert_int_equal(ls_server_config_apply_env(&c, env, &err), LS_OK);
+    assert_int_equal(c.max_sessions, 5);
+    assert_string_equal(c.token, "abc");
+    char *bad[] = {"LS_PORT=http", NULL};
+    assert_int_equal(ls_server_config_apply_env(&c, bad, &err), LS_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "LS_PORT"));
+    char help[4096];
+    ls_server_config_describe(help, sizeof help);
+    assert_non_null(strstr(help, "--max-sessions"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_and_set),
+        cmocka_unit_test(test_file),
+        cmocka_unit_test(test_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
