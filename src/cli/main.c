@@ -17,6 +17,9 @@ static const cli_command commands[] = {
     {"version", "print the version", cmd_version},
     {"mel", "compute the 80-bin mel spectrogram of an audio file (.npy out)", cmd_mel},
     {"bench", "run a benchmark (mel, ...)", cmd_bench},
+#ifdef LS_HAVE_SERVER
+    {"serve", "serve the pipeline over HTTP and WebSocket", cmd_serve},
+#endif
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

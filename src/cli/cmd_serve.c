@@ -1,0 +1,106 @@
+/* cmd_serve.c - `lipsync serve`: runs the HTTP + WebSocket server. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "server/config.h"
+#include "server/server.h"
+
+extern char **environ;
+
+static void usage(FILE *out)
+{
+    char keys[4096];
+    ls_server_config_describe(keys, sizeof keys);
+    fprintf(out,
+            "usage: lipsync serve [--config FILE] [--SETTING VALUE ...]\n"
+            "\n"
+            "Serves the lip-sync pipeline over HTTP and WebSocket (see README, 'Server').\n"
+            "Settings come from defaults, then the JSON config FILE, then LS_<SETTING>\n"
+            "environment variables (LS_MAX_SESSIONS=4), then flags (--max-sessions 4):\n"
+            "%s",
+            keys);
+}
+
+typedef struct signal_waiter {
+    sigset_t set;
+    ls_server *srv;
+} signal_waiter;
+
+/* Signals are taken by this thread with sigwait, so stopping the server
+ * happens in normal thread context rather than in a signal handler. */
+static void *wait_signals(void *arg)
+{
+    signal_waiter *w = arg;
+    int sig;
+    if (sigwait(&w->set, &sig) == 0 && sig != SIGUSR1) {
+        fprintf(stderr, "lipsync: signal %d, stopping\n", sig);
+        ls_server_stop(w->srv);
+    }
+    return NULL;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    ls_server_config cfg;
+    ls_server_config_defaults(&cfg);
+#ifdef LS_WEB_ROOT
+    snprintf(cfg.web_root, sizeof cfg.web_root, "%s", LS_WEB_ROOT);
+#endif
+    ls_error err = {0};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                usage(stderr);
+                return 2;
+            }
+            if (ls_server_config_load_file(&cfg, argv[i + 1], &err)) return cli_fail("serve", &err);
+        }
+    }
+    if (ls_server_config_apply_env(&cfg, environ, &err)) return cli_fail("serve", &err);
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0 || argv[i][2] == '\0') {
+            fprintf(stderr, "lipsync: serve: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+        char key[64];
+        const char *name = argv[i] + 2, *eq = strchr(name, '=');
+        size_t n = eq ? (size_t)(eq - name) : strlen(name);
+        if (n >= sizeof key) n = sizeof key - 1;
+        for (size_t k = 0; k < n; k++) key[k] = name[k] == '-' ? '_' : name[k];
+        key[n] = '\0';
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!strcmp(key, "config")) continue;
+        if (ls_server_config_set(&cfg, key, value, "flag", &err)) return cli_fail("serve", &err);
+    }
+
+    /* Block the stop signals before any thread starts, so all inherit it. */
+    signal_waiter w;
+    sigemptyset(&w.set);
+    sigaddset(&w.set, SIGINT);
+    sigaddset(&w.set, SIGTERM);
+    sigaddset(&w.set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &w.set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ls_server *srv;
+    if (ls_server_create(&cfg, &srv, &err)) return cli_fail("serve", &err);
+    w.srv = srv;
+    pthread_t waiter;
+    pthread_create(&waiter, NULL, wait_signals, &w);
+    printf("lipsync: serving http://%s:%d/ (models from %s)\n", cfg.host, ls_server_port(srv),
+           cfg.models_root);
+    fflush(stdout);
+    int rc = ls_server_run(srv);
+    pthread_kill(waiter, SIGUSR1); /* wakes the waiter if the loop ended by itself */
+    pthread_join(waiter, NULL);
+    ls_server_destroy(srv);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,358 @@
+/* jobs.c - HTTP routes that compute, run on workers: model load/unload,
+ * /v1/render and /v1/batch. Each job fills the request's response and
+ * hands it to the loop (http_finish); a client that hangs up meanwhile
+ * makes the job stop at the next chunk of audio.
+ */
+#include "server/server_priv.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/clock.h"
+#ifdef LS_HAVE_MEDIA_WRITER
+#include "media/video_writer.h"
+#endif
+
+cJSON *model_entry_json(const ls_registry_entry *e);
+
+#define PUSH_CHUNK 16000 /* push 1 s at a time to notice hang-ups */
+
+static void set_from_error(http_req *r, const ls_error *err)
+{
+    http_set_error(r, http_status_for(err->code), "%s", err->msg[0] ? err->msg : "failed");
+}
+
+static void set_json_obj(http_req *r, int status, cJSON *j)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s) {
+        http_set_error(r, 500, "out of memory");
+        return;
+    }
+    http_set_json(r, status, s);
+    cJSON_free(s);
+}
+
+static void job_model(ls_server *srv, http_req *r)
+{
+    ls_error err = {0};
+    int rc = r->route == ROUTE_LOAD ? ls_registry_load(srv->registry, r->model, &err)
+                                    : ls_registry_unload(srv->registry, r->model, &err);
+    ls_registry_entry e;
+    if (!rc) rc = ls_registry_state(srv->registry, r->model, &e, &err);
+    if (rc) {
+        set_from_error(r, &err);
+        return;
+    }
+    set_json_obj(r, 200, model_entry_json(&e));
+}
+
+/* Runs a whole-audio session, handing frames to `sink` in order. */
+typedef int (*frame_sink)(void *ctx, const ls_frame *f, ls_error *err);
+
+static int run_session(ls_server *srv, http_req *r, const float *x, size_t n,
+                       ls_frame_format format, frame_sink sink, void *ctx,
+                       ls_stage_times *times, ls_error *err)
+{
+    ls_model *model;
+    int rc = ls_registry_acquire(srv->registry, r->model, &model, err);
+    if (rc) return rc;
+    ls_session_options so = {r->route == ROUTE_RENDER ? r->start_frame : 0, srv->cfg.batch, format,
+                             srv->cfg.jpeg_quality};
+    ls_session *s = NULL;
+    rc = ls_session_create(model, srv->pool, &so, &s, err);
+    ls_frame f;
+    for (size_t at = 0; !rc && at < n; at += PUSH_CHUNK) {
+        if (atomic_load(&r->c.closed)) {
+            rc = ls_error_set(err, LS_ERR_STATE, "client went away");
+            break;
+        }
+        size_t k = n - at < PUSH_CHUNK ? n - at : PUSH_CHUNK;
+        rc = ls_session_push_audio(s, x + at, k, err);
+        while (!rc && ls_session_pull_frame(s, &f) == 1) rc = sink(ctx, &f, err);
+    }
+    if (!rc) rc = ls_session_finish(s, err);
+    while (!rc && ls_session_pull_frame(s, &f) == 1) rc = sink(ctx, &f, err);
+    if (s) {
+        ls_session_get_times(s, times);
+        ls_session_destroy(s);
+    }
+    ls_registry_release(srv->registry, model);
+    return rc;
+}
+
+static cJSON *timings_json(const ls_stage_times *t, double decode_s, double total_s)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "decode_ms", decode_s * 1e3);
+    cJSON_AddNumberToObject(j, "mel_ms", t->mel * 1e3);
+    cJSON_AddNumberToObject(j, "encoder_ms", t->encoder * 1e3);
+    cJSON_AddNumberToObject(j, "input_ms", t->input * 1e3);
+    cJSON_AddNumberToObject(j, "unet_ms", t->unet * 1e3);
+    cJSON_AddNumberToObject(j, "composite_ms", t->composite * 1e3);
+    cJSON_AddNumberToObject(j, "encode_ms", t->encode * 1e3);
+    cJSON_AddNumberToObject(j, "total_ms", total_s * 1e3);
+    cJSON_AddNumberToObject(j, "frames", (double)t->frames);
+    cJSON_AddNumberToObject(j, "batches", (double)t->batches);
+    return j;
+}
+
+/* ---- /v1/batch ---- */
+
+typedef struct batch_sink {
+    int64_t first, count;
+    ls_jpeg_list frames;
+    int64_t total; /* frames the audio gives */
+} batch_sink;
+
+static int batch_take(void *ctx, const ls_frame *f, ls_error *err)
+{
+    batch_sink *b = ctx;
+    b->total = f->index + 1;
+    if (f->index < b->first || f->index >= b->first + b->count) return LS_OK;
+    if (ls_jpeg_list_add(&b->frames, f->index, f->avatar_frame, f->timestamp, f->data, f->size))
+        return ls_error_set(err, LS_ERR_NOMEM, "out of memory for frame %lld",
+                            (long long)f->index);
+    return LS_OK;
+}
+
+static void job_batch(ls_server *srv, http_req *r)
+{
+    double t0 = ls_now();
+    if (r->body.len % 4) {
+        http_set_error(r, 400, "body of %zu bytes is not whole float32 samples", r->body.len);
+        return;
+    }
+    size_t n = r->body.len / 4;
+    float *x = malloc(n * sizeof *x);
+    if (!x) {
+        http_set_error(r, 503, "out of memory for %zu samples", n);
+        return;
+    }
+    memcpy(x, r->body.data, n * 4); /* little-endian host */
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) || fabsf(x[i]) > 64.0f) {
+            free(x);
+            http_set_error(r, 400,
+                           "sample %zu is %g: the body must be float32 LE 16 kHz audio in "
+                           "[-1, 1]",
+                           i, (double)x[i]);
+            return;
+        }
+    batch_sink b = {r->start_frame, r->batch_size, {0}, 0};
+    ls_stage_times times = {0};
+    ls_error err = {0};
+    double decode_s = ls_now() - t0;
+    int rc = run_session(srv, r, x, n, LS_FRAME_JPEG, batch_take, &b, &times, &err);
+    free(x);
+    if (!rc && b.frames.n == 0)
+        rc = ls_error_set(&err, LS_ERR_RANGE,
+                          "start_frame %lld is past the end: %zu samples give %lld frames",
+                          (long long)r->start_frame, n, (long long)b.total);
+    if (rc) {
+        set_from_error(r, &err);
+        ls_jpeg_list_free(&b.frames);
+        return;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", r->model);
+    cJSON_AddNumberToObject(j, "start_frame", (double)r->start_frame);
+    cJSON_AddNumberToObject(j, "batch_size", r->batch_size);
+    cJSON_AddNumberToObject(j, "count", (double)b.frames.n);
+    cJSON_AddNumberToObject(j, "total_frames", (double)b.total);
+    cJSON_AddItemToObject(j, "timings", timings_json(&times, decode_s, ls_now() - t0));
+    ls_metrics_add(srv->metrics, LS_M_FRAMES_SENT, (double)b.frames.n);
+    if (r->multipart) {
+        char *meta = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        const char *boundary = "lipsync-frame-boundary";
+        if (!meta || ls_frames_to_multipart(&b.frames, meta, boundary, &r->resp, &err)) {
+            http_set_error(r, 500, "multipart: out of memory");
+        } else {
+            r->status = 200;
+            snprintf(r->content_type, sizeof r->content_type, "multipart/mixed; boundary=%s",
+                     boundary);
+        }
+        cJSON_free(meta);
+    } else {
+        cJSON *arr = cJSON_AddArrayToObject(j, "frames");
+        int bad = 0;
+        for (size_t i = 0; i < b.frames.n; i++) {
+            const ls_jpeg_frame *f = &b.frames.frames[i];
+            char *b64 = ls_base64(f->data, f->size);
+            cJSON *fo = cJSON_CreateObject();
+            cJSON_AddNumberToObject(fo, "index", (double)f->index);
+            cJSON_AddNumberToObject(fo, "avatar_frame", (double)f->avatar_frame);
+            cJSON_AddNumberToObject(fo, "timestamp", f->timestamp);
+            if (!b64 || !cJSON_AddStringToObject(fo, "jpeg", b64)) bad = 1;
+            free(b64);
+            cJSON_AddItemToArray(arr, fo);
+        }
+        if (bad) {
+            cJSON_Delete(j);
+            http_set_error(r, 500, "out of memory encoding frames");
+        } else {
+            set_json_obj(r, 200, j);
+        }
+    }
+    ls_jpeg_list_free(&b.frames);
+}
+
+/* ---- /v1/render ---- */
+
+typedef struct render_sink {
+    ls_jpeg_list frames;
+#ifdef LS_HAVE_MEDIA_WRITER
+    ls_video_writer *writer;
+    ls_video_writer_options wo;
+    const char *path;
+    const ls_audio *audio;
+#endif
+} render_sink;
+
+static int render_take_jpeg(void *ctx, const ls_frame *f, ls_error *err)
+{
+    render_sink *rs = ctx;
+    if (ls_jpeg_list_add(&rs->frames, f->index, f->avatar_frame, f->timestamp, f->data, f->size))
+        return ls_error_set(err, LS_ERR_NOMEM, "out of memory for frame %lld",
+                            (long long)f->index);
+    return LS_OK;
+}
+
+#ifdef LS_HAVE_MEDIA_WRITER
+/* The writer opens on the first frame, when the size is known. */
+static int render_take_bgr(void *ctx, const ls_frame *f, ls_error *err)
+{
+    render_sink *rs = ctx;
+    if (!rs->writer) {
+        rs->wo.width = f->width;
+        rs->wo.height = f->height;
+        rs->wo.fps = 25;
+        rs->wo.audio_rate = rs->audio->rate;
+        int rc = ls_video_writer_open(rs->path, &rs->wo, &rs->writer, err);
+        if (rc) return rc;
+        rc = ls_video_writer_add_audio(rs->writer, rs->audio->samples, rs->audio->n, err);
+        if (rc) return rc;
+    }
+    return ls_video_writer_add_frame(rs->writer, f->data, f->width * 3, err);
+}
+
+static int read_file(const char *path, ls_buf *out, ls_error *err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return ls_error_set(err, LS_ERR_IO, "cannot reopen %s", path);
+    uint8_t chunk[65536];
+    size_t got;
+    int rc = LS_OK;
+    while (!rc && (got = fread(chunk, 1, sizeof chunk, fp)) > 0)
+        if (ls_buf_append(out, chunk, got)) rc = ls_error_set(err, LS_ERR_NOMEM, "out of memory");
+    fclose(fp);
+    return rc;
+}
+#endif
+
+static void job_render(ls_server *srv, http_req *r)
+{
+    double t0 = ls_now();
+    ls_error err = {0};
+    ls_audio audio = {0}, a16 = {0};
+    int rc = ls_audio_decode_memory(r->body.data, r->body.len, &audio, &err);
+    if (rc) {
+        ls_error_prefix(&err, "audio");
+        set_from_error(r, &err);
+        return;
+    }
+    const ls_audio *x = &audio;
+    if (audio.rate != LS_AUDIO_MODEL_RATE) {
+        rc = ls_resample(audio.samples, audio.n, audio.rate, LS_AUDIO_MODEL_RATE, &a16, &err);
+        x = &a16;
+    }
+    double decode_s = ls_now() - t0;
+    ls_stage_times times = {0};
+    render_sink rs = {{0}};
+    const char *disposition = "lipsync.mjpeg";
+    if (!rc && !strcmp(r->output, "mp4")) {
+#ifdef LS_HAVE_MEDIA_WRITER
+        char path[] = "/tmp/lipsync-render-XXXXXX.mp4";
+        int fd = mkstemps(path, 4);
+        if (fd < 0) {
+            rc = ls_error_set(&err, LS_ERR_IO, "cannot create a temporary file");
+        } else {
+            close(fd);
+            rs.path = path;
+            rs.audio = &audio;
+            rc = run_session(srv, r, x->samples, x->n, LS_FRAME_BGR, render_take_bgr, &rs, &times,
+                             &err);
+            if (rs.writer) {
+                if (rc)
+                    ls_video_writer_abort(rs.writer);
+                else
+                    rc = ls_video_writer_close(rs.writer, &err);
+            }
+            if (!rc) rc = read_file(path, &r->resp, &err);
+            unlink(path);
+        }
+        snprintf(r->content_type, sizeof r->content_type, "video/mp4");
+        disposition = "lipsync.mp4";
+#else
+        rc = ls_error_set(&err, LS_ERR_UNSUPPORTED,
+                          "output mp4 needs the media writer, which this build lacks; "
+                          "use output=mjpeg or jpeg-zip");
+#endif
+    } else if (!rc) {
+        rc = run_session(srv, r, x->samples, x->n, LS_FRAME_JPEG, render_take_jpeg, &rs, &times,
+                         &err);
+        if (!rc && !strcmp(r->output, "mjpeg")) {
+            rc = ls_frames_to_mjpeg(&rs.frames, &r->resp, &err);
+            snprintf(r->content_type, sizeof r->content_type, "video/x-motion-jpeg");
+        } else if (!rc) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "model", r->model);
+            cJSON_AddNumberToObject(m, "start_frame", (double)r->start_frame);
+            cJSON_AddNumberToObject(m, "fps", 25);
+            cJSON_AddNumberToObject(m, "frames", (double)rs.frames.n);
+            cJSON_AddItemToObject(m, "timings", timings_json(&times, decode_s, ls_now() - t0));
+            char *manifest = cJSON_PrintUnformatted(m);
+            cJSON_Delete(m);
+            rc = manifest ? ls_frames_to_zip(&rs.frames, manifest, &r->resp, &err)
+                          : ls_error_set(&err, LS_ERR_NOMEM, "out of memory");
+            cJSON_free(manifest);
+            snprintf(r->content_type, sizeof r->content_type, "application/zip");
+            disposition = "lipsync-frames.zip";
+        }
+    }
+    ls_metrics_add(srv->metrics, LS_M_FRAMES_SENT, (double)times.frames);
+    ls_jpeg_list_free(&rs.frames);
+    ls_audio_free(&audio);
+    ls_audio_free(&a16);
+    if (rc) {
+        r->resp.len = 0;
+        set_from_error(r, &err);
+        return;
+    }
+    r->status = 200;
+    snprintf(r->disposition, sizeof r->disposition, "attachment; filename=\"%s\"", disposition);
+}
+
+void job_run(void *arg)
+{
+    http_req *r = arg;
+    ls_server *srv = r->c.srv;
+    if (!atomic_load(&r->c.closed)) {
+        switch (r->route) {
+        case ROUTE_LOAD:
+        case ROUTE_UNLOAD: job_model(srv, r); break;
+        case ROUTE_BATCH: job_batch(srv, r); break;
+        case ROUTE_RENDER: job_render(srv, r); break;
+        default: http_set_error(r, 500, "no job for this route"); break;
+        }
+        http_finish(r);
+    }
+    conn_unref(&r->c);
+}

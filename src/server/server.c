@@ -1,0 +1,1102 @@
+/* server.c - the event loop: HTTP routes, the WebSocket stream protocol,
+ * limits and auth. Compute happens in jobs.c and stream.c on workers.
+ *
+ * HTTP API (every error is {"error": "<message>", "status": N}):
+ *   GET  /health                    {"status":"ok", ...}; never needs the token
+ *   GET  /metrics                   Prometheus text format
+ *   GET  /v1/models                 {"models":[{id, state, ...}]}
+ *   POST /v1/models/{id}/load       loads (or touches) a model
+ *   DELETE /v1/models/{id}          unloads it (sessions using it keep it)
+ *   POST /v1/render?model=ID&start_frame=N&output=mp4|mjpeg|jpeg-zip
+ *        body: an audio file (WAV, FLAC, Ogg, MP3...); answer: the video
+ *   POST /v1/batch?model=ID&batch_size=B&start_frame=G[&format=multipart]
+ *        body: raw float32 little-endian 16 kHz mono samples of the stream
+ *        from its start; answer: frames G..G+B-1 of that stream (avatar
+ *        position follows the global frame index) as base64 JPEG in JSON,
+ *        or multipart/mixed (also chosen by Accept: multipart/mixed)
+ *   GET  /, /app.js, /style.css     the browser client (web_root)
+ * With a token configured, every route but /health wants
+ * "Authorization: Bearer TOKEN" or "?token=TOKEN" (browsers cannot set
+ * headers on WebSockets).
+ *
+ * WebSocket GET /v1/stream?model=ID (refused before the upgrade with a JSON
+ * 401/404/503 answer). Client -> server:
+ *   text {"type":"start","format":"s16le"|"f32le","rate":R,"channels":C,
+ *         "start_frame":N,"batch":B,"live":false}     once, before audio
+ *   binary audio in that format, any chunk size (samples may be split)
+ *   text {"type":"flush"}      run the frames that are ready now
+ *   text {"type":"interrupt"}  drop queued and in-flight frames
+ *   text {"type":"end"}        end of audio: remaining frames, then "done"
+ * Server -> client:
+ *   binary frame: "LSF1", u32 flags (1: silent avatar frame), i64 frame
+ *          index, f64 timestamp (index/25 s), then the JPEG (all LE)
+ *   text {"type":"ready"|"speech_start"|"speech_end"|"stats"|"interrupted"
+ *         |"done"|"error", ...}
+ * Live mode ("live":true) flushes after every chunk and paces frames at
+ * 25 fps against the session clock.
+ */
+#include "server/server_priv.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/clock.h"
+
+#define WRITE_CHUNK 65536
+#define TEXT_MSG_MAX 65536
+/* Input flow control: stop reading a stream's socket while this much audio
+ * waits for a worker, or this many frames wait for the client. */
+#define INBOX_PAUSE_BYTES (4u << 20)
+#define OUTBOX_PAUSE_FRAMES 200
+
+/* ---- conn lifetime and the ready list ---- */
+
+void conn_init(conn *c, conn_kind kind, ls_server *srv)
+{
+    c->kind = kind;
+    c->srv = srv;
+    pthread_mutex_init(&c->lock, NULL);
+    c->refs = 1; /* the loop's */
+    atomic_init(&c->closed, 0);
+}
+
+void conn_ref(conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->refs++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void http_req_free(http_req *r)
+{
+    if (r->holds_slot) atomic_fetch_sub(&r->c.srv->active_jobs, 1);
+    ls_buf_free(&r->body);
+    ls_buf_free(&r->resp);
+    pthread_mutex_destroy(&r->c.lock);
+    free(r);
+}
+
+void conn_unref(conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int last = --c->refs == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (!last) return;
+    if (c->kind == CONN_HTTP)
+        http_req_free((http_req *)c);
+    else
+        stream_free((stream *)c);
+}
+
+void conn_notify(conn *c)
+{
+    ls_server *srv = c->srv;
+    pthread_mutex_lock(&srv->ready_lock);
+    if (!c->on_ready_list) {
+        c->on_ready_list = 1;
+        conn_ref(c);
+        c->ready_next = srv->ready_head;
+        srv->ready_head = c;
+    }
+    pthread_mutex_unlock(&srv->ready_lock);
+    lws_cancel_service(srv->ctx);
+}
+
+/* [loop] Asks for writable callbacks for every conn with news. */
+static void drain_ready(ls_server *srv)
+{
+    pthread_mutex_lock(&srv->ready_lock);
+    conn *c = srv->ready_head;
+    srv->ready_head = NULL;
+    for (conn *p = c; p; p = p->ready_next) p->on_ready_list = 0;
+    pthread_mutex_unlock(&srv->ready_lock);
+    while (c) {
+        conn *next = c->ready_next;
+        if (c->wsi) lws_callback_on_writable(c->wsi);
+        conn_unref(c);
+        c = next;
+    }
+}
+
+/* ---- HTTP responses ---- */
+
+int http_status_for(int code)
+{
+    switch (code) {
+    case LS_ERR_INVALID_ARG:
+    case LS_ERR_FORMAT:
+    case LS_ERR_RANGE: return 400;
+    case LS_ERR_UNSUPPORTED: return 415;
+    case LS_ERR_NOT_FOUND: return 404;
+    case LS_ERR_BUSY: return 503;
+    case LS_ERR_STATE: return 409;
+    default: return 500;
+    }
+}
+
+void http_set_json(http_req *r, int status, const char *json)
+{
+    r->status = status;
+    snprintf(r->content_type, sizeof r->content_type, "application/json");
+    r->resp.len = 0;
+    ls_buf_append(&r->resp, json, strlen(json));
+    ls_buf_append(&r->resp, "\n", 1);
+}
+
+void http_set_error(http_req *r, int status, const char *fmt, ...)
+{
+    char text[LS_ERROR_MSG_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "error", text);
+    cJSON_AddNumberToObject(j, "status", status);
+    char *s = cJSON_PrintUnformatted(j);
+    http_set_json(r, status, s ? s : "{\"error\":\"out of memory\"}");
+    cJSON_free(s);
+    cJSON_Delete(j);
+    ls_metrics_add(r->c.srv->metrics, LS_M_ERRORS, 1);
+}
+
+void http_finish(http_req *r)
+{
+    atomic_store(&r->ready, 1);
+    conn_notify(&r->c);
+}
+
+/* [loop] Writes the next piece of a ready response; <0 closes. */
+static int http_write(struct lws *wsi, http_req *r)
+{
+    unsigned char buf[LWS_PRE + WRITE_CHUNK];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    if (!r->headers_sent) {
+        if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->content_type, r->resp.len,
+                                        &p, end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                        (const unsigned char *)"no-store", 8, &p, end))
+            return -1;
+        if (r->disposition[0] &&
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"content-disposition:",
+                                        (const unsigned char *)r->disposition,
+                                        (int)strlen(r->disposition), &p, end))
+            return -1;
+        if (r->close_after &&
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                        (const unsigned char *)"close", 5, &p, end))
+            return -1;
+        if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+        r->headers_sent = 1;
+        ls_metrics_add(r->c.srv->metrics, LS_M_REQUESTS, 1);
+        if (r->c.srv->cfg.verbose)
+            lwsl_user("%d %zu bytes\n", r->status, r->resp.len);
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    size_t left = r->resp.len - r->sent;
+    size_t n = left < WRITE_CHUNK ? left : WRITE_CHUNK;
+    int last = n == left;
+    if (n) memcpy(start, r->resp.data + r->sent, n);
+    if (lws_write(wsi, start, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    r->sent += n;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (r->close_after) return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* ---- request parsing helpers ---- */
+
+/* The value of query argument name ("model="), URL-decoded by lws. */
+static int get_arg(struct lws *wsi, const char *name, char *buf, int cap)
+{
+    const char *v = lws_get_urlarg_by_name(wsi, name, buf, cap);
+    if (!v) return 0;
+    /* lws leaves "name=value" in buf and points at the value. */
+    memmove(buf, v, strlen(v) + 1);
+    return 1;
+}
+
+static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || v < min || v > max) return 0;
+    *out = v;
+    return 1;
+}
+
+/* Bearer token from the Authorization header or the token= query arg. */
+static int authorized(ls_server *srv, struct lws *wsi)
+{
+    const char *token = srv->cfg.token;
+    if (!token[0]) return 1;
+    char h[LS_CONFIG_STR_MAX + 16];
+    if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
+        !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, token))
+        return 1;
+    char q[LS_CONFIG_STR_MAX + 16];
+    return get_arg(wsi, "token=", q, sizeof q) && !strcmp(q, token);
+}
+
+static int try_reserve_slot(ls_server *srv)
+{
+    int used = atomic_load(&srv->active_streams) + atomic_load(&srv->active_jobs);
+    if (used >= srv->cfg.max_sessions) {
+        ls_metrics_add(srv->metrics, LS_M_SESSIONS_REJECTED, 1);
+        return 0;
+    }
+    return 1;
+}
+
+static char *health_json(ls_server *srv)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "status", "ok");
+    cJSON_AddStringToObject(j, "version", LS_VERSION);
+    cJSON_AddNumberToObject(j, "uptime_s", ls_now() - srv->started_at);
+    cJSON_AddNumberToObject(j, "sessions", atomic_load(&srv->active_streams));
+    cJSON_AddNumberToObject(j, "jobs", atomic_load(&srv->active_jobs));
+    cJSON_AddNumberToObject(j, "max_sessions", srv->cfg.max_sessions);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+cJSON *model_entry_json(const ls_registry_entry *e);
+cJSON *model_entry_json(const ls_registry_entry *e)
+{
+    static const char *states[] = {"available", "loading", "resident", "failed"};
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", e->id);
+    cJSON_AddStringToObject(m, "state", states[e->state]);
+    cJSON_AddNumberToObject(m, "users", e->users);
+    if (e->state == LS_MODEL_RESIDENT) {
+        cJSON_AddStringToObject(m, "name", e->name);
+        cJSON_AddNumberToObject(m, "fps", e->fps);
+        cJSON_AddNumberToObject(m, "width", e->width);
+        cJSON_AddNumberToObject(m, "height", e->height);
+        cJSON_AddNumberToObject(m, "frames", e->n_frames);
+        cJSON_AddNumberToObject(m, "batch", e->batch);
+        cJSON_AddNumberToObject(m, "memory_bytes", (double)e->memory_bytes);
+        cJSON_AddNumberToObject(m, "idle_s", e->idle_s);
+    }
+    if (e->state == LS_MODEL_FAILED) cJSON_AddStringToObject(m, "error", e->error);
+    return m;
+}
+
+static void models_json(ls_server *srv, http_req *r)
+{
+    ls_registry_entry list[256];
+    int n = ls_registry_list(srv->registry, list, 256);
+    cJSON *j = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(j, "models");
+    for (int i = 0; i < n && i < 256; i++) cJSON_AddItemToArray(arr, model_entry_json(&list[i]));
+    cJSON_AddNumberToObject(j, "max_models", srv->cfg.max_models);
+    char *s = cJSON_PrintUnformatted(j);
+    http_set_json(r, 200, s ? s : "{}");
+    cJSON_free(s);
+    cJSON_Delete(j);
+}
+
+static void metrics_text(ls_server *srv, http_req *r)
+{
+    ls_metrics_gauges g = {0};
+    g.sessions_active = atomic_load(&srv->active_streams);
+    g.jobs_active = atomic_load(&srv->active_jobs);
+    ls_workq_depth(srv->workq, &g.queue_depth, &g.workers_busy);
+    g.frames_queued = atomic_load(&srv->frames_queued);
+    ls_registry_stats st;
+    ls_registry_get_stats(srv->registry, &st);
+    g.models_resident = st.resident;
+    g.models_loading = st.loading;
+    g.models_bytes = st.resident_bytes;
+    g.model_loads = st.loads;
+    g.model_evictions = st.evictions;
+    g.model_load_failures = st.load_failures;
+    char *text = ls_metrics_render(srv->metrics, &g);
+    if (!text) {
+        http_set_error(r, 500, "metrics: out of memory");
+        return;
+    }
+    r->status = 200;
+    snprintf(r->content_type, sizeof r->content_type, "text/plain; version=0.0.4");
+    ls_buf_append(&r->resp, text, strlen(text));
+    free(text);
+}
+
+/* The browser client's files: a fixed list, so no path reaches elsewhere. */
+static const struct {
+    const char *url, *file, *mime;
+} web_files[] = {
+    {"/", "index.html", "text/html"},
+    {"/index.html", "index.html", "text/html"},
+    {"/app.js", "app.js", "application/javascript"},
+    {"/style.css", "style.css", "text/css"},
+};
+
+static int serve_web(ls_server *srv, struct lws *wsi, http_req *r, const char *uri)
+{
+    for (size_t i = 0; i < sizeof web_files / sizeof web_files[0]; i++) {
+        if (strcmp(uri, web_files[i].url)) continue;
+        char path[LS_CONFIG_STR_MAX + 32];
+        snprintf(path, sizeof path, "%s/%s", srv->cfg.web_root, web_files[i].file);
+        struct stat st;
+        if (!srv->cfg.web_root[0] || stat(path, &st) != 0) return 0;
+        r->serving_file = 1;
+        int n = lws_serve_http_file(wsi, path, web_files[i].mime, NULL, 0);
+        if (n < 0) return -1;
+        if (n > 0 && lws_http_transaction_completed(wsi)) return -1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Splits /v1/models/{id}[/load]: returns the route or ROUTE_NONE. */
+static route model_route(const char *uri, int post, int del, char *id)
+{
+    const char *prefix = "/v1/models/";
+    if (strncmp(uri, prefix, strlen(prefix))) return ROUTE_NONE;
+    const char *rest = uri + strlen(prefix);
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (n == 0 || n > LS_MODEL_ID_MAX) return ROUTE_NONE;
+    memcpy(id, rest, n);
+    id[n] = '\0';
+    if (post && slash && !strcmp(slash, "/load")) return ROUTE_LOAD;
+    if (del && !slash) return ROUTE_UNLOAD;
+    return ROUTE_NONE;
+}
+
+/* [loop] A new request: answers the cheap routes at once, prepares jobs. */
+static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *uri)
+{
+    int get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    int post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    int del = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
+    if (!strcmp(uri, "/health")) {
+        if (!get) goto method;
+        char *s = health_json(srv);
+        http_set_json(r, 200, s ? s : "{\"status\":\"ok\"}");
+        cJSON_free(s);
+        goto ready;
+    }
+    if (!authorized(srv, wsi)) {
+        http_set_error(r, 401, "missing or wrong bearer token");
+        goto ready;
+    }
+    if (get && !strcmp(uri, "/metrics")) {
+        metrics_text(srv, r);
+        goto ready;
+    }
+    if (get && !strcmp(uri, "/v1/models")) {
+        models_json(srv, r);
+        goto ready;
+    }
+    if (get && !strcmp(uri, "/v1/stream")) {
+        http_set_error(r, 426, "/v1/stream wants a WebSocket upgrade");
+        goto ready;
+    }
+    if (get) {
+        int w = serve_web(srv, wsi, r, uri);
+        if (w) return w < 0 ? -1 : 0;
+    }
+    char id[LS_MODEL_ID_MAX + 1];
+    route rt = model_route(uri, post, del, id);
+    if (rt == ROUTE_NONE && post && !strcmp(uri, "/v1/render")) rt = ROUTE_RENDER;
+    if (rt == ROUTE_NONE && post && !strcmp(uri, "/v1/batch")) rt = ROUTE_BATCH;
+    if (rt == ROUTE_NONE) {
+        int known = !strcmp(uri, "/v1/render") || !strcmp(uri, "/v1/batch") ||
+                    !strcmp(uri, "/metrics") || !strcmp(uri, "/v1/models") ||
+                    !strncmp(uri, "/v1/models/", 11);
+        if (known) goto method;
+        http_set_error(r, 404, "no such endpoint: %.200s", uri);
+        goto ready;
+    }
+    r->route = rt;
+    if (rt == ROUTE_LOAD || rt == ROUTE_UNLOAD) {
+        snprintf(r->model, sizeof r->model, "%s", id);
+    } else {
+        char v[128];
+        if (!get_arg(wsi, "model=", r->model, sizeof r->model) || !r->model[0]) {
+            http_set_error(r, 400, "missing model=ID query parameter");
+            goto reject_body;
+        }
+        r->start_frame = 0;
+        if (get_arg(wsi, "start_frame=", v, sizeof v) &&
+            !parse_i64(v, 0, INT64_C(1) << 40, &r->start_frame)) {
+            http_set_error(r, 400, "start_frame wants an integer >= 0, got '%s'", v);
+            goto reject_body;
+        }
+        if (rt == ROUTE_RENDER) {
+            snprintf(r->output, sizeof r->output, "mp4");
+            if (get_arg(wsi, "output=", v, sizeof v)) {
+                if (strcmp(v, "mp4") && strcmp(v, "mjpeg") && strcmp(v, "jpeg-zip")) {
+                    http_set_error(r, 400, "output wants mp4, mjpeg or jpeg-zip, got '%s'", v);
+                    goto reject_body;
+                }
+                snprintf(r->output, sizeof r->output, "%.15s", v);
+            }
+        } else {
+            int64_t b = 0;
+            if (!get_arg(wsi, "batch_size=", v, sizeof v) || !parse_i64(v, 1, 32, &b)) {
+                http_set_error(r, 400, "batch_size wants an integer in 1..32");
+                goto reject_body;
+            }
+            r->batch_size = (int)b;
+            char accept[256];
+            r->multipart = (get_arg(wsi, "format=", v, sizeof v) && !strcmp(v, "multipart")) ||
+                           (lws_hdr_copy(wsi, accept, sizeof accept, WSI_TOKEN_HTTP_ACCEPT) > 0 &&
+                            strstr(accept, "multipart/mixed"));
+        }
+    }
+    if (post) {
+        char cl[32];
+        int64_t len = -1;
+        int has_len = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+        if (!has_len && rt == ROUTE_LOAD)
+            len = 0; /* a body-less POST */
+        else if (!has_len || !parse_i64(cl, 0, INT64_MAX, &len)) {
+            http_set_error(r, 411, "a Content-Length is required");
+            goto reject_body;
+        }
+        if (len > srv->cfg.max_body_bytes) {
+            http_set_error(r, 413, "body of %lld bytes exceeds the limit of %lld bytes",
+                           (long long)len, srv->cfg.max_body_bytes);
+            goto reject_body;
+        }
+        if ((rt == ROUTE_RENDER || rt == ROUTE_BATCH) && len == 0) {
+            http_set_error(r, 400, "empty body: audio expected");
+            goto ready;
+        }
+        r->body_expected = (size_t)len;
+        if (len > 0) {
+            if (ls_buf_reserve(&r->body, (size_t)len + 1)) {
+                http_set_error(r, 503, "out of memory for a %lld byte body", (long long)len);
+                goto reject_body;
+            }
+            return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+        }
+    }
+    return 1; /* no body: dispatch now */
+method:
+    http_set_error(r, 405, "method not allowed on %.200s", uri);
+    goto ready;
+reject_body:
+    /* The body is not read: the connection cannot carry another request. */
+    r->ignore_body = 1;
+    r->close_after = 1;
+ready:
+    atomic_store(&r->ready, 1);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* [loop] Body complete (or none): queue the job, or refuse at the limit. */
+static void http_dispatch(ls_server *srv, struct lws *wsi, http_req *r)
+{
+    if (r->dispatched) return;
+    r->dispatched = 1;
+    if (r->route == ROUTE_RENDER || r->route == ROUTE_BATCH) {
+        if (!try_reserve_slot(srv)) {
+            http_set_error(r, 503, "too many sessions (max_sessions %d); retry later",
+                           srv->cfg.max_sessions);
+            atomic_store(&r->ready, 1);
+            lws_callback_on_writable(wsi);
+            return;
+        }
+        atomic_fetch_add(&srv->active_jobs, 1);
+        r->holds_slot = 1;
+    }
+    /* Jobs may run longer than lws's idle timeout: the worker decides. */
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    conn_ref(&r->c);
+    if (ls_workq_submit(srv->workq, job_run, r) != LS_OK) {
+        conn_unref(&r->c);
+        http_set_error(r, 503, "server out of memory");
+        atomic_store(&r->ready, 1);
+        lws_callback_on_writable(wsi);
+    }
+}
+
+/* Sends a JSON error as the answer to a refused WebSocket upgrade. */
+static int refuse_upgrade(ls_server *srv, struct lws *wsi, int status, const char *fmt, ...)
+{
+    char text[LS_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "error", text);
+    cJSON_AddNumberToObject(j, "status", status);
+    char *body = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!body) return -1;
+    size_t n = strlen(body);
+    unsigned char buf[LWS_PRE + 2048];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    int rc = -1;
+    if (n < 1024 &&
+        !lws_add_http_common_headers(wsi, (unsigned)status, "application/json", n, &p, end) &&
+        !lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                     (const unsigned char *)"close", 5, &p, end) &&
+        !lws_finalize_write_http_header(wsi, start, &p, end)) {
+        memcpy(start, body, n);
+        if (lws_write(wsi, start, n, LWS_WRITE_HTTP_FINAL) == (int)n) rc = 1;
+    }
+    cJSON_free(body);
+    ls_metrics_add(srv->metrics, LS_M_ERRORS, 1);
+    return rc;
+}
+
+static int confirm_upgrade(ls_server *srv, struct lws *wsi)
+{
+    char uri[256];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/v1/stream"))
+        return refuse_upgrade(srv, wsi, 404, "WebSocket is served on /v1/stream only");
+    if (!authorized(srv, wsi)) return refuse_upgrade(srv, wsi, 401, "missing or wrong bearer token");
+    char id[LS_MODEL_ID_MAX + 8];
+    if (!get_arg(wsi, "model=", id, sizeof id) || !id[0])
+        return refuse_upgrade(srv, wsi, 400, "missing model=ID query parameter");
+    ls_registry_entry e;
+    ls_error err = {0};
+    int rc = ls_registry_state(srv->registry, id, &e, &err);
+    if (rc) return refuse_upgrade(srv, wsi, http_status_for(rc), "%s", err.msg);
+    if (!try_reserve_slot(srv))
+        return refuse_upgrade(srv, wsi, 503, "too many sessions (max_sessions %d); retry later",
+                              srv->cfg.max_sessions);
+    return 0;
+}
+
+/* ---- streams, loop side ---- */
+
+static void streams_add(ls_server *srv, stream *s)
+{
+    if (srv->n_streams == srv->cap_streams) {
+        int cap = srv->cap_streams ? srv->cap_streams * 2 : 16;
+        stream **g = realloc(srv->streams, (size_t)cap * sizeof *g);
+        if (!g) return; /* only the idle scan misses it */
+        srv->streams = g;
+        srv->cap_streams = cap;
+    }
+    srv->streams[srv->n_streams++] = s;
+}
+
+static void streams_remove(ls_server *srv, stream *s)
+{
+    for (int i = 0; i < srv->n_streams; i++)
+        if (srv->streams[i] == s) {
+            srv->streams[i] = srv->streams[--srv->n_streams];
+            return;
+        }
+}
+
+static void stream_error_locked(stream *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void stream_error_locked(stream *s, const char *fmt, ...)
+{
+    char text[LS_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "type", "error");
+    cJSON_AddStringToObject(j, "message", text);
+    char *t = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (t) stream_queue_event_locked(s, t);
+    cJSON_free(t);
+    ls_metrics_add(s->c.srv->metrics, LS_M_ERRORS, 1);
+}
+
+static int parse_start(cJSON *j, stream_start *st, char *why, size_t cap)
+{
+    memset(st, 0, sizeof *st);
+    cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "format");
+    if (!cJSON_IsString(f)) f = NULL;
+    if (!f || !strcmp(f->valuestring, "s16le"))
+        st->format = LS_PCM_S16LE;
+    else if (!strcmp(f->valuestring, "f32le"))
+        st->format = LS_PCM_F32LE;
+    else {
+        snprintf(why, cap, "start: format wants s16le or f32le, got '%.40s'", f->valuestring);
+        return 0;
+    }
+    struct {
+        const char *name;
+        double min, max, def;
+    } nums[] = {{"rate", LS_AUDIO_MIN_RATE, LS_AUDIO_MAX_RATE, LS_AUDIO_MODEL_RATE},
+                {"channels", 1, 8, 1},
+                {"start_frame", 0, 1e12, 0},
+                {"batch", 0, 64, 0}};
+    double v[4];
+    for (int i = 0; i < 4; i++) {
+        cJSON *n = cJSON_GetObjectItemCaseSensitive(j, nums[i].name);
+        v[i] = nums[i].def;
+        if (!n) continue;
+        if (!cJSON_IsNumber(n) || n->valuedouble != (double)(int64_t)n->valuedouble ||
+            n->valuedouble < nums[i].min || n->valuedouble > nums[i].max) {
+            snprintf(why, cap, "start: %s wants an integer in %g..%g", nums[i].name,
+                     nums[i].min, nums[i].max);
+            return 0;
+        }
+        v[i] = n->valuedouble;
+    }
+    st->rate = (int)v[0];
+    st->channels = (int)v[1];
+    st->start_frame = (int64_t)v[2];
+    st->batch = (int)v[3];
+    st->live = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "live"));
+    return 1;
+}
+
+/* [loop] One complete JSON control message. */
+static void stream_control(stream *s, const char *text, size_t len)
+{
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    cJSON *type = j ? cJSON_GetObjectItemCaseSensitive(j, "type") : NULL;
+    pthread_mutex_lock(&s->c.lock);
+    if (!j || !cJSON_IsObject(j)) {
+        stream_error_locked(s, "control message is not a JSON object");
+    } else if (!cJSON_IsString(type)) {
+        stream_error_locked(s, "control message without a \"type\" string");
+    } else if (!strcmp(type->valuestring, "start")) {
+        char why[160];
+        if (s->started)
+            stream_error_locked(s, "start: the stream has already started");
+        else if (!parse_start(j, &s->start, why, sizeof why))
+            stream_error_locked(s, "%s", why);
+        else {
+            s->started = 1;
+            s->want_start = 1;
+            stream_schedule_locked(s);
+        }
+    } else if (!s->started || s->ended) {
+        stream_error_locked(s, "%s: %s", type->valuestring,
+                            s->ended ? "the stream has ended" : "send start first");
+    } else if (!strcmp(type->valuestring, "flush")) {
+        s->want_flush = 1;
+        stream_schedule_locked(s);
+    } else if (!strcmp(type->valuestring, "end")) {
+        s->ended = 1;
+        s->want_end = 1;
+        stream_schedule_locked(s);
+    } else if (!strcmp(type->valuestring, "interrupt")) {
+        /* Everything not yet sent goes: queued audio, queued frames, and the
+         * batch a worker may be computing (its frames carry an old epoch). */
+        s->epoch++;
+        s->audio_in.len = 0;
+        s->want_flush = 0;
+        msg **pp = &s->out_head, *keep = NULL, **kt = &keep;
+        while (*pp) {
+            msg *m = *pp;
+            *pp = m->next;
+            if (m->binary) {
+                s->out_frames--;
+                atomic_fetch_sub(&s->c.srv->frames_queued, 1);
+                stream_msg_put(s, m);
+            } else {
+                m->next = NULL;
+                *kt = m;
+                kt = &m->next;
+            }
+        }
+        s->out_head = keep;
+        s->out_tail = NULL;
+        for (msg *m = keep; m; m = m->next) s->out_tail = m;
+        if (s->session) ls_session_interrupt(s->session);
+        s->pacing = 0;
+        stream_queue_event_locked(s, "{\"type\":\"interrupted\"}");
+    } else {
+        stream_error_locked(s, "unknown control message type '%.40s'", type->valuestring);
+    }
+    pthread_mutex_unlock(&s->c.lock);
+    cJSON_Delete(j);
+    conn_notify(&s->c);
+}
+
+/* [loop] Pauses reading while the worker or the client lags behind. */
+static void stream_flow(stream *s)
+{
+    pthread_mutex_lock(&s->c.lock);
+    int full = s->audio_in.len > INBOX_PAUSE_BYTES || s->out_frames > OUTBOX_PAUSE_FRAMES;
+    pthread_mutex_unlock(&s->c.lock);
+    if (full != s->rx_paused && s->c.wsi) {
+        lws_rx_flow_control(s->c.wsi, full ? 0 : 1);
+        s->rx_paused = full;
+    }
+}
+
+static int stream_receive(stream *s, struct lws *wsi, const void *in, size_t len)
+{
+    s->last_rx = ls_now();
+    if (lws_frame_is_binary(wsi)) {
+        pthread_mutex_lock(&s->c.lock);
+        if (!s->started || s->ended) {
+            stream_error_locked(s, "audio %s", s->ended ? "after end" : "before start");
+        } else if (ls_buf_append(&s->audio_in, in, len)) {
+            stream_error_locked(s, "out of memory for audio");
+        } else {
+            s->audio_in_t = s->last_rx;
+            stream_schedule_locked(s);
+        }
+        pthread_mutex_unlock(&s->c.lock);
+        stream_flow(s);
+        conn_notify(&s->c);
+        return 0;
+    }
+    if (lws_is_first_fragment(wsi)) {
+        s->text_in.len = 0;
+        s->text_overflow = 0;
+    }
+    if (s->text_in.len + len > TEXT_MSG_MAX)
+        s->text_overflow = 1;
+    else
+        ls_buf_append(&s->text_in, in, len);
+    if (!lws_is_final_fragment(wsi)) return 0;
+    if (s->text_overflow) {
+        pthread_mutex_lock(&s->c.lock);
+        stream_error_locked(s, "control message longer than %d bytes", TEXT_MSG_MAX);
+        pthread_mutex_unlock(&s->c.lock);
+        conn_notify(&s->c);
+        return 0;
+    }
+    stream_control(s, (const char *)s->text_in.data, s->text_in.len);
+    return 0;
+}
+
+/* [loop] Sends the next outbox message; live streams wait for its time. */
+static int stream_writable(stream *s, struct lws *wsi)
+{
+    ls_server *srv = s->c.srv;
+    pthread_mutex_lock(&s->c.lock);
+    msg *m = s->out_head;
+    if (!m) {
+        int close = s->close_when_sent;
+        pthread_mutex_unlock(&s->c.lock);
+        if (close) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"done", 4);
+            return -1;
+        }
+        stream_flow(s);
+        return 0;
+    }
+    double now = ls_now();
+    if (m->binary && s->cfg.live) {
+        if (!s->pacing) {
+            s->pacing = 1;
+            s->pace_t0 = now;
+            s->pace_i0 = m->frame_index;
+        }
+        double due = s->pace_t0 + (double)(m->frame_index - s->pace_i0) / 25.0;
+        if (due > now + 0.001) {
+            pthread_mutex_unlock(&s->c.lock);
+            lws_set_timer_usecs(wsi, (lws_usec_t)((due - now) * 1e6));
+            return 0;
+        }
+    }
+    s->out_head = m->next;
+    if (!s->out_head) s->out_tail = NULL;
+    if (m->binary) {
+        s->out_frames--;
+        atomic_fetch_sub(&srv->frames_queued, 1);
+    }
+    pthread_mutex_unlock(&s->c.lock);
+
+    int n = lws_write(wsi, m->buf + LWS_PRE, m->len, m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+    if (m->binary) {
+        ls_metrics_add(srv->metrics, LS_M_FRAMES_SENT, 1);
+        ls_metrics_observe_frame_latency(srv->metrics, now - m->audio_t);
+    }
+    pthread_mutex_lock(&s->c.lock);
+    stream_msg_put(s, m);
+    int more = s->out_head != NULL || s->close_when_sent;
+    pthread_mutex_unlock(&s->c.lock);
+    if (n < (int)m->len) return -1;
+    if (more) lws_callback_on_writable(wsi);
+    stream_flow(s);
+    return 0;
+}
+
+static void stream_closed(ls_server *srv, stream *s)
+{
+    streams_remove(srv, s);
+    pthread_mutex_lock(&s->c.lock);
+    s->c.wsi = NULL;
+    atomic_store(&s->c.closed, 1);
+    /* Stop compute for a client that is gone. */
+    if (s->session) ls_session_interrupt(s->session);
+    pthread_mutex_unlock(&s->c.lock);
+    atomic_fetch_sub(&srv->active_streams, 1);
+    conn_unref(&s->c);
+}
+
+/* Every second: close streams idle longer than idle_timeout_s. */
+static void idle_scan(lws_sorted_usec_list_t *sul)
+{
+    ls_server *srv = lws_container_of(sul, ls_server, idle_sul);
+    double now = ls_now();
+    for (int i = 0; i < srv->n_streams; i++) {
+        stream *s = srv->streams[i];
+        pthread_mutex_lock(&s->c.lock);
+        int busy = s->scheduled || s->out_head;
+        if (!busy && !s->close_when_sent && now - s->last_rx > srv->cfg.idle_timeout_s) {
+            stream_error_locked(s, "idle for more than %d s: closing", srv->cfg.idle_timeout_s);
+            s->close_when_sent = 1;
+            if (s->c.wsi) lws_callback_on_writable(s->c.wsi);
+        }
+        pthread_mutex_unlock(&s->c.lock);
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->idle_sul, idle_scan, LWS_US_PER_SEC);
+}
+
+/* ---- the callback ---- */
+
+typedef struct pss {
+    conn *c;
+} pss;
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    ls_server *srv = lws_context_user(lws_get_context(wsi));
+    pss *p = user;
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        drain_ready(srv);
+        return 0;
+
+    case LWS_CALLBACK_HTTP: {
+        if (p->c) { /* the previous request on a kept-alive connection */
+            conn *old = p->c;
+            p->c = NULL;
+            old->wsi = NULL;
+            atomic_store(&old->closed, 1);
+            conn_unref(old);
+        }
+        http_req *r = calloc(1, sizeof *r);
+        if (!r) return -1;
+        conn_init(&r->c, CONN_HTTP, srv);
+        r->c.wsi = wsi;
+        p->c = &r->c;
+        char uri[512];
+        snprintf(uri, sizeof uri, "%.*s", (int)len, (const char *)in);
+        int rc = http_begin(srv, wsi, r, uri);
+        if (rc == 1) http_dispatch(srv, wsi, r);
+        return rc < 0 ? -1 : 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY: {
+        http_req *r = p && p->c ? (http_req *)p->c : NULL;
+        if (!r || r->ignore_body) return 0;
+        if (r->body.len + len > r->body_expected) return -1; /* lws bug or liar */
+        ls_buf_append(&r->body, in, len);
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+        http_req *r = p && p->c ? (http_req *)p->c : NULL;
+        if (!r || r->ignore_body) return 0;
+        if (r->body.len != r->body_expected) {
+            http_set_error(r, 400, "body ended after %zu of %zu bytes", r->body.len,
+                           r->body_expected);
+            r->close_after = 1;
+            atomic_store(&r->ready, 1);
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        http_dispatch(srv, wsi, r);
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+        http_req *r = p && p->c ? (http_req *)p->c : NULL;
+        if (!r || !atomic_load(&r->ready) || r->serving_file) return 0;
+        return http_write(wsi, r);
+    }
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* lws rebinds (and zeroes) pss per transaction */
+        if (p && p->c && p->c->kind == CONN_HTTP) {
+            conn *c = p->c;
+            p->c = NULL;
+            c->wsi = NULL;
+            atomic_store(&c->closed, 1);
+            conn_unref(c);
+        }
+        return 0;
+
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (!in || strcmp(in, "websocket")) return -1;
+        return confirm_upgrade(srv, wsi);
+
+    case LWS_CALLBACK_ESTABLISHED: {
+        /* The HTTP request object of the upgrade, if any, is done with. */
+        if (p->c) {
+            conn *old = p->c;
+            p->c = NULL;
+            old->wsi = NULL;
+            conn_unref(old);
+        }
+        char id[LS_MODEL_ID_MAX + 8] = "";
+        get_arg(wsi, "model=", id, sizeof id);
+        stream *s = stream_create(srv, id);
+        if (!s) return -1;
+        s->c.wsi = wsi;
+        s->last_rx = ls_now();
+        p->c = &s->c;
+        atomic_fetch_add(&srv->active_streams, 1);
+        ls_metrics_add(srv->metrics, LS_M_SESSIONS_TOTAL, 1);
+        streams_add(srv, s);
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        if (!p->c || p->c->kind != CONN_STREAM) return -1;
+        return stream_receive((stream *)p->c, wsi, in, len);
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+    case LWS_CALLBACK_TIMER:
+        if (!p->c || p->c->kind != CONN_STREAM) return 0;
+        return stream_writable((stream *)p->c, wsi);
+
+    case LWS_CALLBACK_CLOSED:
+        if (p->c && p->c->kind == CONN_STREAM) {
+            stream *s = (stream *)p->c;
+            p->c = NULL;
+            stream_closed(srv, s);
+        }
+        return 0;
+
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"lipsync", callback, sizeof(pss), 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- lifetime ---- */
+
+static int preload(ls_server *srv, ls_error *err)
+{
+    char list[LS_CONFIG_STR_MAX];
+    snprintf(list, sizeof list, "%s", srv->cfg.preload);
+    for (char *save = NULL, *id = strtok_r(list, ", ", &save); id;
+         id = strtok_r(NULL, ", ", &save)) {
+        int rc = ls_registry_load(srv->registry, id, err);
+        if (rc) return rc;
+    }
+    return LS_OK;
+}
+
+int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *err)
+{
+    *out = NULL;
+    ls_server *srv = calloc(1, sizeof *srv);
+    if (!srv) return ls_error_set(err, LS_ERR_NOMEM, "server: out of memory");
+    srv->cfg = *config;
+    srv->started_at = ls_now();
+    pthread_mutex_init(&srv->ready_lock, NULL);
+    int rc = LS_OK;
+    srv->metrics = ls_metrics_create();
+    if (!srv->metrics) rc = ls_error_set(err, LS_ERR_NOMEM, "server: out of memory");
+    if (!rc && !(srv->pool = ls_pool_create(config->threads, err))) rc = LS_ERR_NOMEM;
+    if (!rc) rc = ls_workq_create(config->workers, &srv->workq, err);
+    if (!rc) {
+        srv->loader.pool = srv->pool;
+        srv->loader.options.batch = config->batch;
+        ls_registry_options ro = {config->models_root, config->max_models,
+                                  ls_registry_pipeline_ops(&srv->loader)};
+        rc = ls_registry_create(&ro, &srv->registry, err);
+    }
+    if (!rc) rc = preload(srv, err);
+    if (!rc) {
+        lws_set_log_level(config->verbose > 1 ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_USER
+                          : config->verbose ? LLL_ERR | LLL_USER
+                                            : LLL_ERR,
+                          NULL);
+        struct lws_context_creation_info info;
+        memset(&info, 0, sizeof info);
+        info.port = config->port;
+        info.iface = config->host;
+        info.protocols = protocols;
+        info.user = srv;
+        info.timeout_secs = (unsigned)config->idle_timeout_s;
+        info.max_http_header_data = 4096;
+        info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+        srv->ctx = lws_create_context(&info);
+        if (!srv->ctx)
+            rc = ls_error_set(err, LS_ERR_IO, "cannot listen on %s:%d (in use, or bad address)",
+                              config->host, config->port);
+    }
+    if (!rc) {
+        struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "default");
+        srv->port = vh ? lws_get_vhost_listen_port(vh) : config->port;
+        lws_sul_schedule(srv->ctx, 0, &srv->idle_sul, idle_scan, LWS_US_PER_SEC);
+    }
+    if (rc) {
+        ls_server_destroy(srv);
+        return rc;
+    }
+    *out = srv;
+    return LS_OK;
+}
+
+int ls_server_run(ls_server *srv)
+{
+    while (!atomic_load(&srv->stopping))
+        if (lws_service(srv->ctx, 0) < 0) return LS_ERR_IO;
+    return LS_OK;
+}
+
+void ls_server_stop(ls_server *srv)
+{
+    atomic_store(&srv->stopping, 1);
+    if (srv->ctx) lws_cancel_service(srv->ctx);
+}
+
+int ls_server_port(const ls_server *srv)
+{
+    return srv->port;
+}
+
+void ls_server_destroy(ls_server *srv)
+{
+    if (!srv) return;
+    /* Closing the context closes every socket (streams get CLOSED and drop
+     * their loop references); then the workers finish what they hold. */
+    if (srv->ctx) {
+        lws_sul_cancel(&srv->idle_sul);
+        lws_context_destroy(srv->ctx);
+    }
+    ls_workq_destroy(srv->workq);
+    /* Workers may have queued conns for a loop that no longer runs. */
+    pthread_mutex_lock(&srv->ready_lock);
+    conn *c = srv->ready_head;
+    srv->ready_head = NULL;
+    pthread_mutex_unlock(&srv->ready_lock);
+    while (c) {
+        conn *next = c->ready_next;
+        conn_unref(c);
+        c = next;
+    }
+    ls_registry_destroy(srv->registry);
+    ls_pool_destroy(srv->pool);
+    ls_metrics_destroy(srv->metrics);
+    free(srv->streams);
+    pthread_mutex_destroy(&srv->ready_lock);
+    free(srv);
+}

@@ -1,0 +1,38 @@
+/* server.h - `lipsync serve`: the HTTP + WebSocket API over the pipeline.
+ *
+ * One libwebsockets event loop thread owns every socket and never computes;
+ * a fixed set of workers (workq.h) runs model loads, render and batch jobs
+ * and drives streaming sessions (one worker at a time per session, as
+ * session.h requires), with the shared ls_pool under them for the parallel
+ * image work. Workers hand results back by queueing the connection on a
+ * ready list and waking the loop with lws_cancel_service.
+ *
+ * The endpoints and the stream protocol are documented at the top of
+ * server.c, next to the code that implements them.
+ */
+#ifndef LS_SERVER_SERVER_H
+#define LS_SERVER_SERVER_H
+
+#include "core/error.h"
+#include "server/config.h"
+#include "server/registry.h"
+
+typedef struct ls_server ls_server;
+
+/* Binds the listening socket (so the port is known at return), creates the
+ * registry and workers and preloads config->preload. */
+int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *err);
+
+/* Serves until ls_server_stop; returns LS_OK or an error from the loop. */
+int ls_server_run(ls_server *s);
+
+/* Asks ls_server_run to return; safe from any thread (not from a signal
+ * handler: use a thread that waits for signals). */
+void ls_server_stop(ls_server *s);
+
+/* The port actually bound (config port 0 picks a free one). */
+int ls_server_port(const ls_server *s);
+
+void ls_server_destroy(ls_server *s);
+
+#endif

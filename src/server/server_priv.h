@@ -1,0 +1,190 @@
+/* server_priv.h - what the server's event loop (server.c), its stream
+ * workers (stream.c) and its HTTP jobs (jobs.c) share. Not a public API.
+ *
+ * Ownership: a conn is shared by the loop (while its socket is open) and by
+ * at most one worker task; conn_unref frees it when both let go. Fields are
+ * marked with who may touch them: [loop], [worker] (the one task running
+ * it), [lock] (conn->lock held).
+ */
+#ifndef LS_SERVER_SERVER_PRIV_H
+#define LS_SERVER_SERVER_PRIV_H
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "audio/decode.h"
+#include "audio/resample.h"
+#include "pipeline/session.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "server/outputs.h"
+#include "server/registry.h"
+#include "server/server.h"
+#include "server/workq.h"
+
+/* Binary frame message header (little-endian), then the JPEG bytes. */
+#define LS_FRAME_MAGIC "LSF1"
+#define LS_FRAME_HEADER_BYTES 24 /* magic[4] flags u32 index i64 timestamp f64 */
+#define LS_FRAME_FLAG_SILENT 1u  /* avatar frame sent without inference */
+
+typedef enum conn_kind { CONN_HTTP, CONN_STREAM } conn_kind;
+
+typedef struct conn {
+    conn_kind kind;
+    ls_server *srv;
+    pthread_mutex_t lock;
+    int refs;                 /* [lock] */
+    struct lws *wsi;          /* [loop] NULL once the socket closed */
+    atomic_int closed;        /* set by the loop when the socket closes */
+    int on_ready_list;        /* [srv->ready_lock] */
+    struct conn *ready_next;  /* [srv->ready_lock] */
+} conn;
+
+typedef enum route {
+    ROUTE_NONE,
+    ROUTE_LOAD,
+    ROUTE_UNLOAD,
+    ROUTE_RENDER,
+    ROUTE_BATCH
+} route;
+
+typedef struct http_req {
+    conn c;
+    route route;                     /* [loop] then [worker] */
+    char model[LS_MODEL_ID_MAX + 1];
+    char output[16];                 /* render: mp4 | mjpeg | jpeg-zip */
+    int64_t start_frame;
+    int batch_size;
+    int multipart;                   /* batch: answer multipart/mixed */
+    int holds_slot;                  /* counts against max_sessions */
+    ls_buf body;                     /* request body */
+    size_t body_expected;
+    int ignore_body;                 /* an answer is already decided */
+    int dispatched;                  /* [loop] the job was queued */
+    /* The response: written by the loop or a worker before `ready`. */
+    atomic_int ready;
+    int status;
+    char content_type[96];
+    char disposition[96];
+    ls_buf resp;
+    int close_after;
+    /* [loop] sending progress */
+    int headers_sent;
+    size_t sent;
+    int serving_file;
+} http_req;
+
+typedef struct msg {
+    struct msg *next;
+    int binary;
+    int64_t frame_index;  /* frames only; -1 for events */
+    double audio_t;       /* arrival of the audio that completed the frame */
+    size_t len, cap;      /* payload bytes; buffer has LWS_PRE headroom */
+    unsigned char *buf;
+} msg;
+
+typedef struct stream_start {
+    ls_pcm_format format;
+    int rate, channels;
+    int64_t start_frame;
+    int batch;
+    int live;
+} stream_start;
+
+typedef struct stream {
+    conn c;
+    char model_id[LS_MODEL_ID_MAX + 1];
+    /* [lock] the inbox, filled by the loop */
+    ls_buf audio_in;
+    double audio_in_t;
+    int want_start, want_flush, want_end;
+    stream_start start;
+    int scheduled;            /* a worker task is queued or running */
+    uint64_t epoch;           /* bumped by interrupt: older frames are dropped */
+    /* [lock] the outbox, drained by the loop */
+    msg *out_head, *out_tail;
+    int out_frames;
+    msg *free_msgs;
+    int close_when_sent;      /* end of stream or fatal error: close after outbox */
+    /* [worker] */
+    ls_model *model;
+    ls_session *session;
+    ls_resampler *resampler;
+    stream_start cfg;
+    ls_buf audio_work;
+    uint8_t carry[16];        /* bytes of a sample frame split across chunks */
+    size_t carry_len;
+    float *mono, *resampled;
+    size_t mono_cap, resampled_cap;
+    ls_stage_times last_times;
+    int64_t frames_out, stats_frames;
+    double started_t;
+    int speaking, silent_windows;
+    float rms_acc;
+    int rms_n;
+    int64_t windows_seen;
+    int failed, finished;
+    /* [loop] */
+    int started, ended;       /* control messages seen */
+    ls_buf text_in;           /* a JSON control message being reassembled */
+    int text_overflow;
+    int rx_paused;
+    double last_rx;
+    double pace_t0;           /* live pacing: send time of frame pace_i0 */
+    int64_t pace_i0;
+    int pacing;
+} stream;
+
+struct ls_server {
+    ls_server_config cfg;
+    struct lws_context *ctx;
+    int port;
+    atomic_int stopping;
+    ls_pool *pool;
+    ls_workq *workq;
+    ls_registry *registry;
+    ls_registry_pipeline_ctx loader;
+    ls_metrics *metrics;
+    pthread_mutex_t ready_lock;
+    conn *ready_head;         /* [ready_lock] connections with news for the loop */
+    atomic_int active_streams, active_jobs;
+    atomic_int frames_queued;
+    lws_sorted_usec_list_t idle_sul;
+    stream **streams;         /* [loop] open streams, for the idle scan */
+    int n_streams, cap_streams;
+    double started_at;
+};
+
+/* conn lifetime */
+void conn_init(conn *c, conn_kind kind, ls_server *srv);
+void conn_ref(conn *c);
+void conn_unref(conn *c);
+/* Queues c for the loop (which asks for a writable callback) and wakes it. */
+void conn_notify(conn *c);
+
+/* HTTP responses: set by whoever decides them, sent by the loop. */
+void http_set_json(http_req *r, int status, const char *json);
+void http_set_error(http_req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* HTTP status for an ls_status code. */
+int http_status_for(int code);
+/* Publishes r's response (worker side). */
+void http_finish(http_req *r);
+
+/* jobs.c: the worker tasks behind HTTP routes. */
+void job_run(void *arg);
+
+/* stream.c */
+stream *stream_create(ls_server *srv, const char *model_id);
+void stream_free(stream *s);
+void stream_task(void *arg);
+/* Loop side: queue an event/frame message (lock held by caller). */
+msg *stream_msg_get(stream *s, size_t payload);
+void stream_msg_put(stream *s, msg *m);
+void stream_queue_event_locked(stream *s, const char *json);
+/* Schedules the worker if needed (lock held). */
+void stream_schedule_locked(stream *s);
+
+#endif
