@@ -23,11 +23,9 @@
 
 typedef struct ls_model ls_model;
 
-typedef enum ls_precision { LS_PRECISION_FP32, LS_PRECISION_BF16 } ls_precision;
-
 typedef struct ls_model_options {
     int batch;                   /* default batch size; 0: model.json's, else 8 */
-    ls_precision precision;      /* engine precision; default fp32 */
+    int precision;               /* an ls_precision of nn/engine.h; 0: fp32 */
     size_t avatar_memory_budget; /* bytes of decoded frames kept; 0: all */
 } ls_model_options;
 

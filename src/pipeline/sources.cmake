@@ -1,2 +1,3 @@
 target_sources(lipsync_core PRIVATE
-  src/pipeline/threadpool.c)
+  src/pipeline/threadpool.c
+  src/pipeline/features.c)

@@ -1,0 +1,175 @@
+/* MP4 writer: read the file back with FFmpeg and check what is in it. */
+#include "support/test_util.h"
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "media/video_writer.h"
+
+typedef struct probe {
+    int video_frames, has_h264, has_aac, width, height, audio_rate;
+    double audio_seconds;
+    double mean_luma_first; /* decoded frame 0 mean Y, to check content */
+} probe;
+
+static void probe_file(const char *path, probe *p)
+{
+    memset(p, 0, sizeof *p);
+    AVFormatContext *fmt = NULL;
+    assert_int_equal(avformat_open_input(&fmt, path, NULL, NULL), 0);
+    assert_true(avformat_find_stream_info(fmt, NULL) >= 0);
+    int vi = -1;
+    for (unsigned i = 0; i < fmt->nb_streams; i++) {
+        AVCodecParameters *par = fmt->streams[i]->codecpar;
+        if (par->codec_id == AV_CODEC_ID_H264) {
+            p->has_h264 = 1;
+            vi = (int)i;
+            p->width = par->width;
+            p->height = par->height;
+        }
+        if (par->codec_id == AV_CODEC_ID_AAC) {
+            p->has_aac = 1;
+            p->audio_rate = par->sample_rate;
+            AVStream *st = fmt->streams[i];
+            p->audio_seconds = st->duration * av_q2d(st->time_base);
+        }
+    }
+    assert_true(vi >= 0);
+    const AVCodec *dec = avcodec_find_decoder(AV_CODEC_ID_H264);
+    AVCodecContext *ctx = avcodec_alloc_context3(dec);
+    avcodec_parameters_to_context(ctx, fmt->streams[vi]->codecpar);
+    assert_int_equal(avcodec_open2(ctx, dec, NULL), 0);
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *fr = av_frame_alloc();
+    int draining = 0;
+    for (;;) {
+        if (!draining) {
+            if (av_read_frame(fmt, pkt) < 0) {
+                draining = 1;
+                avcodec_send_packet(ctx, NULL);
+            } else {
+                if (pkt->stream_index == vi) avcodec_send_packet(ctx, pkt);
+                av_packet_unref(pkt);
+            }
+        }
+        int rc;
+        while ((rc = avcodec_receive_frame(ctx, fr)) == 0) {
+            if (p->video_frames == 0) {
+                double s = 0;
+                for (int y = 0; y < fr->height; y++)
+                    for (int x = 0; x < fr->width; x++) s += fr->data[0][y * fr->linesize[0] + x];
+                p->mean_luma_first = s / (fr->width * fr->height);
+            }
+            p->video_frames++;
+        }
+        if (draining && rc == AVERROR_EOF) break;
+    }
+    av_frame_free(&fr);
+    av_packet_free(&pkt);
+    avcodec_free_context(&ctx);
+    avformat_close_input(&fmt);
+}
+
+static void write_clip(const char *path, int w, int h, int frames, int audio_rate, double secs)
+{
+    ls_video_writer_options o = {.width = w, .height = h, .audio_rate = audio_rate};
+    ls_video_writer *vw;
+    ls_error err;
+    if (ls_video_writer_open(path, &o, &vw, &err)) fail_msg("open: %s", err.msg);
+    uint8_t *bgr = malloc((size_t)w * h * 3);
+    for (int f = 0; f < frames; f++) {
+        /* Mid grey (BGR 128) with a moving bright square. */
+        memset(bgr, 128, (size_t)w * h * 3);
+        for (int y = 0; y < h / 4; y++)
+            for (int x = 0; x < w / 4; x++) {
+                int xx = (x + f) % w;
+                memset(bgr + ((size_t)y * w + xx) * 3, 250, 3);
+            }
+        assert_int_equal(ls_video_writer_add_frame(vw, bgr, w * 3, &err), LS_OK);
+    }
+    free(bgr);
+    if (audio_rate) {
+        size_t n = (size_t)(secs * audio_rate);
+        float *a = malloc(n * sizeof *a);
+        for (size_t i = 0; i < n; i++) a[i] = (float)(0.3 * sin(2 * M_PI * 300.0 * (double)i / audio_rate));
+        /* In uneven pieces, as a pipeline hands them over. */
+        for (size_t off = 0; off < n; off += 777)
+            assert_int_equal(ls_video_writer_add_audio(vw, a + off, n - off < 777 ? n - off : 777, &err), LS_OK);
+        free(a);
+    }
+    if (ls_video_writer_close(vw, &err)) fail_msg("close: %s", err.msg);
+}
+
+static void test_mp4_with_audio(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/clip.mp4", test_tmp_dir());
+    write_clip(path, 96, 64, 30, 16000, 1.2);
+    probe p;
+    probe_file(path, &p);
+    assert_true(p.has_h264);
+    assert_true(p.has_aac);
+    assert_int_equal(p.video_frames, 30);
+    assert_int_equal(p.width, 96);
+    assert_int_equal(p.height, 64);
+    assert_int_equal(p.audio_rate, 16000);
+    /* 30 frames at 25 fps = 1.2 s; AAC adds at most one 1024-sample frame. */
+    assert_true(p.audio_seconds > 1.15 && p.audio_seconds < 1.3);
+    assert_true(p.mean_luma_first > 110 && p.mean_luma_first < 160);
+}
+
+static void test_odd_size_without_audio(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/odd.mp4", test_tmp_dir());
+    write_clip(path, 65, 49, 7, 0, 0);
+    probe p;
+    probe_file(path, &p);
+    assert_true(p.has_h264);
+    assert_false(p.has_aac);
+    assert_int_equal(p.video_frames, 7);
+    assert_int_equal(p.width, 66);
+    assert_int_equal(p.height, 50);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    ls_video_writer *vw;
+    ls_error err;
+    ls_video_writer_options o = {.width = 64, .height = 64, .audio_rate = 16000};
+    assert_int_equal(ls_video_writer_open("/nonexistent/dir/x.mp4", &o, &vw, &err), LS_ERR_IO);
+    assert_non_null(strstr(err.msg, "/nonexistent/dir/x.mp4"));
+    o.width = 0;
+    assert_int_equal(ls_video_writer_open("x.mp4", &o, &vw, &err), LS_ERR_RANGE);
+    o.width = 64;
+    o.audio_rate = 3;
+    char path[512];
+    snprintf(path, sizeof path, "%s/bad.mp4", test_tmp_dir());
+    assert_int_equal(ls_video_writer_open(path, &o, &vw, &err), LS_ERR_RANGE);
+    /* A writer opened without audio refuses audio; abort removes the file. */
+    o.audio_rate = 0;
+    assert_int_equal(ls_video_writer_open(path, &o, &vw, &err), LS_OK);
+    float s[4] = {0};
+    assert_int_equal(ls_video_writer_add_audio(vw, s, 4, &err), LS_ERR_STATE);
+    ls_video_writer_abort(vw);
+    struct stat st;
+    assert_int_not_equal(stat(path, &st), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mp4_with_audio),
+        cmocka_unit_test(test_odd_size_without_audio),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
