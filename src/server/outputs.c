@@ -86,6 +86,7 @@ static int zip_fail(zip_t *za, zip_source_t *src, ls_error *err, const char *wha
 int ls_frames_to_zip(const ls_jpeg_list *l, const char *manifest_json, ls_buf *out,
                      ls_error *err)
 {
+    if (!manifest_json) return ls_error_set(err, LS_ERR_INVALID_ARG, "zip: no manifest");
     zip_error_t ze;
     zip_error_init(&ze);
     zip_source_t *src = zip_source_buffer_create(NULL, 0, 0, &ze);
@@ -102,7 +103,6 @@ int ls_frames_to_zip(const ls_jpeg_list *l, const char *manifest_json, ls_buf *o
             data = l->frames[i].data;
             size = l->frames[i].size;
         } else {
-            if (!manifest_json) break;
             snprintf(name, sizeof name, "manifest.json");
             data = manifest_json;
             size = strlen(manifest_json);

@@ -39,7 +39,7 @@ int ls_jpeg_list_add(ls_jpeg_list *l, int64_t index, int64_t avatar_frame, doubl
                      const uint8_t *data, size_t size);
 void ls_jpeg_list_free(ls_jpeg_list *l);
 
-/* frame_000000.jpg, ... plus manifest.json (index, timestamp per file). */
+/* frame_000000.jpg, ... (named by frame index) plus manifest.json. */
 int ls_frames_to_zip(const ls_jpeg_list *l, const char *manifest_json, ls_buf *out,
                      ls_error *err);
 int ls_frames_to_mjpeg(const ls_jpeg_list *l, ls_buf *out, ls_error *err);

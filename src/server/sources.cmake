@@ -7,7 +7,8 @@ target_sources(lipsync_core PRIVATE
   src/server/registry.c
   src/server/workq.c
   src/server/metrics.c
-  src/server/outputs.c)
+  src/server/outputs.c
+  src/server/ws_client.c)
 target_link_libraries(lipsync_core PUBLIC PkgConfig::LWS PkgConfig::LIBZIP PkgConfig::CJSON)
 
 # The parts that call the pipeline (session.h, model.h) build once its

@@ -317,14 +317,16 @@ static int feed_audio(stream *s, const uint8_t *bytes, size_t len, uint64_t epoc
             size_t k = i * fb + b;
             frame[b] = k < s->carry_len ? s->carry[k] : bytes[k - s->carry_len];
         }
-        float acc = 0;
+        /* The same arithmetic as ls_audio_decode_raw and the file decoder,
+         * so a stream gives the samples (and frames) a rendered file does. */
+        double acc = 0;
+        float one = 0;
         for (int c = 0; c < s->cfg.channels; c++) {
+            float v;
             if (bps == 2) {
-                int16_t v;
-                memcpy(&v, frame + c * 2, 2);
-                acc += (float)v / 32768.0f;
+                int16_t x = (int16_t)((uint16_t)frame[c * 2] | (uint16_t)frame[c * 2 + 1] << 8);
+                v = (float)x / 32768.0f;
             } else {
-                float v;
                 memcpy(&v, frame + c * 4, 4);
                 if (!isfinite(v)) {
                     ls_error_set(&err, LS_ERR_FORMAT,
@@ -332,10 +334,11 @@ static int feed_audio(stream *s, const uint8_t *bytes, size_t len, uint64_t epoc
                     fail(s, &err, "audio");
                     return -1;
                 }
-                acc += v;
             }
+            one = v;
+            acc += v;
         }
-        s->mono[i] = acc / (float)s->cfg.channels;
+        s->mono[i] = s->cfg.channels == 1 ? one : (float)(acc / s->cfg.channels);
         used = (i + 1) * fb;
     }
     /* Keep the bytes of a split sample frame for the next chunk. */

@@ -1,2 +1,10 @@
 ls_add_test(test_server_config server/test_config.c)
 ls_add_test(test_registry server/test_registry.c)
+ls_add_test(test_server_outputs server/test_outputs.c)
+target_link_libraries(test_server_outputs PRIVATE PkgConfig::LIBZIP)
+if(LS_HAVE_PIPELINE)
+  ls_add_test(test_server server/test_server.c server/server_test_util.c)
+  target_link_libraries(test_server PRIVATE PkgConfig::LIBZIP)
+  set_property(TEST test_server APPEND PROPERTY ENVIRONMENT
+    "LS_SERVER_TEST_MODELS=${LS_SERVER_TEST_MODELS}" "LS_SERVER_TEST_MODEL=${LS_SERVER_TEST_MODEL}")
+endif()

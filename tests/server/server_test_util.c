@@ -1,0 +1,151 @@
+#include "server_test_util.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "support/test_util.h"
+
+static int connect_loopback(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {60, 0}; /* bounded: a hung server fails the test */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int send_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+        if (w <= 0) return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_response(int fd, http_resp *out)
+{
+    ls_buf all = {0};
+    uint8_t chunk[65536];
+    for (;;) {
+        ssize_t r = recv(fd, chunk, sizeof chunk, 0);
+        if (r == 0) break;
+        if (r < 0) {
+            /* A reset after a complete answer (server closed with unread
+             * request bytes) still leaves the answer we read. */
+            if (all.len) break;
+            ls_buf_free(&all);
+            return -1;
+        }
+        ls_buf_append(&all, chunk, (size_t)r);
+    }
+    memset(out, 0, sizeof *out);
+    if (!all.len) return -1;
+    const char *text = (const char *)all.data;
+    const char *sep = strstr(text, "\r\n\r\n");
+    if (!sep || sscanf(text, "HTTP/1.%*d %d", &out->status) != 1) {
+        ls_buf_free(&all);
+        return -1;
+    }
+    size_t hl = (size_t)(sep - text);
+    snprintf(out->headers, sizeof out->headers, "%.*s", (int)hl, text);
+    ls_buf_append(&out->body, sep + 4, all.len - hl - 4);
+    ls_buf_free(&all);
+    return 0;
+}
+
+int http_do(int port, const char *method, const char *path, const char *headers,
+            const void *body, size_t len, http_resp *out)
+{
+    int fd = connect_loopback(port);
+    if (fd < 0) return -1;
+    char head[4096];
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s",
+                     method, path, headers ? headers : "", body ? "" : "\r\n");
+    if (body) n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n\r\n", len);
+    int rc = send_all(fd, head, (size_t)n);
+    if (!rc && body && len) rc = send_all(fd, body, len);
+    if (!rc) rc = read_response(fd, out);
+    close(fd);
+    return rc;
+}
+
+int http_raw(int port, const void *raw, size_t len, http_resp *out)
+{
+    int fd = connect_loopback(port);
+    if (fd < 0) return -1;
+    int rc = send_all(fd, raw, len);
+    shutdown(fd, SHUT_WR);
+    if (!rc) rc = read_response(fd, out);
+    close(fd);
+    return rc;
+}
+
+void http_resp_free(http_resp *r)
+{
+    ls_buf_free(&r->body);
+}
+
+float *test_audio(int rate, double seconds, uint64_t seed, size_t *n)
+{
+    *n = (size_t)(rate * seconds);
+    float *x = malloc(*n * sizeof *x);
+    uint64_t st = seed;
+    double f0 = 120 + 80 * test_rand_uniform(&st);
+    for (size_t i = 0; i < *n; i++) {
+        double t = (double)i / rate;
+        /* syllables: a 4 Hz envelope over a voiced tone plus a little noise */
+        double env = 0.5 + 0.5 * sin(2 * M_PI * 4 * t);
+        double v = env * (0.3 * sin(2 * M_PI * f0 * t) + 0.1 * sin(2 * M_PI * 3 * f0 * t)) +
+                   0.01 * (test_rand_uniform(&st) - 0.5);
+        x[i] = (float)v;
+    }
+    return x;
+}
+
+static void put_le(uint8_t *p, uint32_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint8_t *wav_s16(const int16_t *interleaved, size_t frames, int rate, int channels, size_t *len)
+{
+    size_t data = frames * (size_t)channels * 2;
+    *len = 44 + data;
+    uint8_t *w = malloc(*len);
+    memcpy(w, "RIFF", 4);
+    put_le(w + 4, (uint32_t)(36 + data), 4);
+    memcpy(w + 8, "WAVEfmt ", 8);
+    put_le(w + 16, 16, 4);
+    put_le(w + 20, 1, 2);
+    put_le(w + 22, (uint32_t)channels, 2);
+    put_le(w + 24, (uint32_t)rate, 4);
+    put_le(w + 28, (uint32_t)(rate * channels * 2), 4);
+    put_le(w + 32, (uint32_t)(channels * 2), 2);
+    put_le(w + 34, 16, 2);
+    memcpy(w + 36, "data", 4);
+    put_le(w + 40, (uint32_t)data, 4);
+    for (size_t i = 0; i < frames * (size_t)channels; i++)
+        put_le(w + 44 + 2 * i, (uint16_t)interleaved[i], 2);
+    return w;
+}

@@ -1,0 +1,33 @@
+/* server_test_util.h - loopback HTTP over plain sockets and test audio, for
+ * the server tests (the HTTP client side is deliberately simple: one
+ * request per connection, read until the server closes). */
+#ifndef LS_TEST_SERVER_UTIL_H
+#define LS_TEST_SERVER_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/outputs.h"
+
+typedef struct http_resp {
+    int status;
+    char headers[4096];
+    ls_buf body;
+} http_resp;
+
+/* Sends one request (raw bytes after the request line's headers are
+ * built from method/path/headers/body) and reads the whole response.
+ * Returns 0 or -1 on a socket error or timeout. */
+int http_do(int port, const char *method, const char *path, const char *headers,
+            const void *body, size_t len, http_resp *out);
+/* Sends exactly `raw` bytes and reads the response (malformed requests). */
+int http_raw(int port, const void *raw, size_t len, http_resp *out);
+void http_resp_free(http_resp *r);
+
+/* Speech-like test audio: mono float at rate, seconds long, seed varies it. */
+float *test_audio(int rate, double seconds, uint64_t seed, size_t *n);
+/* A 16-bit PCM WAV file of interleaved stereo (both channels given). */
+uint8_t *wav_s16(const int16_t *interleaved, size_t frames, int rate, int channels,
+                 size_t *len);
+
+#endif

@@ -1,0 +1,785 @@
+/* test_server.c - the server over real loopback sockets: every endpoint,
+ * bad inputs, limits, streams (exact frames, concurrency, interrupt,
+ * hang-ups). Runs the real pipeline on the model directory named by
+ * LS_SERVER_TEST_MODELS (a models root) and LS_SERVER_TEST_MODEL (an id). */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zip.h>
+
+#include "core/clock.h"
+#include "server/server.h"
+#include "server/ws_client.h"
+#include "server_test_util.h"
+#include "support/test_util.h"
+
+typedef struct running {
+    ls_server *srv;
+    pthread_t thread;
+    int port;
+} running;
+
+static const char *g_root, *g_model;
+
+static void *serve_main(void *arg)
+{
+    running *r = arg;
+    ls_server_run(r->srv);
+    return NULL;
+}
+
+static void start_server(running *r, const char *token, int max_sessions, long long max_body)
+{
+    ls_server_config cfg;
+    ls_server_config_defaults(&cfg);
+    cfg.port = 0;
+    snprintf(cfg.models_root, sizeof cfg.models_root, "%s", g_root);
+    snprintf(cfg.token, sizeof cfg.token, "%s", token ? token : "");
+    cfg.max_sessions = max_sessions;
+    cfg.max_body_bytes = max_body;
+    cfg.idle_timeout_s = 2;
+    cfg.workers = 3;
+    cfg.threads = 2;
+    cfg.max_models = 1;
+    ls_error err = {0};
+    int rc = ls_server_create(&cfg, &r->srv, &err);
+    if (rc) fail_msg("server: %s", err.msg);
+    r->port = ls_server_port(r->srv);
+    assert_true(r->port > 0);
+    pthread_create(&r->thread, NULL, serve_main, r);
+}
+
+static void stop_server(running *r)
+{
+    ls_server_stop(r->srv);
+    pthread_join(r->thread, NULL);
+    ls_server_destroy(r->srv);
+}
+
+static running g_srv; /* token-less, 3 sessions, 4 MB bodies */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    g_root = getenv("LS_SERVER_TEST_MODELS");
+    g_model = getenv("LS_SERVER_TEST_MODEL");
+    if (!g_root || !g_model) {
+        fprintf(stderr, "LS_SERVER_TEST_MODELS / LS_SERVER_TEST_MODEL are not set\n");
+        return -1;
+    }
+    start_server(&g_srv, NULL, 3, 4 << 20);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    stop_server(&g_srv);
+    return 0;
+}
+
+static cJSON *json_of(const http_resp *r)
+{
+    cJSON *j = cJSON_ParseWithLength((const char *)r->body.data, r->body.len);
+    if (!j) fail_msg("not JSON (status %d): %.200s", r->status, (const char *)r->body.data);
+    return j;
+}
+
+/* Asserts an error answer: the status and a JSON body with a message. */
+static void expect_error(const http_resp *r, int status, const char *needle)
+{
+    if (r->status != status)
+        fail_msg("want %d, got %d: %.300s", status, r->status, (const char *)r->body.data);
+    cJSON *j = json_of(r);
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    assert_true(cJSON_IsString(e));
+    if (needle && !strstr(e->valuestring, needle))
+        fail_msg("error '%s' lacks '%s'", e->valuestring, needle);
+    cJSON_Delete(j);
+}
+
+static void get(int port, const char *path, http_resp *r)
+{
+    assert_int_equal(http_do(port, "GET", path, NULL, NULL, 0, r), 0);
+}
+
+static void post(int port, const char *path, const void *body, size_t len, http_resp *r)
+{
+    assert_int_equal(http_do(port, "POST", path, NULL, body, len, r), 0);
+}
+
+static int server_sessions(int port)
+{
+    http_resp r;
+    get(port, "/health", &r);
+    cJSON *j = json_of(&r);
+    int n = cJSON_GetObjectItemCaseSensitive(j, "sessions")->valueint +
+            cJSON_GetObjectItemCaseSensitive(j, "jobs")->valueint;
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    return n;
+}
+
+/* Waits (bounded) until the server has no sessions or jobs left. */
+static void wait_idle(int port)
+{
+    for (int i = 0; i < 400 && server_sessions(port); i++) usleep(25000);
+    assert_int_equal(server_sessions(port), 0);
+}
+
+/* ---- plain endpoints ---- */
+
+static void test_health_metrics_routes(void **state)
+{
+    (void)state;
+    http_resp r;
+    get(g_srv.port, "/health", &r);
+    assert_int_equal(r.status, 200);
+    cJSON *j = json_of(&r);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "status")->valuestring, "ok");
+    cJSON_Delete(j);
+    http_resp_free(&r);
+
+    get(g_srv.port, "/metrics", &r);
+    assert_int_equal(r.status, 200);
+    const char *want[] = {"lipsync_frames_sent_total", "lipsync_sessions_active",
+                          "lipsync_queue_depth", "lipsync_stage_seconds_bucket{stage=\"unet\"",
+                          "lipsync_engine_fps", "lipsync_process_resident_memory_bytes",
+                          "lipsync_frame_latency_seconds_count", NULL};
+    for (int i = 0; want[i]; i++)
+        if (!strstr((const char *)r.body.data, want[i])) fail_msg("metrics lack %s", want[i]);
+    http_resp_free(&r);
+
+    get(g_srv.port, "/no/such/thing", &r);
+    expect_error(&r, 404, "no such endpoint");
+    http_resp_free(&r);
+    get(g_srv.port, "/v1/render", &r);
+    expect_error(&r, 405, "method");
+    http_resp_free(&r);
+    get(g_srv.port, "/v1/stream?model=x", &r);
+    expect_error(&r, 426, "WebSocket");
+    http_resp_free(&r);
+
+    /* Garbage instead of HTTP: the connection dies, the server does not. */
+    const char junk[] = "\x16\x03\x01\x02\x00 NOT HTTP AT ALL\r\n\r\n";
+    http_raw(g_srv.port, junk, sizeof junk - 1, &r);
+    http_resp_free(&r);
+    const char bad_line[] = "GET\r\n\r\n";
+    http_raw(g_srv.port, bad_line, sizeof bad_line - 1, &r);
+    http_resp_free(&r);
+    get(g_srv.port, "/health", &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+}
+
+static void test_auth(void **state)
+{
+    (void)state;
+    running s;
+    start_server(&s, "s3cret", 2, 1 << 20);
+    http_resp r;
+    get(s.port, "/health", &r); /* open without a token */
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    get(s.port, "/v1/models", &r);
+    expect_error(&r, 401, "token");
+    http_resp_free(&r);
+    assert_int_equal(http_do(s.port, "GET", "/v1/models", "Authorization: Bearer wrong\r\n",
+                             NULL, 0, &r), 0);
+    expect_error(&r, 401, "token");
+    http_resp_free(&r);
+    assert_int_equal(http_do(s.port, "GET", "/v1/models", "Authorization: Bearer s3cret\r\n",
+                             NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    get(s.port, "/metrics?token=s3cret", &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/stream?model=%s", g_model);
+    ls_ws_client *c;
+    assert_int_not_equal(ls_ws_client_connect("127.0.0.1", s.port, path, 10, &c, NULL), LS_OK);
+    snprintf(path, sizeof path, "/v1/stream?model=%s&token=s3cret", g_model);
+    assert_int_equal(ls_ws_client_connect("127.0.0.1", s.port, path, 10, &c, NULL), LS_OK);
+    ls_ws_client_destroy(c);
+    stop_server(&s);
+}
+
+static void test_models(void **state)
+{
+    (void)state;
+    http_resp r;
+    char path[256];
+    snprintf(path, sizeof path, "/v1/models/%s/load", g_model);
+    post(g_srv.port, path, "", 0, &r);
+    assert_int_equal(r.status, 200);
+    cJSON *j = json_of(&r);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "state")->valuestring, "resident");
+    assert_true(cJSON_GetObjectItemCaseSensitive(j, "width")->valueint > 0);
+    cJSON_Delete(j);
+    http_resp_free(&r);
+
+    get(g_srv.port, "/v1/models", &r);
+    assert_int_equal(r.status, 200);
+    j = json_of(&r);
+    cJSON *m, *arr = cJSON_GetObjectItemCaseSensitive(j, "models");
+    int found = 0;
+    cJSON_ArrayForEach(m, arr)
+    {
+        if (!strcmp(cJSON_GetObjectItemCaseSensitive(m, "id")->valuestring, g_model)) found = 1;
+    }
+    assert_true(found);
+    cJSON_Delete(j);
+    http_resp_free(&r);
+
+    post(g_srv.port, "/v1/models/no_such_model/load", "", 0, &r);
+    expect_error(&r, 404, "no_such_model");
+    http_resp_free(&r);
+    post(g_srv.port, "/v1/models/..%2f..%2fetc/load", "", 0, &r);
+    assert_true(r.status == 400 || r.status == 404);
+    http_resp_free(&r);
+
+    snprintf(path, sizeof path, "/v1/models/%s", g_model);
+    assert_int_equal(http_do(g_srv.port, "DELETE", path, NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    assert_int_equal(http_do(g_srv.port, "DELETE", path, NULL, NULL, 0, &r), 0);
+    expect_error(&r, 404, "not loaded");
+    http_resp_free(&r);
+}
+
+/* ---- batch and render ---- */
+
+static void test_batch(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = test_audio(16000, 1.2, 7, &n);
+    char path[256];
+    http_resp r;
+    snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=4&start_frame=3", g_model);
+    post(g_srv.port, path, x, n * 4, &r);
+    assert_int_equal(r.status, 200);
+    cJSON *j = json_of(&r);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "count")->valueint, 4);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(j, "timings"), "unet_ms"));
+    cJSON *f, *frames = cJSON_GetObjectItemCaseSensitive(j, "frames");
+    int k = 3;
+    cJSON_ArrayForEach(f, frames)
+    {
+        assert_int_equal(cJSON_GetObjectItemCaseSensitive(f, "index")->valueint, k++);
+        /* base64 of a JPEG starts with the SOI marker FF D8 FF -> "/9j/" */
+        assert_memory_equal(cJSON_GetObjectItemCaseSensitive(f, "jpeg")->valuestring, "/9j/", 4);
+    }
+    assert_int_equal(k, 7);
+    cJSON_Delete(j);
+    http_resp_free(&r);
+
+    assert_int_equal(http_do(g_srv.port, "POST", path, "Accept: multipart/mixed\r\n", x, n * 4,
+                             &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "multipart/mixed; boundary="));
+    int parts = 0;
+    for (const char *p = (const char *)r.body.data; (p = strstr(p, "X-Frame-Index:")); p++)
+        parts++;
+    assert_int_equal(parts, 4);
+    http_resp_free(&r);
+
+    /* Bad inputs, each a JSON error naming the problem. */
+    snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=33", g_model);
+    post(g_srv.port, path, x, n * 4, &r);
+    expect_error(&r, 400, "batch_size");
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=2", g_model);
+    post(g_srv.port, path, x, n * 4 - 2, &r);
+    expect_error(&r, 400, "float32");
+    http_resp_free(&r);
+    float nan_audio[64] = {0};
+    memcpy(&nan_audio[10], "\xff\xff\xff\x7f", 4);
+    post(g_srv.port, path, nan_audio, sizeof nan_audio, &r);
+    expect_error(&r, 400, "sample 10");
+    http_resp_free(&r);
+    post(g_srv.port, "/v1/batch?model=nope&batch_size=2", x, n * 4, &r);
+    expect_error(&r, 404, "nope");
+    http_resp_free(&r);
+    post(g_srv.port, "/v1/batch?batch_size=2", x, n * 4, &r);
+    expect_error(&r, 400, "model");
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=2&start_frame=100000", g_model);
+    post(g_srv.port, path, x, n * 4, &r);
+    expect_error(&r, 400, "past the end");
+    http_resp_free(&r);
+    /* Oversized body: refused from its Content-Length, before reading it. */
+    assert_int_equal(http_do(g_srv.port, "POST", path, "Content-Length: 99999999\r\n\r\n", NULL,
+                             0, &r), 0);
+    expect_error(&r, 413, "exceeds");
+    http_resp_free(&r);
+    assert_int_equal(http_do(g_srv.port, "POST", path, "\r\n", NULL, 0, &r), 0);
+    expect_error(&r, 411, "Content-Length");
+    http_resp_free(&r);
+    free(x);
+    wait_idle(g_srv.port);
+}
+
+/* Frames of a zip answer, in order. */
+static int unzip_frames(const ls_buf *zipped, ls_jpeg_list *out)
+{
+    zip_error_t ze;
+    zip_source_t *src = zip_source_buffer_create(zipped->data, zipped->len, 0, &ze);
+    zip_t *za = zip_open_from_source(src, ZIP_RDONLY, &ze);
+    if (!za) return -1;
+    zip_int64_t n = zip_get_num_entries(za, 0);
+    int manifest = 0;
+    for (zip_int64_t i = 0; i < n; i++) {
+        const char *name = zip_get_name(za, (zip_uint64_t)i, 0);
+        if (!strcmp(name, "manifest.json")) {
+            manifest = 1;
+            continue;
+        }
+        zip_stat_t st;
+        zip_stat_index(za, (zip_uint64_t)i, 0, &st);
+        uint8_t *buf = malloc(st.size);
+        zip_file_t *f = zip_fopen_index(za, (zip_uint64_t)i, 0);
+        zip_fread(f, buf, st.size);
+        zip_fclose(f);
+        long long idx = -1;
+        sscanf(name, "frame_%lld.jpg", &idx);
+        ls_jpeg_list_add(out, idx, 0, 0, buf, st.size);
+        free(buf);
+    }
+    zip_close(za);
+    return manifest ? 0 : -1;
+}
+
+/* 48 kHz stereo s16 test speech, as interleaved samples and as a WAV. */
+static int16_t *stereo_s16(double seconds, uint64_t seed, size_t *frames)
+{
+    float *x = test_audio(48000, seconds, seed, frames);
+    int16_t *s = malloc(*frames * 2 * sizeof *s);
+    for (size_t i = 0; i < *frames; i++) {
+        s[2 * i] = (int16_t)(x[i] * 30000);
+        s[2 * i + 1] = (int16_t)(x[i] * 20000);
+    }
+    free(x);
+    return s;
+}
+
+static void render_zip(int port, const uint8_t *wav, size_t len, int64_t start,
+                       ls_jpeg_list *frames)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=jpeg-zip&start_frame=%lld", g_model,
+             (long long)start);
+    http_resp r;
+    post(port, path, wav, len, &r);
+    if (r.status != 200) fail_msg("render: %d %.300s", r.status, (const char *)r.body.data);
+    assert_non_null(strstr(r.headers, "application/zip"));
+    assert_int_equal(unzip_frames(&r.body, frames), 0);
+    http_resp_free(&r);
+}
+
+static void test_render(void **state)
+{
+    (void)state;
+    size_t frames;
+    int16_t *s = stereo_s16(1.0, 3, &frames);
+    size_t wlen;
+    uint8_t *wav = wav_s16(s, frames, 48000, 2, &wlen);
+    ls_jpeg_list zipped = {0};
+    render_zip(g_srv.port, wav, wlen, 0, &zipped);
+    /* N mel windows give N+2 frames; 1 s is 25 windows, give or take one. */
+    assert_true(zipped.n >= 25 && zipped.n <= 28);
+
+    char path[256];
+    http_resp r;
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=mjpeg", g_model);
+    post(g_srv.port, path, wav, wlen, &r);
+    assert_int_equal(r.status, 200);
+    /* MJPEG is the same JPEGs back to back. */
+    size_t at = 0;
+    for (size_t i = 0; i < zipped.n; i++) {
+        assert_true(at + zipped.frames[i].size <= r.body.len);
+        assert_memory_equal(r.body.data + at, zipped.frames[i].data, zipped.frames[i].size);
+        at += zipped.frames[i].size;
+    }
+    assert_int_equal(at, r.body.len);
+    http_resp_free(&r);
+
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=mp4", g_model);
+    post(g_srv.port, path, wav, wlen, &r);
+    if (r.status == 200) {
+        assert_true(r.body.len > 1000);
+        assert_memory_equal(r.body.data + 4, "ftyp", 4);
+    } else {
+        expect_error(&r, 415, "mp4");
+    }
+    http_resp_free(&r);
+
+    const char junk[] = "this is not audio, not at all, not even close";
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=mjpeg", g_model);
+    post(g_srv.port, path, junk, sizeof junk, &r);
+    expect_error(&r, 400, "audio");
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=gif", g_model);
+    post(g_srv.port, path, wav, wlen, &r);
+    expect_error(&r, 400, "output");
+    http_resp_free(&r);
+    post(g_srv.port, "/v1/render?model=ghost", wav, wlen, &r);
+    expect_error(&r, 404, "ghost");
+    http_resp_free(&r);
+    ls_jpeg_list_free(&zipped);
+    free(wav);
+    free(s);
+    wait_idle(g_srv.port);
+}
+
+/* ---- streams ---- */
+
+typedef struct stream_result {
+    ls_jpeg_list frames;
+    int ready, done, interrupted, errors, speech_events;
+    char last_error[512];
+    int closed;
+} stream_result;
+
+static ls_ws_client *open_stream(int port)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/stream?model=%s", g_model);
+    ls_ws_client *c = NULL;
+    ls_error err = {0};
+    if (ls_ws_client_connect("127.0.0.1", port, path, 30, &c, &err))
+        fail_msg("connect: %s", err.msg);
+    return c;
+}
+
+static void send_text(ls_ws_client *c, const char *t)
+{
+    assert_int_equal(ls_ws_client_send(c, 0, t, strlen(t), NULL), LS_OK);
+}
+
+/* Takes one message into res; returns 0 on timeout, -1 when closed. */
+static int take(ls_ws_client *c, stream_result *res, double timeout)
+{
+    ls_ws_message m;
+    int rc = ls_ws_client_recv(c, &m, timeout);
+    if (rc < 0) {
+        res->closed = 1;
+        return -1;
+    }
+    if (rc == 0) return 0;
+    if (m.binary) {
+        assert_true(m.len > 24);
+        assert_memory_equal(m.data, "LSF1", 4);
+        int64_t index;
+        double ts;
+        memcpy(&index, m.data + 8, 8);
+        memcpy(&ts, m.data + 16, 8);
+        assert_true(ts > index / 25.0 - 1e-9 && ts < index / 25.0 + 1e-9);
+        ls_jpeg_list_add(&res->frames, index, 0, ts, m.data + 24, m.len - 24);
+    } else {
+        cJSON *j = cJSON_Parse((const char *)m.data);
+        assert_non_null(j);
+        const char *type = cJSON_GetObjectItemCaseSensitive(j, "type")->valuestring;
+        if (!strcmp(type, "ready")) res->ready++;
+        if (!strcmp(type, "done")) res->done++;
+        if (!strcmp(type, "interrupted")) res->interrupted++;
+        if (!strncmp(type, "speech_", 7)) res->speech_events++;
+        if (!strcmp(type, "error")) {
+            res->errors++;
+            snprintf(res->last_error, sizeof res->last_error, "%s",
+                     cJSON_GetObjectItemCaseSensitive(j, "message")->valuestring);
+        }
+        cJSON_Delete(j);
+    }
+    ls_ws_message_free(&m);
+    return 1;
+}
+
+/* Streams bytes in random chunk sizes (splitting samples), then "end", and
+ * collects everything until the server closes. */
+static void run_stream(int port, const char *start, const uint8_t *bytes, size_t len,
+                       uint64_t seed, stream_result *res)
+{
+    memset(res, 0, sizeof *res);
+    ls_ws_client *c = open_stream(port);
+    send_text(c, start);
+    for (size_t at = 0; at < len;) {
+        size_t k = 1 + test_rand(&seed) % 9000;
+        if (k > len - at) k = len - at;
+        assert_int_equal(ls_ws_client_send(c, 1, bytes + at, k, NULL), LS_OK);
+        at += k;
+        while (take(c, res, 0) == 1) {}
+    }
+    send_text(c, "{\"type\":\"end\"}");
+    double t0 = ls_now();
+    while (!res->closed && ls_now() - t0 < 120) take(c, res, 1.0);
+    assert_true(res->closed);
+    ls_ws_client_destroy(c);
+}
+
+static void expect_same_frames(const ls_jpeg_list *a, const ls_jpeg_list *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_int_equal(a->frames[i].index, (int64_t)i);
+        assert_int_equal(b->frames[i].index, (int64_t)i);
+        assert_int_equal(a->frames[i].size, b->frames[i].size);
+        assert_memory_equal(a->frames[i].data, b->frames[i].data, a->frames[i].size);
+    }
+}
+
+/* The stream of a 48 kHz stereo s16 upload, cut anywhere, gives exactly
+ * the frames /v1/render gives for the same audio as a WAV file. */
+static void test_stream_matches_render(void **state)
+{
+    (void)state;
+    size_t frames;
+    int16_t *s = stereo_s16(1.2, 11, &frames);
+    size_t wlen;
+    uint8_t *wav = wav_s16(s, frames, 48000, 2, &wlen);
+    ls_jpeg_list want = {0};
+    render_zip(g_srv.port, wav, wlen, 5, &want);
+    stream_result res;
+    run_stream(g_srv.port,
+               "{\"type\":\"start\",\"format\":\"s16le\",\"rate\":48000,\"channels\":2,"
+               "\"start_frame\":5}",
+               (const uint8_t *)s, frames * 4, 99, &res);
+    if (res.errors) fail_msg("stream error: %s", res.last_error);
+    assert_int_equal(res.ready, 1);
+    assert_int_equal(res.done, 1);
+    assert_true(res.speech_events >= 1);
+    expect_same_frames(&res.frames, &want);
+    ls_jpeg_list_free(&res.frames);
+    ls_jpeg_list_free(&want);
+    free(wav);
+    free(s);
+    wait_idle(g_srv.port);
+}
+
+static void test_stream_protocol_errors(void **state)
+{
+    (void)state;
+    stream_result res = {0};
+    ls_ws_client *c = open_stream(g_srv.port);
+    const uint8_t early[64] = {0};
+    assert_int_equal(ls_ws_client_send(c, 1, early, sizeof early, NULL), LS_OK);
+    send_text(c, "{not json");
+    send_text(c, "[1,2]");
+    send_text(c, "{\"type\":\"dance\"}");
+    send_text(c, "{\"type\":\"flush\"}");
+    send_text(c, "{\"type\":\"start\",\"format\":\"u8\"}");
+    send_text(c, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":5}");
+    double t0 = ls_now();
+    while (res.errors < 7 && ls_now() - t0 < 30) take(c, &res, 1.0);
+    assert_int_equal(res.errors, 7);
+    assert_non_null(strstr(res.last_error, "rate"));
+    /* Still usable: a good start works, and s16 bytes declared as f32 are
+     * caught as a wrong format when they make NaNs. */
+    send_text(c, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000}");
+    uint32_t nan_bits[400];
+    for (int i = 0; i < 400; i++) nan_bits[i] = 0x7fc00000u;
+    assert_int_equal(ls_ws_client_send(c, 1, nan_bits, sizeof nan_bits, NULL), LS_OK);
+    t0 = ls_now();
+    while (!res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+    assert_int_equal(res.ready, 1);
+    assert_int_equal(res.errors, 8);
+    assert_non_null(strstr(res.last_error, "finite"));
+    assert_true(res.closed); /* a fatal audio error ends the stream */
+    ls_ws_client_destroy(c);
+    ls_jpeg_list_free(&res.frames);
+    wait_idle(g_srv.port);
+}
+
+/* Refused upgrades answer with an HTTP status and a JSON body. */
+static void upgrade(int port, const char *path, http_resp *r)
+{
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     path);
+    assert_int_equal(http_raw(port, req, (size_t)n, r), 0);
+}
+
+static void test_session_limit_and_refusals(void **state)
+{
+    (void)state;
+    http_resp r;
+    upgrade(g_srv.port, "/v1/stream?model=ghost", &r);
+    expect_error(&r, 404, "ghost");
+    http_resp_free(&r);
+    upgrade(g_srv.port, "/v1/stream", &r);
+    expect_error(&r, 400, "model");
+    http_resp_free(&r);
+    upgrade(g_srv.port, "/v1/elsewhere", &r);
+    expect_error(&r, 404, "/v1/stream");
+    http_resp_free(&r);
+
+    ls_ws_client *c[3];
+    for (int i = 0; i < 3; i++) c[i] = open_stream(g_srv.port);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/stream?model=%s", g_model);
+    upgrade(g_srv.port, path, &r);
+    expect_error(&r, 503, "too many sessions");
+    http_resp_free(&r);
+    size_t n;
+    float *x = test_audio(16000, 0.5, 1, &n);
+    snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=1", g_model);
+    post(g_srv.port, path, x, n * 4, &r);
+    expect_error(&r, 503, "too many sessions");
+    http_resp_free(&r);
+    free(x);
+    ls_ws_client_destroy(c[0]);
+    for (int i = 0; i < 400 && server_sessions(g_srv.port) > 2; i++) usleep(25000);
+    c[0] = open_stream(g_srv.port); /* a slot came free */
+    for (int i = 0; i < 3; i++) ls_ws_client_destroy(c[i]);
+    wait_idle(g_srv.port);
+}
+
+/* A client vanishing mid-stream costs nothing but its own session. */
+static void test_disconnect_mid_stream(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = test_audio(16000, 3.0, 5, &n);
+    for (int round = 0; round < 3; round++) {
+        ls_ws_client *c = open_stream(g_srv.port);
+        send_text(c, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000}");
+        size_t part = n * 4 / (size_t)(round + 2);
+        assert_int_equal(ls_ws_client_send(c, 1, x, part - (round == 1 ? 3 : 0), NULL), LS_OK);
+        if (round == 2) usleep(200000); /* let compute start */
+        ls_ws_client_destroy(c);
+    }
+    free(x);
+    wait_idle(g_srv.port);
+    http_resp r;
+    get(g_srv.port, "/health", &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+}
+
+typedef struct conc_arg {
+    int port;
+    uint64_t seed;
+    int64_t start;
+    stream_result res;
+    ls_jpeg_list want;
+    uint8_t *pcm;
+    size_t len;
+} conc_arg;
+
+static void *conc_main(void *p)
+{
+    conc_arg *a = p;
+    char start[160];
+    snprintf(start, sizeof start,
+             "{\"type\":\"start\",\"format\":\"s16le\",\"rate\":48000,\"channels\":2,"
+             "\"start_frame\":%lld}",
+             (long long)a->start);
+    run_stream(a->port, start, a->pcm, a->len, a->seed, &a->res);
+    return NULL;
+}
+
+/* Concurrent streams each get exactly their own frames. */
+static void test_concurrent_streams(void **state)
+{
+    (void)state;
+    conc_arg a[3];
+    int16_t *pcm[3];
+    for (int i = 0; i < 3; i++) {
+        size_t frames, wlen;
+        pcm[i] = stereo_s16(0.8 + 0.2 * i, 100 + (uint64_t)i, &frames);
+        uint8_t *wav = wav_s16(pcm[i], frames, 48000, 2, &wlen);
+        a[i] = (conc_arg){g_srv.port, 7 + (uint64_t)i, 3 * i, {{0}}, {0}, (uint8_t *)pcm[i],
+                          frames * 4};
+        render_zip(g_srv.port, wav, wlen, a[i].start, &a[i].want);
+        free(wav);
+    }
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, conc_main, &a[i]);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 3; i++) {
+        if (a[i].res.errors) fail_msg("stream %d: %s", i, a[i].res.last_error);
+        expect_same_frames(&a[i].res.frames, &a[i].want);
+        ls_jpeg_list_free(&a[i].res.frames);
+        ls_jpeg_list_free(&a[i].want);
+        free(pcm[i]);
+    }
+    wait_idle(g_srv.port);
+}
+
+/* After "interrupted", no frame of the audio sent before it arrives; the
+ * session then goes on with new audio. */
+static void test_interrupt(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = test_audio(16000, 4.0, 9, &n);
+    stream_result res = {0};
+    ls_ws_client *c = open_stream(g_srv.port);
+    send_text(c, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000}");
+    assert_int_equal(ls_ws_client_send(c, 1, x, n * 4, NULL), LS_OK);
+    while (res.frames.n < 2 && !res.closed) take(c, &res, 5.0);
+    send_text(c, "{\"type\":\"interrupt\"}");
+    double t0 = ls_now();
+    while (!res.interrupted && ls_now() - t0 < 30) take(c, &res, 1.0);
+    assert_int_equal(res.interrupted, 1);
+    size_t before = res.frames.n;
+    assert_true(before < 102); /* 4 s would be ~102 frames: most were dropped */
+    /* Nothing of the old audio may follow the event. */
+    t0 = ls_now();
+    while (ls_now() - t0 < 0.5) take(c, &res, 0.1);
+    assert_int_equal(res.frames.n, before);
+    /* Fresh audio continues from the next frame index. */
+    assert_int_equal(ls_ws_client_send(c, 1, x, 16000 * 4, NULL), LS_OK);
+    send_text(c, "{\"type\":\"end\"}");
+    t0 = ls_now();
+    while (!res.closed && ls_now() - t0 < 60) take(c, &res, 1.0);
+    assert_int_equal(res.done, 1);
+    assert_true(res.frames.n > before);
+    for (size_t i = 1; i < res.frames.n; i++)
+        assert_true(res.frames.frames[i].index > res.frames.frames[i - 1].index);
+    ls_ws_client_destroy(c);
+    ls_jpeg_list_free(&res.frames);
+    free(x);
+    wait_idle(g_srv.port);
+}
+
+static void test_idle_timeout(void **state)
+{
+    (void)state;
+    stream_result res = {0};
+    ls_ws_client *c = open_stream(g_srv.port);
+    double t0 = ls_now();
+    while (!res.closed && ls_now() - t0 < 15) take(c, &res, 1.0);
+    assert_true(res.closed);
+    assert_int_equal(res.errors, 1);
+    assert_non_null(strstr(res.last_error, "idle"));
+    ls_ws_client_destroy(c);
+    wait_idle(g_srv.port);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health_metrics_routes),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_models),
+        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_render),
+        cmocka_unit_test(test_stream_matches_render),
+        cmocka_unit_test(test_stream_protocol_errors),
+        cmocka_unit_test(test_session_limit_and_refusals),
+        cmocka_unit_test(test_disconnect_mid_stream),
+        cmocka_unit_test(test_concurrent_streams),
+        cmocka_unit_test(test_interrupt),
+        cmocka_unit_test(test_idle_timeout),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
