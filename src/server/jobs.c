@@ -275,7 +275,8 @@ static void job_render(ls_server *srv, http_req *r)
     }
     double decode_s = ls_now() - t0;
     ls_stage_times times = {0};
-    render_sink rs = {{0}};
+    render_sink rs;
+    memset(&rs, 0, sizeof rs);
     const char *disposition = "lipsync.mjpeg";
     if (!rc && !strcmp(r->output, "mp4")) {
 #ifdef LS_HAVE_MEDIA_WRITER

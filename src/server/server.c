@@ -497,6 +497,7 @@ reject_body:
     r->ignore_body = 1;
     r->close_after = 1;
 ready:
+    r->ignore_body = 1; /* answered: a body that follows is read and dropped */
     atomic_store(&r->ready, 1);
     lws_callback_on_writable(wsi);
     return 0;
