@@ -6,6 +6,9 @@
 
 static const cli_command benches[] = {
     {"mel", "mel spectrogram real-time factor, one thread, 60 s of audio", bench_mel},
+#ifdef LS_HAVE_SERVER
+    {"serve", "N concurrent streaming clients on loopback: fps, latencies", bench_serve},
+#endif
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 
