@@ -138,11 +138,12 @@ static void job_batch(ls_server *srv, http_req *r)
     memcpy(x, r->body.data, n * 4); /* little-endian host */
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i]) || fabsf(x[i]) > 64.0f) {
+            double bad = x[i];
             free(x);
             http_set_error(r, 400,
                            "sample %zu is %g: the body must be float32 LE 16 kHz audio in "
                            "[-1, 1]",
-                           i, (double)x[i]);
+                           i, bad);
             return;
         }
     batch_sink b = {r->start_frame, r->batch_size, {0}, 0};
