@@ -15,9 +15,10 @@
  *        position follows the global frame index) as base64 JPEG in JSON,
  *        or multipart/mixed (also chosen by Accept: multipart/mixed)
  *   GET  /, /app.js, /style.css     the browser client (web_root)
- * With a token configured, every route but /health wants
+ * With a token configured, every API route but /health wants
  * "Authorization: Bearer TOKEN" or "?token=TOKEN" (browsers cannot set
- * headers on WebSockets).
+ * headers on WebSockets); the client's static files are public (they hold
+ * no data, and the browser fetches them without headers).
  *
  * WebSocket GET /v1/stream?model=ID (refused before the upgrade with a JSON
  * 401/404/503 answer). Client -> server:
@@ -391,6 +392,12 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
         cJSON_free(s);
         goto ready;
     }
+    /* The client's static files hold no data and are fetched by the browser
+     * without headers; every API call they make needs the token. */
+    if (get) {
+        int w = serve_web(srv, wsi, r, uri);
+        if (w) return w < 0 ? -1 : 0;
+    }
     if (!authorized(srv, wsi)) {
         http_set_error(r, 401, "missing or wrong bearer token");
         goto ready;
@@ -406,10 +413,6 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
     if (get && !strcmp(uri, "/v1/stream")) {
         http_set_error(r, 426, "/v1/stream wants a WebSocket upgrade");
         goto ready;
-    }
-    if (get) {
-        int w = serve_web(srv, wsi, r, uri);
-        if (w) return w < 0 ? -1 : 0;
     }
     char id[LS_MODEL_ID_MAX + 1];
     route rt = model_route(uri, post, del, id);

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# web_e2e.sh LIPSYNC MODELS_ROOT MODEL_ID WORK_DIR - the browser client end to
+# end: starts `lipsync serve` on a free port with a token, makes a speech-like
+# WAV, and runs web_e2e.mjs in headless Chromium (Debian's, driven by a
+# pinned playwright-core installed into WORK_DIR on first use).
+set -euo pipefail
+lipsync=$1 root=$2 model=$3 work=$4
+here=$(cd "$(dirname "$0")" && pwd)
+pw_version=1.56.1
+mkdir -p "$work"
+if [ ! -f "$work/node_modules/playwright-core/package.json" ] ||
+   ! grep -q "\"version\": \"$pw_version\"" "$work/node_modules/playwright-core/package.json"; then
+  npm install --prefix "$work" --no-audit --no-fund --loglevel=error "playwright-core@$pw_version"
+fi
+[ -x /usr/bin/chromium ] || { echo "web_e2e: /usr/bin/chromium is missing (scripts/install-deps.sh)"; exit 1; }
+
+/usr/bin/python3 - "$work/speech.wav" <<'PY'
+import math, struct, sys, wave
+rate, secs = 22050, 2.5
+with wave.open(sys.argv[1], "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(rate)
+    frames = bytearray()
+    for i in range(int(rate * secs)):
+        t = i / rate
+        env = 0.5 + 0.5 * math.sin(2 * math.pi * 3.5 * t)
+        v = env * (0.3 * math.sin(2 * math.pi * 140 * t) + 0.1 * math.sin(2 * math.pi * 420 * t))
+        frames += struct.pack("<h", int(v * 32767))
+    w.writeframes(bytes(frames))
+PY
+
+log="$work/serve.log"
+"$lipsync" serve --models-root "$root" --port 0 --token e2e-token --web-root "$here/../../web" \
+  >"$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
+port=""
+for _ in $(seq 1 100); do
+  port=$(grep -o '127\.0\.0\.1:[0-9]\+/' "$log" | head -1 | sed 's/.*:\([0-9]*\)\//\1/' || true)
+  [ -n "$port" ] && break
+  kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
+  sleep 0.1
+done
+[ -n "$port" ] || { echo "web_e2e: server did not start"; cat "$log"; exit 1; }
+timeout 300 node "$here/web_e2e.mjs" "http://127.0.0.1:$port/?token=e2e-token" "$model" \
+  "$work/speech.wav" "$work"
