@@ -139,7 +139,7 @@ class Session {
   // File mode: the picture follows the audio clock; late frames are skipped.
   draw() {
     if (!this.live && this.playStart !== null) {
-      const due = Math.floor((this.audioCtx.currentTime - this.playStart) * 25);
+      const due = Math.floor(this.clock() * 25);
       let shown = -1;
       for (const i of this.frames.keys()) if (i <= due && i > shown) shown = i;
       if (shown >= 0) {
@@ -167,8 +167,19 @@ class Session {
     src.buffer = this.buffer;
     src.connect(this.audioCtx.destination);
     this.playStart = this.audioCtx.currentTime + 0.05;
+    this.playStartWall = performance.now() + 50;
     src.start(this.playStart);
+    this.audioCtx.resume();
     stats.state = 'playing';
+  }
+
+  // Seconds of audio played: the audio clock while the audio device runs;
+  // the wall clock where there is none (a browser with no sound output
+  // keeps the context suspended).
+  clock() {
+    stats.audioState = this.audioCtx.state;
+    if (this.audioCtx.state === 'running') return this.audioCtx.currentTime - this.playStart;
+    return (performance.now() - this.playStartWall) / 1000;
   }
 
   async streamFile(file) {
