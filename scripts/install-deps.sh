@@ -13,13 +13,14 @@ BUILD_PKGS=(
   libturbojpeg0-dev libjpeg62-turbo-dev libspng-dev libpng-dev   # images
   libsndfile1-dev libsoxr-dev libfftw3-dev      # audio decode, resample, STFT
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev  # video in/out
-  libwebsockets-dev libcjson-dev                # server: HTTP + WebSocket, JSON
+  libwebsockets-dev libcjson-dev libzip-dev     # server: HTTP + WebSocket, JSON, jpeg-zip output
 )
 TEST_PKGS=(
   libcmocka-dev                                 # unit tests
   libclang-rt-14-dev clang                      # sanitizer runtimes
   python3 python3-numpy python3-torch python3-onnx python3-opencv  # fixture / test-model generators
   python3-skimage espeak-ng sox ffmpeg          # demo data: portrait, synthetic speech; media checks
+  chromium nodejs npm                           # browser client end-to-end test (playwright-core from npm)
 )
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")

@@ -150,7 +150,7 @@ class Session {
         this.paint(bmp);
       }
     }
-    if (!this.closed || this.frames.size) requestAnimationFrame(this.draw);
+    if (session === this) requestAnimationFrame(this.draw);  // until the next session
     show();
   }
 
@@ -173,13 +173,19 @@ class Session {
     stats.state = 'playing';
   }
 
-  // Seconds of audio played: the audio clock while the audio device runs;
-  // the wall clock where there is none (a browser with no sound output
-  // keeps the context suspended).
+  // Seconds of audio played: the audio clock while it advances; the wall
+  // clock where it does not (no sound device: the context stays suspended
+  // or its time stands still).
   clock() {
+    const now = performance.now(), t = this.audioCtx.currentTime;
     stats.audioState = this.audioCtx.state;
-    if (this.audioCtx.state === 'running') return this.audioCtx.currentTime - this.playStart;
-    return (performance.now() - this.playStartWall) / 1000;
+    if (t !== this.lastAudioTime) {
+      this.lastAudioTime = t;
+      this.lastAudioWall = now;
+    }
+    if (this.audioCtx.state === 'running' && now - this.lastAudioWall < 250)
+      return t - this.playStart;
+    return (now - this.playStartWall) / 1000;
   }
 
   async streamFile(file) {
