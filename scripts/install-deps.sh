@@ -20,10 +20,12 @@ TEST_PKGS=(
   libclang-rt-14-dev clang                      # sanitizer runtimes
   python3 python3-numpy python3-torch python3-onnx python3-opencv  # fixture / test-model generators
   python3-skimage espeak-ng sox ffmpeg          # demo data: portrait, synthetic speech; media checks
-  chromium nodejs npm                           # browser client end-to-end test (playwright-core from npm)
+  chromium nodejs                               # browser client end-to-end test (playwright-core from npm)
 )
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+# npm ships inside some nodejs builds (NodeSource); Debian packages it apart.
+command -v npm >/dev/null 2>&1 || want+=(npm)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
