@@ -24,6 +24,7 @@ int cli_parse_int(const char *opt, const char *text, int min, int max);
 
 int cmd_bench(int argc, char **argv);
 int cmd_mel(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 /* Benchmarks, dispatched by `lipsync bench NAME`. */
 int bench_mel(int argc, char **argv);

@@ -16,6 +16,7 @@ static const cli_command commands[] = {
     {"help", "list the subcommands, or show one's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"bench", "run a benchmark (mel, ...)", cmd_bench},
+    {"info", "describe an ONNX model: inputs, ops, parameters, MACs", cmd_info},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
