@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 
 static const cli_command benches[] = {
+    {"engine", "the neural engine on an ONNX model: median ms, GFLOP/s", bench_engine},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 
