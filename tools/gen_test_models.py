@@ -17,6 +17,7 @@ BatchNorm is kept in the exported graphs (TrainingMode.PRESERVE on an eval
 model) so that the loader's BatchNorm folding is exercised; deterministic for
 a given torch version. Uses Debian's python3-torch and python3-onnx only.
 """
+import copy
 import json
 import os
 import sys
@@ -239,10 +240,10 @@ def save(out_dir, name, t):
 
 
 def bf16_errors(model, inputs, ref):
-    m16 = model.to(torch.bfloat16)
+    # A copy: converting in place and back would leave bf16-rounded weights.
+    m16 = copy.deepcopy(model).to(torch.bfloat16)
     with torch.no_grad():
         y16 = m16(*[x.to(torch.bfloat16) for x in inputs]).float()
-    model.to(torch.float32)
     d = (y16 - ref).abs().flatten().double().numpy()
     return {'mean_abs': float(d.mean()), 'p999_abs': float(np.percentile(d, 99.9)),
             'max_abs': float(d.max())}

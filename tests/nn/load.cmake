@@ -16,3 +16,6 @@ add_custom_command(
   COMMENT "Generating the torch test models into ${LS_MODELS_DIR}"
   VERBATIM)
 add_custom_target(ls_test_models ALL DEPENDS ${LS_MODELS_STAMP})
+
+ls_add_test(test_onnx nn/test_onnx.c)
+add_dependencies(test_onnx ls_test_models)
