@@ -6,6 +6,7 @@
 
 static const cli_command benches[] = {
     {"mel", "mel spectrogram real-time factor, one thread, 60 s of audio", bench_mel},
+    {"engine", "the neural engine on an ONNX model: median ms, GFLOP/s", bench_engine},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

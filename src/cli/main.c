@@ -17,6 +17,8 @@ static const cli_command commands[] = {
     {"version", "print the version", cmd_version},
     {"mel", "compute the 80-bin mel spectrogram of an audio file (.npy out)", cmd_mel},
     {"bench", "run a benchmark (mel, ...)", cmd_bench},
+    {"info", "describe an ONNX model: inputs, ops, parameters, MACs", cmd_info},
+    {"infer", "run an ONNX model on .npy inputs (oneDNN engine)", cmd_infer},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,4 +1,7 @@
 # Subcommands and benchmarks compiled into the lipsync binary.
 target_sources(lipsync PRIVATE
   src/cli/cmd_mel.c
-  src/cli/bench_mel.c)
+  src/cli/bench_mel.c
+  src/cli/cmd_info.c
+  src/cli/cmd_infer.c
+  src/cli/bench_engine.c)

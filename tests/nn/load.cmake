@@ -1,0 +1,21 @@
+# Test models: the SyncTalk_2D UNet and audio encoder with seeded random
+# weights, exported by torch, with torch's outputs (tools/gen_test_models.py).
+# Generated once per build tree (about 30 s) and regenerated only when the
+# script changes; tests find them through LS_MODELS_DIR.
+find_program(LS_DEBIAN_PYTHON /usr/bin/python3 NO_DEFAULT_PATH)
+if(NOT LS_DEBIAN_PYTHON)
+  message(FATAL_ERROR "tests need Debian's /usr/bin/python3 with python3-torch and python3-onnx")
+endif()
+set(LS_MODELS_STAMP ${LS_MODELS_DIR}/.generated)
+add_custom_command(
+  OUTPUT ${LS_MODELS_STAMP}
+  COMMAND ${CMAKE_COMMAND} -E rm -rf ${LS_MODELS_DIR}
+  COMMAND ${LS_DEBIAN_PYTHON} ${CMAKE_SOURCE_DIR}/tools/gen_test_models.py ${LS_MODELS_DIR}
+  COMMAND ${CMAKE_COMMAND} -E touch ${LS_MODELS_STAMP}
+  DEPENDS ${CMAKE_SOURCE_DIR}/tools/gen_test_models.py
+  COMMENT "Generating the torch test models into ${LS_MODELS_DIR}"
+  VERBATIM)
+add_custom_target(ls_test_models ALL DEPENDS ${LS_MODELS_STAMP})
+
+ls_add_test(test_onnx nn/test_onnx.c)
+add_dependencies(test_onnx ls_test_models)
