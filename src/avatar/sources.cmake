@@ -1,0 +1,1 @@
+target_sources(lipsync_core PRIVATE)

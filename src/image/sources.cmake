@@ -1,0 +1,8 @@
+# image/: pixel buffers, OpenCV-exact cubic resize, model inputs, compositing, JPEG/PNG, pools.
+pkg_check_modules(TURBOJPEG REQUIRED IMPORTED_TARGET libturbojpeg)
+pkg_check_modules(SPNG REQUIRED IMPORTED_TARGET spng)
+target_sources(lipsync_core PRIVATE
+  src/image/image.c
+  src/image/bufpool.c
+  src/image/resize.c)
+target_link_libraries(lipsync_core PUBLIC PkgConfig::TURBOJPEG PkgConfig::SPNG)
