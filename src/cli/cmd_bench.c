@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 
 static const cli_command benches[] = {
+    {"image", "model input + composite + JPEG per 1280x720 frame, 1-2 threads", bench_image},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

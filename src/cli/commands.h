@@ -26,6 +26,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_mel(int argc, char **argv);
 
 /* Benchmarks, dispatched by `lipsync bench NAME`. */
+int bench_image(int argc, char **argv);
 int bench_mel(int argc, char **argv);
 
 #endif

@@ -1,2 +1,3 @@
 # Subcommands and benchmarks compiled into the lipsync binary.
-target_sources(lipsync PRIVATE)
+target_sources(lipsync PRIVATE
+  src/cli/bench_image.c)

@@ -3,6 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* The masked copy zeroes these rows and columns of the 320 window (inclusive), as the
  * reference's cv2.rectangle((5, 5, 310, 305), filled) does. */
 #define MASK_Y0 5
@@ -128,24 +132,50 @@ static inline uint8_t to_u8(float v)
     return (uint8_t)(v * 255.f);
 }
 
+/* One row of one output channel to uint8, LS_FACE_SIDE values. */
+static void row_to_u8(const float *o, uint8_t *u)
+{
+    int x = 0;
+#if defined(__SSE2__)
+    const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f), k255 = _mm_set1_ps(255.f);
+    for (; x + 16 <= LS_FACE_SIDE; x += 16) {
+        __m128i q[4];
+        for (int h = 0; h < 4; h++) {
+            /* max(v, 0) yields 0 for NaN (the second operand wins), as to_u8 does. */
+            __m128 v = _mm_min_ps(_mm_max_ps(_mm_loadu_ps(o + x + 4 * h), zero), one);
+            q[h] = _mm_cvttps_epi32(_mm_mul_ps(v, k255));
+        }
+        __m128i w = _mm_packus_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3]));
+        _mm_storeu_si128((__m128i *)(u + x), w);
+    }
+#endif
+    for (; x < LS_FACE_SIDE; x++) u[x] = to_u8(o[x]);
+}
+
 /* Rows of the 328 work crop: the original crop with the model output in [4:324]. */
 static void paste_band(void *ctx, int begin, int end, int band)
 {
     (void)band;
     const paste_job *j = ctx;
     const size_t plane = (size_t)LS_FACE_SIDE * LS_FACE_SIDE;
+    uint8_t u[3][LS_FACE_SIDE];
     for (int y = begin; y < end; y++) {
         uint8_t *w = ls_image_row(j->work, y);
-        memcpy(w, ls_image_row(j->crop, y), LS_CROP_SIDE * 3);
         int fy = y - LS_FACE_BORDER;
-        if (fy < 0 || fy >= LS_FACE_SIDE) continue;
-        const float *o0 = j->out + (size_t)fy * LS_FACE_SIDE;
-        const float *o1 = o0 + plane, *o2 = o1 + plane;
+        if (fy < 0 || fy >= LS_FACE_SIDE) {
+            memcpy(w, ls_image_row(j->crop, y), LS_CROP_SIDE * 3);
+            continue;
+        }
+        const uint8_t *src = ls_image_row(j->crop, y);
+        memcpy(w, src, LS_FACE_BORDER * 3);
+        memcpy(w + (LS_CROP_SIDE - LS_FACE_BORDER) * 3, src + (LS_CROP_SIDE - LS_FACE_BORDER) * 3,
+               LS_FACE_BORDER * 3);
+        for (int c = 0; c < 3; c++) row_to_u8(j->out + c * plane + (size_t)fy * LS_FACE_SIDE, u[c]);
         uint8_t *p = w + LS_FACE_BORDER * 3;
         for (int x = 0; x < LS_FACE_SIDE; x++, p += 3) {
-            p[0] = to_u8(o0[x]);
-            p[1] = to_u8(o1[x]);
-            p[2] = to_u8(o2[x]);
+            p[0] = u[0][x];
+            p[1] = u[1][x];
+            p[2] = u[2][x];
         }
     }
 }

@@ -25,7 +25,8 @@ typedef struct axis_taps {
 
 /* One band's ring of the 4 most recent horizontally resized source rows. */
 typedef struct band_ring {
-    float *rows;   /* [4][row_len] */
+    float *rows;   /* [4][row_cap]: horizontally resized source rows */
+    float *wide;   /* [wide_cap]: the source row being resized, as floats */
     int tag[4];    /* source row held in each slot, -1 for none */
 } band_ring;
 
@@ -33,7 +34,7 @@ struct ls_resizer {
     axis_taps xt, yt;
     int sw, sh, dw, dh; /* sizes the taps were computed for (0: none yet) */
     band_ring *rings;
-    int n_rings, row_cap; /* rings allocated, floats per ring row allocated */
+    int n_rings, row_cap, wide_cap; /* rings allocated, floats per ring row / source row */
 };
 
 ls_resizer *ls_resizer_create(ls_error *err)
@@ -55,7 +56,10 @@ void ls_resizer_destroy(ls_resizer *rz)
     if (!rz) return;
     free_taps(&rz->xt);
     free_taps(&rz->yt);
-    for (int i = 0; i < rz->n_rings; i++) free(rz->rings[i].rows);
+    for (int i = 0; i < rz->n_rings; i++) {
+        free(rz->rings[i].rows);
+        free(rz->rings[i].wide);
+    }
     free(rz->rings);
     free(rz);
 }
@@ -124,22 +128,28 @@ static int prepare(ls_resizer *rz, int sw, int sh, int dw, int dh, int cn, int n
         rz->dw = dw;
         rz->dh = dh;
     }
-    int row_len = dw * cn;
-    if (n_bands > rz->n_rings || row_len > rz->row_cap) {
+    /* + 4: the 4-lane stores of the last pixel and the padded loads of the source row. */
+    int row_len = dw * cn + 4, wide_len = sw * cn + 4;
+    if (n_bands > rz->n_rings || row_len > rz->row_cap || wide_len > rz->wide_cap) {
         int n = n_bands > rz->n_rings ? n_bands : rz->n_rings;
         int len = row_len > rz->row_cap ? row_len : rz->row_cap;
+        int wlen = wide_len > rz->wide_cap ? wide_len : rz->wide_cap;
         band_ring *rings = realloc(rz->rings, (size_t)n * sizeof *rings);
         if (!rings) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate resize rows");
         rz->rings = rings;
-        for (int i = rz->n_rings; i < n; i++) rings[i].rows = NULL;
+        for (int i = rz->n_rings; i < n; i++) rings[i].rows = rings[i].wide = NULL;
         rz->n_rings = n;
+        rz->row_cap = rz->wide_cap = 0; /* until every ring has the new sizes */
         for (int i = 0; i < n; i++) {
-            float *rows = aligned_alloc(64, ((size_t)len * 4 * sizeof(float) + 63) / 64 * 64);
-            if (!rows) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate resize rows");
             free(rings[i].rows);
-            rings[i].rows = rows;
+            free(rings[i].wide);
+            rings[i].rows = malloc((size_t)len * 4 * sizeof(float));
+            rings[i].wide = malloc((size_t)wlen * sizeof(float));
+            if (!rings[i].rows || !rings[i].wide)
+                return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate resize rows");
         }
         rz->row_cap = len;
+        rz->wide_cap = wlen;
     }
     return LS_OK;
 }
@@ -151,20 +161,42 @@ typedef struct resize_job {
 } resize_job;
 
 /* Horizontal pass of one source row. Products and sums are integers below 2^24, so float
- * holds OpenCV's int32 results exactly. */
-static void hresize_row(const axis_taps *xt, const uint8_t *s, int cn, float *out)
+ * holds OpenCV's int32 results exactly, in any order of summation. `wide` is scratch of
+ * (width * cn + 4) floats: the row converted once, padded so 4-float loads stay inside. */
+static void hresize_row(const axis_taps *xt, const uint8_t *s, int sw, int cn, float *wide,
+                        float *out)
 {
     const int *idx = xt->index;
     const float *a = xt->fcoef;
+    int n = sw * cn;
+#if defined(__SSE2__)
     if (cn == 3) {
-        for (int d = 0; d < xt->n; d++, idx += 4, a += 4, out += 3) {
-            const uint8_t *p0 = s + idx[0] * 3, *p1 = s + idx[1] * 3;
-            const uint8_t *p2 = s + idx[2] * 3, *p3 = s + idx[3] * 3;
-            for (int c = 0; c < 3; c++)
-                out[c] = p0[c] * a[0] + p1[c] * a[1] + p2[c] * a[2] + p3[c] * a[3];
+        int i = 0;
+        const __m128i zero = _mm_setzero_si128();
+        for (; i + 16 <= n; i += 16) {
+            __m128i b = _mm_loadu_si128((const __m128i *)(s + i));
+            __m128i lo = _mm_unpacklo_epi8(b, zero), hi = _mm_unpackhi_epi8(b, zero);
+            _mm_storeu_ps(wide + i, _mm_cvtepi32_ps(_mm_unpacklo_epi16(lo, zero)));
+            _mm_storeu_ps(wide + i + 4, _mm_cvtepi32_ps(_mm_unpackhi_epi16(lo, zero)));
+            _mm_storeu_ps(wide + i + 8, _mm_cvtepi32_ps(_mm_unpacklo_epi16(hi, zero)));
+            _mm_storeu_ps(wide + i + 12, _mm_cvtepi32_ps(_mm_unpackhi_epi16(hi, zero)));
+        }
+        for (; i < n; i++) wide[i] = s[i];
+        for (int k = 0; k < 4; k++) wide[n + k] = 0.f;
+        /* Each pixel as 4 lanes (B, G, R, next B); the 4th lane lands in the next pixel's
+         * slot and is overwritten by it, or in the row's padding. */
+        for (int d = 0; d < xt->n; d++, idx += 4, a += 4) {
+            __m128 v = _mm_mul_ps(_mm_loadu_ps(wide + idx[0] * 3), _mm_set1_ps(a[0]));
+            v = _mm_add_ps(v, _mm_mul_ps(_mm_loadu_ps(wide + idx[1] * 3), _mm_set1_ps(a[1])));
+            v = _mm_add_ps(v, _mm_mul_ps(_mm_loadu_ps(wide + idx[2] * 3), _mm_set1_ps(a[2])));
+            v = _mm_add_ps(v, _mm_mul_ps(_mm_loadu_ps(wide + idx[3] * 3), _mm_set1_ps(a[3])));
+            _mm_storeu_ps(out + d * 3, v);
         }
         return;
     }
+#endif
+    (void)wide;
+    (void)n;
     for (int d = 0; d < xt->n; d++, idx += 4, a += 4, out += cn)
         for (int c = 0; c < cn; c++)
             out[c] = s[idx[0] * cn + c] * a[0] + s[idx[1] * cn + c] * a[1] +
@@ -232,7 +264,8 @@ static void resize_band(void *ctx, int begin, int end, int band)
             int slot = yi[k] & 3;
             float *row = ring->rows + (size_t)slot * rz->row_cap;
             if (ring->tag[slot] != yi[k]) {
-                hresize_row(&rz->xt, ls_image_row(src, yi[k]), cn, row);
+                hresize_row(&rz->xt, ls_image_row(src, yi[k]), src->width, cn, ring->wide,
+                            row);
                 ring->tag[slot] = yi[k];
             }
             r[k] = row;
