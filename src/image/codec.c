@@ -450,6 +450,43 @@ int ls_image_decode(ls_image_decoder *dec, const uint8_t *bytes, size_t len, ls_
     return rc;
 }
 
+int ls_png_encode(const ls_image *img, uint8_t **out, size_t *len, ls_error *err)
+{
+    *out = NULL;
+    *len = 0;
+    if (!img || !img->data || img->channels != 3)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "png: 3-channel image expected");
+    size_t row = (size_t)img->width * 3;
+    uint8_t *rgb = malloc(row * (size_t)img->height);
+    spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
+    if (!rgb || !ctx) {
+        free(rgb);
+        spng_ctx_free(ctx);
+        return ls_error_set(err, LS_ERR_NOMEM, "png encoder");
+    }
+    for (int y = 0; y < img->height; y++) {
+        const uint8_t *p = ls_image_row(img, y);
+        uint8_t *q = rgb + row * (size_t)y;
+        for (int x = 0; x < img->width; x++, p += 3, q += 3) {
+            q[0] = p[2];
+            q[1] = p[1];
+            q[2] = p[0];
+        }
+    }
+    struct spng_ihdr ihdr = {.width = (uint32_t)img->width, .height = (uint32_t)img->height,
+                             .bit_depth = 8, .color_type = SPNG_COLOR_TYPE_TRUECOLOR};
+    int e = spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
+    if (!e) e = spng_set_ihdr(ctx, &ihdr);
+    if (!e) e = spng_encode_image(ctx, rgb, row * (size_t)img->height, SPNG_FMT_PNG,
+                                  SPNG_ENCODE_FINALIZE);
+    int rc = LS_OK;
+    if (!e) *out = spng_get_png_buffer(ctx, len, &e);
+    if (e || !*out) rc = ls_error_set(err, LS_ERR_INTERNAL, "png: %s", spng_strerror(e));
+    spng_ctx_free(ctx);
+    free(rgb);
+    return rc;
+}
+
 size_t ls_raw_size(int width, int height, ls_raw_format fmt)
 {
     return (size_t)width * (size_t)height * (fmt == LS_RAW_RGBA ? 4u : 3u);

@@ -60,6 +60,10 @@ int ls_image_decode_into(ls_image_decoder *dec, const uint8_t *bytes, size_t len
 int ls_image_decode(ls_image_decoder *dec, const uint8_t *bytes, size_t len, ls_image *out,
                     ls_error *err);
 
+/* Encodes a 3-channel BGR image as an 8-bit RGB PNG into a malloc'd buffer (for tools,
+ * not hot paths). */
+int ls_png_encode(const ls_image *img, uint8_t **out, size_t *len, ls_error *err);
+
 /* Writes img as 3-channel BGR or 4-channel RGBA (alpha 255), tightly packed, into out. */
 typedef enum ls_raw_format { LS_RAW_BGR = 0, LS_RAW_RGBA } ls_raw_format;
 size_t ls_raw_size(int width, int height, ls_raw_format fmt);
