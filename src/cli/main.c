@@ -16,6 +16,8 @@ static const cli_command commands[] = {
     {"help", "list the subcommands, or show one's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"bench", "run a benchmark (mel, ...)", cmd_bench},
+    {"avatar", "prepare or inspect an avatar directory", cmd_avatar},
+    {"croprect", "print the crop rectangle of .lms landmark files", cmd_croprect},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
