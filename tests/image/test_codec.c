@@ -150,6 +150,7 @@ static void test_png_decode(void **state)
         for (size_t i = 0; i < (size_t)77 * 51; i++)
             for (int c = 0; c < 3; c++)
                 assert_int_equal(back.data[i * 3 + c], img.data[i * 3 + (gray ? 1 : c)]);
+        ls_image_free(&back);
         /* Truncations of a valid file fail cleanly. */
         for (size_t cut = 0; cut < len; cut += len / 7 + 1)
             assert_int_not_equal(ls_image_decode(dec, png, cut, &back, &err), LS_OK);
