@@ -203,20 +203,31 @@ static int scan_dataset(const char *dir, ls_avatar_layout *l, ls_error *err)
     return rc;
 }
 
-/* Reads crop_rects.json into l->rects (n_frames entries expected). */
-static int read_rects_json(const char *path, ls_avatar_layout *l, ls_error *err)
+/* Parses a JSON file whose top level must be an array (want_array) or an object. */
+static int read_json(const char *path, int want_array, cJSON **out, ls_error *err)
 {
+    *out = NULL;
     uint8_t *text;
     size_t len;
     int rc = ls_read_file(path, &text, &len, err);
     if (rc != LS_OK) return rc;
     cJSON *root = cJSON_ParseWithLength((const char *)text, len);
     free(text);
-    if (!root || !cJSON_IsArray(root)) {
+    if (want_array ? !cJSON_IsArray(root) : !cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return ls_error_set(err, LS_ERR_FORMAT, "%s: not a JSON array of [x1, y1, x2, y2]",
-                            path);
+        return ls_error_set(err, LS_ERR_FORMAT, "%s: not a JSON %s", path,
+                            want_array ? "array of [x1, y1, x2, y2]" : "object");
     }
+    *out = root;
+    return LS_OK;
+}
+
+/* Reads crop_rects.json into l->rects (n_frames entries expected). */
+static int read_rects_json(const char *path, ls_avatar_layout *l, ls_error *err)
+{
+    cJSON *root;
+    int rc = read_json(path, 1, &root, err);
+    if (rc != LS_OK) return rc;
     int n = cJSON_GetArraySize(root);
     if (n != l->n_frames)
         rc = ls_error_set(err, LS_ERR_FORMAT,
@@ -270,16 +281,9 @@ static int scan_frames(const char *dir, ls_avatar_layout *l, ls_error *err)
 
 static int read_manifest(const char *path, ls_avatar_layout *l, ls_error *err)
 {
-    uint8_t *text;
-    size_t len;
-    int rc = ls_read_file(path, &text, &len, err);
+    cJSON *root;
+    int rc = read_json(path, 0, &root, err);
     if (rc != LS_OK) return rc;
-    cJSON *root = cJSON_ParseWithLength((const char *)text, len);
-    free(text);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return ls_error_set(err, LS_ERR_FORMAT, "%s: not a JSON object", path);
-    }
     cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "name");
     cJSON *fps = cJSON_GetObjectItemCaseSensitive(root, "fps");
     cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "width");

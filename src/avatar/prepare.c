@@ -26,12 +26,16 @@ static int write_file(const char *path, const void *bytes, size_t len, ls_error 
     return LS_OK;
 }
 
-static int write_json(const char *path, cJSON *root, ls_error *err)
+/* Writes root as OUT/name and frees it (a NULL root means building it ran out of memory). */
+static int write_json(const char *out, const char *name, cJSON *root, ls_error *err)
 {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", out, name);
     char *text = root ? cJSON_Print(root) : NULL;
     int rc = text ? write_file(path, text, strlen(text), err)
                   : ls_error_set(err, LS_ERR_NOMEM, "JSON for %s", path);
     free(text);
+    cJSON_Delete(root);
     return rc;
 }
 
@@ -68,11 +72,7 @@ static int write_rects(const char *out, const ls_rect *rects, int n, ls_error *e
             root = NULL;
         }
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/crop_rects.json", out);
-    int rc = write_json(path, root, err);
-    cJSON_Delete(root);
-    return rc;
+    return write_json(out, "crop_rects.json", root, err);
 }
 
 static int write_manifest(const char *out, const char *name, double fps, int w, int h, int n,
@@ -88,11 +88,7 @@ static int write_manifest(const char *out, const char *name, double fps, int w, 
         cJSON_Delete(root);
         root = NULL;
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/avatar.json", out);
-    int rc = write_json(path, root, err);
-    cJSON_Delete(root);
-    return rc;
+    return write_json(out, "avatar.json", root, err);
 }
 
 /* Copies the validated frames of a directory source. */

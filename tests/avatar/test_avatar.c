@@ -38,6 +38,26 @@ static void expect_error(const char *dir, int code, const char *w1, const char *
     assert_null(av);
 }
 
+/* The 328 crops of a and b are identical (b loaded with other threads, or copied). */
+static void expect_same_crops(const ls_avatar *a, const ls_avatar *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        assert_memory_equal(ls_avatar_crop(a, i)->data, ls_avatar_crop(b, i)->data,
+                            (size_t)LS_CROP_SIDE * LS_CROP_SIDE * 3);
+}
+
+/* Checks the layout, name and frame rate av reports; returns its info. */
+static ls_avatar_info expect_info(const ls_avatar *av, ls_avatar_layout_kind layout,
+                                  const char *name, double fps)
+{
+    ls_avatar_info in;
+    ls_avatar_get_info(av, &in);
+    assert_int_equal(in.layout, layout);
+    assert_string_equal(in.name, name);
+    assert_true(in.fps == fps);
+    return in;
+}
+
 /* Frames, rectangles and crops of av are those of the fixture (JPEG frames within loss). */
 static void check_against_fixture(ls_avatar *av, int n, int lossless)
 {
@@ -77,11 +97,7 @@ static void test_dataset_layout(void **state)
     const char *dir = fixture_dataset("dataset", 7);
     ls_pool *pool = ls_pool_create(3, NULL);
     ls_avatar *av = load(dir, 0, pool);
-    ls_avatar_info in;
-    ls_avatar_get_info(av, &in);
-    assert_int_equal(in.layout, LS_LAYOUT_DATASET);
-    assert_string_equal(in.name, "dataset");
-    assert_true(in.fps == 25.0);
+    ls_avatar_info in = expect_info(av, LS_LAYOUT_DATASET, "dataset", 25.0);
     assert_int_equal(in.cached_frames, 7);
     assert_int_equal(in.frames_bytes, (size_t)7 * FIX_W * FIX_H * 3);
     assert_int_equal(in.crops_bytes, (size_t)7 * LS_CROP_SIDE * LS_CROP_SIDE * 3);
@@ -114,9 +130,7 @@ static void test_load_thread_invariance(void **state)
     for (int t = 2; t <= 16; t *= 2) {
         ls_pool *pool = ls_pool_create(t, NULL);
         ls_avatar *av = load(dir, 0, pool);
-        for (int i = 0; i < 9; i++)
-            assert_memory_equal(ls_avatar_crop(av, i)->data, ls_avatar_crop(ref, i)->data,
-                                (size_t)LS_CROP_SIDE * LS_CROP_SIDE * 3);
+        expect_same_crops(av, ref, 9);
         ls_avatar_destroy(av);
         ls_pool_destroy(pool);
     }
@@ -318,18 +332,12 @@ static void test_prepare_from_directory(void **state)
     ls_error err;
     if (ls_avatar_prepare(src_copy, out, &opt, NULL, &err) != LS_OK) fail_msg("%s", err.msg);
     ls_avatar *av = load(out, 0, NULL);
-    ls_avatar_info in;
-    ls_avatar_get_info(av, &in);
-    assert_int_equal(in.layout, LS_LAYOUT_PREPARED);
-    assert_string_equal(in.name, "alice");
-    assert_true(in.fps == 30.0);
+    ls_avatar_info in = expect_info(av, LS_LAYOUT_PREPARED, "alice", 30.0);
     assert_string_equal(in.source, src_copy);
     check_against_fixture(av, 6, 0);
     /* Frames were copied byte for byte: same crops as the source. */
     ls_avatar *orig = load(src_copy, 0, NULL);
-    for (int i = 0; i < 6; i++)
-        assert_memory_equal(ls_avatar_crop(av, i)->data, ls_avatar_crop(orig, i)->data,
-                            (size_t)LS_CROP_SIDE * LS_CROP_SIDE * 3);
+    expect_same_crops(av, orig, 6);
     ls_avatar_destroy(orig);
     ls_avatar_destroy(av);
     /* A non-empty output is refused; an invalid source writes nothing usable. */
@@ -369,13 +377,10 @@ static void test_prepare_from_video(void **state)
     ls_error err;
     if (ls_avatar_prepare(video, out, &opt, NULL, &err) != LS_OK) fail_msg("%s", err.msg);
     ls_avatar *av = load(out, 0, NULL);
-    ls_avatar_info in;
-    ls_avatar_get_info(av, &in);
+    ls_avatar_info in = expect_info(av, LS_LAYOUT_PREPARED, "avatar_video", 25.0);
     assert_int_equal(in.n_frames, 6);
     assert_int_equal(in.width, 64);
     assert_int_equal(in.height, 48);
-    assert_true(in.fps == 25.0);
-    assert_string_equal(in.name, "avatar_video");
     ls_npy ref;
     assert_int_equal(ls_npy_read(frames_npy, &ref, &err), LS_OK);
     size_t fb = (size_t)64 * 48 * 3, diff = 0;
