@@ -96,22 +96,22 @@ int ls_painter_output(ls_painter *p, ls_pool *pool, int frame, const float *mode
         ls_buffer_put(buf);
         return rc;
     }
-    /* Raw BGR is the composite itself: paint straight into the output buffer. */
-    ls_image dst = opt->format == LS_PAINT_BGR
-                       ? ls_image_view(buf->data, src.width, src.height, 3)
-                       : p->work;
-    rc = ls_composite(p->comp, pool, &src, ls_avatar_crop(p->av, frame),
-                      ls_avatar_rect(p->av, frame), model_out, opt->feather, &dst, err);
-    ls_avatar_release_frame(p->av, frame);
-    if (rc == LS_OK) {
-        if (opt->format == LS_PAINT_JPEG) {
-            rc = ls_jpeg_encode(p->enc, &dst, quality, buf->data, buf->cap, &buf->len, err);
-        } else if (opt->format == LS_PAINT_BGR) {
-            buf->len = need;
-        } else {
+    const ls_image *crop = ls_avatar_crop(p->av, frame);
+    ls_rect rect = ls_avatar_rect(p->av, frame);
+    if (opt->format == LS_PAINT_JPEG) {
+        rc = ls_composite_jpeg(p->comp, p->enc, pool, &src, crop, rect, model_out, opt->feather,
+                               quality, buf->data, buf->cap, &buf->len, err);
+    } else {
+        /* Raw BGR is the composite itself: paint straight into the output buffer. */
+        ls_image dst = opt->format == LS_PAINT_BGR
+                           ? ls_image_view(buf->data, src.width, src.height, 3)
+                           : p->work;
+        rc = ls_composite(p->comp, pool, &src, crop, rect, model_out, opt->feather, &dst, err);
+        if (rc == LS_OK && opt->format == LS_PAINT_BGR) buf->len = need;
+        else if (rc == LS_OK)
             rc = ls_raw_write(&dst, LS_RAW_RGBA, buf->data, buf->cap, &buf->len, err);
-        }
     }
+    ls_avatar_release_frame(p->av, frame);
     if (rc != LS_OK) {
         ls_error_prefix(err, "frame %d", frame);
         ls_buffer_put(buf);

@@ -238,19 +238,33 @@ size_t ls_jpeg_bound(int width, int height)
     return n == (unsigned long)-1 ? 0 : (size_t)n;
 }
 
+static const uint8_t *image_row(const void *ctx, int y)
+{
+    return ls_image_row((const ls_image *)ctx, y);
+}
+
 int ls_jpeg_encode(ls_jpeg_encoder *enc, const ls_image *img, int quality, uint8_t *out,
                    size_t cap, size_t *len, ls_error *err)
 {
     *len = 0;
-    if (!enc || !img || !img->data || !out)
-        return ls_error_set(err, LS_ERR_INVALID_ARG, "jpeg: missing encoder, image or output");
-    if (img->channels != 3 && img->channels != 4)
+    if (!img || !img->data)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "jpeg: missing image");
+    return ls_jpeg_encode_rows(enc, image_row, img, img->width, img->height, img->channels,
+                               quality, out, cap, len, err);
+}
+
+int ls_jpeg_encode_rows(ls_jpeg_encoder *enc, ls_row_fn row, const void *ctx, int width,
+                        int height, int channels, int quality, uint8_t *out, size_t cap,
+                        size_t *len, ls_error *err)
+{
+    *len = 0;
+    if (!enc || !row || !out)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "jpeg: missing encoder, rows or output");
+    if (channels != 3 && channels != 4)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "jpeg: %d channels (3 or 4 expected)",
-                            img->channels);
-    if (img->width < 1 || img->height < 1 || img->width > LS_IMAGE_MAX_SIDE ||
-        img->height > LS_IMAGE_MAX_SIDE)
-        return ls_error_set(err, LS_ERR_RANGE, "jpeg: image size %dx%d", img->width,
-                            img->height);
+                            channels);
+    if (width < 1 || height < 1 || width > LS_IMAGE_MAX_SIDE || height > LS_IMAGE_MAX_SIDE)
+        return ls_error_set(err, LS_ERR_RANGE, "jpeg: image size %dx%d", width, height);
     if (quality < 1 || quality > 100)
         return ls_error_set(err, LS_ERR_RANGE, "jpeg: quality %d outside 1..100", quality);
     j_compress_ptr c = &enc->cinfo;
@@ -263,10 +277,10 @@ int ls_jpeg_encode(ls_jpeg_encoder *enc, const ls_image *img, int quality, uint8
                                 cap);
         return ls_error_set(err, LS_ERR_INTERNAL, "jpeg: %s", enc->fail.msg);
     }
-    c->image_width = (JDIMENSION)img->width;
-    c->image_height = (JDIMENSION)img->height;
-    c->input_components = img->channels;
-    c->in_color_space = img->channels == 3 ? JCS_EXT_BGR : JCS_EXT_BGRX;
+    c->image_width = (JDIMENSION)width;
+    c->image_height = (JDIMENSION)height;
+    c->input_components = channels;
+    c->in_color_space = channels == 3 ? JCS_EXT_BGR : JCS_EXT_BGRX;
     jpeg_set_defaults(c);
     jpeg_set_quality(c, quality, TRUE);
     /* 4:2:0, as TurboJPEG's TJSAMP_420. */
@@ -279,8 +293,9 @@ int ls_jpeg_encode(ls_jpeg_encoder *enc, const ls_image *img, int quality, uint8
     while (c->next_scanline < c->image_height) {
         JDIMENSION n = c->image_height - c->next_scanline;
         if (n > CHUNK) n = CHUNK;
+        /* libjpeg takes non-const rows but only reads them. */
         for (JDIMENSION i = 0; i < n; i++)
-            rows[i] = ls_image_row(img, (int)(c->next_scanline + i));
+            rows[i] = (JSAMPROW)row(ctx, (int)(c->next_scanline + i));
         jpeg_write_scanlines(c, rows, n);
     }
     jpeg_finish_compress(c);

@@ -34,6 +34,13 @@ size_t ls_jpeg_bound(int width, int height);
 int ls_jpeg_encode(ls_jpeg_encoder *enc, const ls_image *img, int quality, uint8_t *out,
                    size_t cap, size_t *len, ls_error *err);
 
+/* Same from rows given one at a time: row(ctx, y) returns row y (width * channels bytes),
+ * so a frame that is mostly another image's rows need not be copied first. */
+typedef const uint8_t *(*ls_row_fn)(const void *ctx, int y);
+int ls_jpeg_encode_rows(ls_jpeg_encoder *enc, ls_row_fn row, const void *ctx, int width,
+                        int height, int channels, int quality, uint8_t *out, size_t cap,
+                        size_t *len, ls_error *err);
+
 typedef enum ls_image_format {
     LS_IMAGE_UNKNOWN = 0,
     LS_IMAGE_JPEG,

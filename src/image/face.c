@@ -90,6 +90,7 @@ struct ls_compositor {
     ls_resizer *rz;
     ls_image work;  /* crop328 with the model output pasted in */
     ls_image patch; /* the resized face before feathering */
+    ls_image strip; /* the frame rows the rectangle spans, for ls_composite_jpeg */
 };
 
 ls_compositor *ls_compositor_create(ls_error *err)
@@ -113,6 +114,7 @@ void ls_compositor_destroy(ls_compositor *c)
     ls_resizer_destroy(c->rz);
     ls_image_free(&c->work);
     ls_image_free(&c->patch);
+    ls_image_free(&c->strip);
     free(c);
 }
 
@@ -222,13 +224,38 @@ static void feather_band(void *ctx, int begin, int end, int band)
     }
 }
 
+int ls_composite_area(ls_compositor *c, ls_pool *pool, const ls_image *crop328,
+                      const float *out, int feather, ls_image *area, ls_error *err)
+{
+    int rc = check_crop(crop328, err);
+    if (rc != LS_OK) return rc;
+    if (!c || !out || !area || !area->data || area->channels != 3)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "composite: missing argument");
+    if (feather < 0 || feather > LS_IMAGE_MAX_SIDE)
+        return ls_error_set(err, LS_ERR_RANGE, "composite: feather %d", feather);
+    paste_job job = {crop328, &c->work, out, NULL, NULL};
+    ls_pool_parallel_for(pool, LS_CROP_SIDE, paste_band, &job);
+    if (feather == 0) return ls_resize_cubic(c->rz, pool, &c->work, area, err);
+
+    int w = area->width, h = area->height;
+    if (c->patch.width * c->patch.height < w * h) {
+        ls_image_free(&c->patch);
+        rc = ls_image_alloc(&c->patch, w, h, 3, err);
+        if (rc != LS_OK) return rc;
+    }
+    ls_image patch = ls_image_view(c->patch.data, w, h, 3);
+    rc = ls_resize_cubic(c->rz, pool, &c->work, &patch, err);
+    if (rc != LS_OK) return rc;
+    feather_job fj = {&patch, area, feather};
+    ls_pool_parallel_for(pool, h, feather_band, &fj);
+    return LS_OK;
+}
+
 int ls_composite(ls_compositor *c, ls_pool *pool, const ls_image *frame,
                  const ls_image *crop328, ls_rect rect, const float *out, int feather,
                  ls_image *dst, ls_error *err)
 {
-    int rc = check_crop(crop328, err);
-    if (rc != LS_OK) return rc;
-    if (!c || !frame || !frame->data || !dst || !dst->data || !out)
+    if (!frame || !frame->data || !dst || !dst->data)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "composite: missing argument");
     if (frame->channels != 3 || dst->channels != 3 || dst->width != frame->width ||
         dst->height != frame->height)
@@ -240,25 +267,50 @@ int ls_composite(ls_compositor *c, ls_pool *pool, const ls_image *frame,
         return ls_error_set(err, LS_ERR_RANGE,
                             "composite rectangle (%d,%d)-(%d,%d) empty or outside %dx%d",
                             rect.x1, rect.y1, rect.x2, rect.y2, frame->width, frame->height);
-    if (feather < 0 || feather > LS_IMAGE_MAX_SIDE)
-        return ls_error_set(err, LS_ERR_RANGE, "composite: feather %d", feather);
-
-    paste_job job = {crop328, &c->work, out, frame, dst};
-    ls_pool_parallel_for(pool, LS_CROP_SIDE, paste_band, &job);
+    paste_job job = {NULL, NULL, NULL, frame, dst};
     ls_pool_parallel_for(pool, frame->height, copy_band, &job);
     ls_image area = ls_image_sub(dst, rect);
-    if (feather == 0) return ls_resize_cubic(c->rz, pool, &c->work, &area, err);
+    return ls_composite_area(c, pool, crop328, out, feather, &area, err);
+}
 
-    int w = rect.x2 - rect.x1, h = rect.y2 - rect.y1;
-    if (c->patch.width * c->patch.height < w * h) {
-        ls_image_free(&c->patch);
-        rc = ls_image_alloc(&c->patch, w, h, 3, err);
+/* Rows of the painted frame: the strip inside [y1, y2), the original frame elsewhere. */
+typedef struct painted_rows {
+    const ls_image *frame, *strip;
+    int y1, y2;
+} painted_rows;
+
+static const uint8_t *painted_row(const void *ctx, int y)
+{
+    const painted_rows *r = ctx;
+    return y >= r->y1 && y < r->y2 ? ls_image_row(r->strip, y - r->y1)
+                                   : ls_image_row(r->frame, y);
+}
+
+int ls_composite_jpeg(ls_compositor *c, ls_jpeg_encoder *enc, ls_pool *pool,
+                      const ls_image *frame, const ls_image *crop328, ls_rect rect,
+                      const float *out, int feather, int quality, uint8_t *jpeg, size_t cap,
+                      size_t *len, ls_error *err)
+{
+    *len = 0;
+    if (!c || !frame || !frame->data || frame->channels != 3)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "composite: missing 3-channel frame");
+    if (!ls_rect_valid(rect, frame->width, frame->height))
+        return ls_error_set(err, LS_ERR_RANGE,
+                            "composite rectangle (%d,%d)-(%d,%d) empty or outside %dx%d",
+                            rect.x1, rect.y1, rect.x2, rect.y2, frame->width, frame->height);
+    int h = rect.y2 - rect.y1;
+    if ((size_t)c->strip.width * c->strip.height < (size_t)frame->width * h) {
+        ls_image_free(&c->strip);
+        int rc = ls_image_alloc(&c->strip, frame->width, h, 3, err);
         if (rc != LS_OK) return rc;
     }
-    ls_image patch = ls_image_view(c->patch.data, w, h, 3);
-    rc = ls_resize_cubic(c->rz, pool, &c->work, &patch, err);
+    ls_image strip = ls_image_view(c->strip.data, frame->width, h, 3);
+    ls_image rows_in_rect = ls_image_sub(frame, (ls_rect){0, rect.y1, frame->width, rect.y2});
+    ls_image_copy(&rows_in_rect, &strip);
+    ls_image area = ls_image_sub(&strip, (ls_rect){rect.x1, 0, rect.x2, h});
+    int rc = ls_composite_area(c, pool, crop328, out, feather, &area, err);
     if (rc != LS_OK) return rc;
-    feather_job fj = {&patch, &area, feather};
-    ls_pool_parallel_for(pool, h, feather_band, &fj);
-    return LS_OK;
+    painted_rows rows = {frame, &strip, rect.y1, rect.y2};
+    return ls_jpeg_encode_rows(enc, painted_row, &rows, frame->width, frame->height, 3, quality,
+                               jpeg, cap, len, err);
 }

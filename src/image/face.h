@@ -17,6 +17,7 @@
 #define LS_IMAGE_FACE_H
 
 #include "core/error.h"
+#include "image/codec.h"
 #include "image/image.h"
 #include "image/resize.h"
 #include "pipeline/threadpool.h"
@@ -46,5 +47,19 @@ void ls_compositor_destroy(ls_compositor *c);
 int ls_composite(ls_compositor *c, ls_pool *pool, const ls_image *frame,
                  const ls_image *crop328, ls_rect rect, const float *out, int feather,
                  ls_image *dst, ls_error *err);
+
+/* The rectangle alone: area (rect's size) holds the original pixels of the rectangle on
+ * entry (read only when feathering) and the composited ones on return. For callers that
+ * avoid copying the rest of the frame (the JPEG path encodes untouched rows in place). */
+int ls_composite_area(ls_compositor *c, ls_pool *pool, const ls_image *crop328,
+                      const float *out, int feather, ls_image *area, ls_error *err);
+
+/* Composite and JPEG-encode in one pass: only the rows the rectangle spans are copied (into
+ * the compositor's scratch); the encoder reads every other row from frame. The bytes equal
+ * ls_jpeg_encode of ls_composite's result. */
+int ls_composite_jpeg(ls_compositor *c, ls_jpeg_encoder *enc, ls_pool *pool,
+                      const ls_image *frame, const ls_image *crop328, ls_rect rect,
+                      const float *out, int feather, int quality, uint8_t *jpeg, size_t cap,
+                      size_t *len, ls_error *err);
 
 #endif

@@ -220,6 +220,48 @@ static void test_feather(void **state)
     free_case(&r);
 }
 
+/* The one-pass composite + JPEG gives the bytes of encoding the full composite, plain and
+ * feathered, and leaves the frame untouched. */
+static void test_composite_jpeg(void **state)
+{
+    (void)state;
+    face_ref r = load_case("r183x181");
+    ls_compositor *c = ls_compositor_create(NULL);
+    ls_jpeg_encoder *enc = ls_jpeg_encoder_create(NULL);
+    ls_pool *pool = ls_pool_create(3, NULL);
+    size_t cap = ls_jpeg_bound(r.frame.width, r.frame.height), la, lb;
+    uint8_t *a = malloc(cap), *b = malloc(cap);
+    ls_image dst, before;
+    assert_int_equal(ls_image_alloc(&dst, r.frame.width, r.frame.height, 3, NULL), LS_OK);
+    assert_int_equal(ls_image_alloc(&before, r.frame.width, r.frame.height, 3, NULL), LS_OK);
+    ls_image_copy(&r.frame, &before);
+    ls_error err;
+    for (int feather = 0; feather <= 5; feather += 5) {
+        assert_int_equal(ls_composite(c, pool, &r.frame, &r.crop, r.rect, r.out.data, feather,
+                                      &dst, &err),
+                         LS_OK);
+        assert_int_equal(ls_jpeg_encode(enc, &dst, 85, a, cap, &la, &err), LS_OK);
+        assert_int_equal(ls_composite_jpeg(c, enc, pool, &r.frame, &r.crop, r.rect, r.out.data,
+                                           feather, 85, b, cap, &lb, &err),
+                         LS_OK);
+        assert_int_equal(la, lb);
+        assert_memory_equal(a, b, la);
+    }
+    assert_int_equal(image_diff(&r.frame, &before, NULL), 0);
+    ls_rect outside = {600, 300, 700, 400};
+    assert_int_equal(ls_composite_jpeg(c, enc, pool, &r.frame, &r.crop, outside, r.out.data, 0,
+                                       85, b, cap, &lb, &err),
+                     LS_ERR_RANGE);
+    ls_image_free(&dst);
+    ls_image_free(&before);
+    free(a);
+    free(b);
+    ls_pool_destroy(pool);
+    ls_jpeg_encoder_destroy(enc);
+    ls_compositor_destroy(c);
+    free_case(&r);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -258,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_composite_exact),
         cmocka_unit_test(test_thread_invariance),
         cmocka_unit_test(test_feather),
+        cmocka_unit_test(test_composite_jpeg),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

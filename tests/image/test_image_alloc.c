@@ -36,6 +36,9 @@ static void one_frame(frame_state *s, ls_pool *pool, int feather)
                      LS_OK);
     assert_int_equal(ls_jpeg_encode(s->enc, &dst, 85, jb->data, jb->cap, &jb->len, &err), LS_OK);
     assert_true(jb->len > 0);
+    assert_int_equal(ls_composite_jpeg(s->comp, s->enc, pool, &s->frame, &s->crop, s->rect,
+                                       s->out, feather, 85, jb->data, jb->cap, &jb->len, &err),
+                     LS_OK);
     size_t len;
     assert_int_equal(ls_raw_write(&dst, LS_RAW_RGBA, jb->data, jb->cap, &len, &err), LS_OK);
     ls_buffer_put(fb);
