@@ -47,6 +47,31 @@ static face_ref load_case(const char *name)
     return r;
 }
 
+/* The references are large: loaded once for all tests (which only read them). */
+static face_ref loaded[2];
+
+static void free_case(face_ref *r);
+
+static int load_all(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 2; i++) loaded[i] = load_case(cases[i]);
+    return 0;
+}
+
+static int free_all(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 2; i++) free_case(&loaded[i]);
+    return 0;
+}
+
+/* The loaded reference of a case, by name. */
+static face_ref get_case(const char *name)
+{
+    return loaded[strcmp(name, cases[0]) ? 1 : 0];
+}
+
 static void free_case(face_ref *r)
 {
     ls_image_free(&r->frame);
@@ -60,7 +85,7 @@ static void test_crop_matches_reference(void **state)
 {
     (void)state;
     for (size_t i = 0; i < 2; i++) {
-        face_ref r = load_case(cases[i]);
+        face_ref r = get_case(cases[i]);
         ls_image crop;
         assert_int_equal(ls_image_alloc(&crop, LS_CROP_SIDE, LS_CROP_SIDE, 3, NULL), LS_OK);
         ls_resizer *rz = ls_resizer_create(NULL);
@@ -73,7 +98,6 @@ static void test_crop_matches_reference(void **state)
         assert_true(mx <= 1);
         ls_resizer_destroy(rz);
         ls_image_free(&crop);
-        free_case(&r);
     }
 }
 
@@ -83,7 +107,7 @@ static void test_input_exact(void **state)
     (void)state;
     float *slot = malloc(LS_INPUT_FLOATS * sizeof(float));
     for (size_t i = 0; i < 2; i++) {
-        face_ref r = load_case(cases[i]);
+        face_ref r = get_case(cases[i]);
         ls_error err;
         assert_int_equal(ls_face_input(NULL, &r.crop, slot, &err), LS_OK);
         assert_memory_equal(slot, r.input.data, LS_INPUT_FLOATS * sizeof(float));
@@ -105,7 +129,6 @@ static void test_input_exact(void **state)
                     assert_true(real == (float)px / 255.f);
                 }
         assert_int_equal(zeros, (size_t)3 * 305 * 310);
-        free_case(&r);
     }
     free(slot);
 }
@@ -116,7 +139,7 @@ static void test_composite_exact(void **state)
     ls_compositor *c = ls_compositor_create(NULL);
     assert_non_null(c);
     for (size_t i = 0; i < 2; i++) {
-        face_ref r = load_case(cases[i]);
+        face_ref r = get_case(cases[i]);
         ls_image dst;
         assert_int_equal(ls_image_alloc(&dst, r.frame.width, r.frame.height, 3, NULL), LS_OK);
         ls_error err;
@@ -129,7 +152,6 @@ static void test_composite_exact(void **state)
                mx);
         assert_int_equal(n, 0);
         ls_image_free(&dst);
-        free_case(&r);
     }
     ls_compositor_destroy(c);
 }
@@ -138,7 +160,7 @@ static void test_composite_exact(void **state)
 static void test_thread_invariance(void **state)
 {
     (void)state;
-    face_ref r = load_case("r183x181");
+    face_ref r = get_case("r183x181");
     float *slot = malloc(LS_INPUT_FLOATS * sizeof(float));
     ls_image dst;
     assert_int_equal(ls_image_alloc(&dst, r.frame.width, r.frame.height, 3, NULL), LS_OK);
@@ -167,7 +189,6 @@ static void test_thread_invariance(void **state)
     ls_image_free(&dst);
     ls_image_free(&soft_ref);
     free(slot);
-    free_case(&r);
 }
 
 /* Feather N: outside the rectangle and deeper than N inside, identical to the plain paste;
@@ -175,7 +196,7 @@ static void test_thread_invariance(void **state)
 static void test_feather(void **state)
 {
     (void)state;
-    face_ref r = load_case("r182");
+    face_ref r = get_case("r182");
     const int n = 8;
     ls_image plain, soft;
     assert_int_equal(ls_image_alloc(&plain, r.frame.width, r.frame.height, 3, NULL), LS_OK);
@@ -217,7 +238,6 @@ static void test_feather(void **state)
     ls_compositor_destroy(c);
     ls_image_free(&plain);
     ls_image_free(&soft);
-    free_case(&r);
 }
 
 /* The one-pass composite + JPEG gives the bytes of encoding the full composite, plain and
@@ -225,7 +245,7 @@ static void test_feather(void **state)
 static void test_composite_jpeg(void **state)
 {
     (void)state;
-    face_ref r = load_case("r183x181");
+    face_ref r = get_case("r183x181");
     ls_compositor *c = ls_compositor_create(NULL);
     ls_jpeg_encoder *enc = ls_jpeg_encoder_create(NULL);
     ls_pool *pool = ls_pool_create(3, NULL);
@@ -259,13 +279,12 @@ static void test_composite_jpeg(void **state)
     ls_pool_destroy(pool);
     ls_jpeg_encoder_destroy(enc);
     ls_compositor_destroy(c);
-    free_case(&r);
 }
 
 static void test_bad_arguments(void **state)
 {
     (void)state;
-    face_ref r = load_case("r182");
+    face_ref r = get_case("r182");
     ls_compositor *c = ls_compositor_create(NULL);
     ls_image dst;
     assert_int_equal(ls_image_alloc(&dst, r.frame.width, r.frame.height, 3, NULL), LS_OK);
@@ -289,7 +308,6 @@ static void test_bad_arguments(void **state)
     ls_resizer_destroy(rz);
     ls_compositor_destroy(c);
     ls_image_free(&dst);
-    free_case(&r);
 }
 
 int main(void)
@@ -303,5 +321,5 @@ int main(void)
         cmocka_unit_test(test_composite_jpeg),
         cmocka_unit_test(test_bad_arguments),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, load_all, free_all);
 }
