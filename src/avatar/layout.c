@@ -100,7 +100,7 @@ static int list_numbered(const char *dir, const char *prefix, const char *suffix
     }
     closedir(d);
     if (rc == LS_OK) {
-        qsort(v, (size_t)n, sizeof *v, cmp_numbered);
+        if (n > 1) qsort(v, (size_t)n, sizeof *v, cmp_numbered);
         for (int i = 1; i < n; i++)
             if (v[i].index == v[i - 1].index) {
                 rc = ls_error_set(err, LS_ERR_FORMAT, "%s: both %s and %s are frame %ld", dir,
