@@ -23,11 +23,14 @@ int cli_fail(const char *what, const ls_error *err);
 int cli_parse_int(const char *opt, const char *text, int min, int max);
 
 int cmd_bench(int argc, char **argv);
+int cmd_avatar(int argc, char **argv);
+int cmd_croprect(int argc, char **argv);
 int cmd_mel(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 
 /* Benchmarks, dispatched by `lipsync bench NAME`. */
+int bench_image(int argc, char **argv);
 int bench_mel(int argc, char **argv);
 int bench_engine(int argc, char **argv);
 

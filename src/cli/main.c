@@ -19,6 +19,8 @@ static const cli_command commands[] = {
     {"bench", "run a benchmark (mel, ...)", cmd_bench},
     {"info", "describe an ONNX model: inputs, ops, parameters, MACs", cmd_info},
     {"infer", "run an ONNX model on .npy inputs (oneDNN engine)", cmd_infer},
+    {"avatar", "prepare or inspect an avatar directory", cmd_avatar},
+    {"croprect", "print the crop rectangle of .lms landmark files", cmd_croprect},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

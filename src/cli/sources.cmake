@@ -4,4 +4,7 @@ target_sources(lipsync PRIVATE
   src/cli/bench_mel.c
   src/cli/cmd_info.c
   src/cli/cmd_infer.c
-  src/cli/bench_engine.c)
+  src/cli/bench_engine.c
+  src/cli/bench_image.c
+  src/cli/cmd_avatar.c
+  src/cli/cmd_croprect.c)

@@ -1,5 +1,4 @@
 # ONNX loading: C code generated at build time from Debian's onnx.proto.
-pkg_check_modules(PROTOBUF_C REQUIRED IMPORTED_TARGET libprotobuf-c)
 find_program(LS_PROTOC_C protoc-c REQUIRED)
 set(LS_ONNX_PROTO_DIR /usr/include/onnx CACHE PATH "Directory holding onnx.proto (Debian libonnx-dev)")
 if(NOT EXISTS ${LS_ONNX_PROTO_DIR}/onnx.proto)
