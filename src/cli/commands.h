@@ -26,6 +26,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_avatar(int argc, char **argv);
 int cmd_croprect(int argc, char **argv);
 int cmd_mel(int argc, char **argv);
+int cmd_render(int argc, char **argv);
+int cmd_model(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 

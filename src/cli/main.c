@@ -16,6 +16,8 @@ static const cli_command commands[] = {
     {"help", "list the subcommands, or show one's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"mel", "compute the 80-bin mel spectrogram of an audio file (.npy out)", cmd_mel},
+    {"render", "lip-sync a model's avatar to an audio file, writing an MP4", cmd_render},
+    {"model", "check a model directory", cmd_model},
     {"bench", "run a benchmark (mel, ...)", cmd_bench},
     {"info", "describe an ONNX model: inputs, ops, parameters, MACs", cmd_info},
     {"infer", "run an ONNX model on .npy inputs (oneDNN engine)", cmd_infer},

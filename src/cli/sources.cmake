@@ -1,6 +1,8 @@
 # Subcommands and benchmarks compiled into the lipsync binary.
 target_sources(lipsync PRIVATE
   src/cli/cmd_mel.c
+  src/cli/cmd_render.c
+  src/cli/cmd_model.c
   src/cli/bench_mel.c
   src/cli/cmd_info.c
   src/cli/cmd_infer.c
