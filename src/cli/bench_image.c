@@ -6,8 +6,9 @@
  * (and so the pipeline) uses, which copies only the rectangle's rows. Medians over the runs,
  * on 1 and 2 threads. TurboJPEG's tjCompress2 on the same frame, measured in the same loop,
  * is the peer: jpeg/tj shows the encoder wrapper costs nothing, total/tj is the whole
- * per-frame cost in units of a bare TurboJPEG encode (robust to machine load). The bar: model input + composite + JPEG <= 6 ms on one
- * thread, checked on the painter's path (input + one-pass). */
+ * per-frame cost in units of a bare TurboJPEG encode (robust to machine load). The bar:
+ * model input + composite + JPEG <= 6 ms on one thread, checked on the painter's path
+ * (input + one-pass). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
