@@ -265,7 +265,8 @@ static int scan_frames(const char *dir, ls_avatar_layout *l, ls_error *err)
         rc = ls_error_set(err, LS_ERR_NOT_FOUND,
                           "frame 0: frames/frame_0000 (or _0001) is missing; the first is %s",
                           files[0].name);
-    if (rc == LS_OK) rc = check_contiguous(files, n, files[0].index, "frames", "frame_%04ld.*", err);
+    if (rc == LS_OK)
+        rc = check_contiguous(files, n, files[0].index, "frames", "frame_%04ld.*", err);
     if (rc == LS_OK && !is_file(rpath))
         rc = ls_error_set(err, LS_ERR_NOT_FOUND, "%s is missing", rpath);
     if (rc == LS_OK) rc = alloc_frames(l, n, err);
@@ -303,7 +304,8 @@ static int read_manifest(const char *path, ls_avatar_layout *l, ls_error *err)
         rc = ls_error_set(err, LS_ERR_RANGE, "%s: fps, size or frame count out of range", path);
     if (rc == LS_OK) {
         snprintf(l->name, sizeof l->name, "%s", name->valuestring);
-        if (cJSON_IsString(source)) snprintf(l->source, sizeof l->source, "%s", source->valuestring);
+        if (cJSON_IsString(source))
+            snprintf(l->source, sizeof l->source, "%s", source->valuestring);
         l->fps = fps->valuedouble;
         l->width = (int)w->valuedouble;
         l->height = (int)h->valuedouble;

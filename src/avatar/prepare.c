@@ -187,7 +187,8 @@ static int on_video_frame(void *ctx, int i, const ls_image *bgr, ls_error *err)
         rc = ls_jpeg_encode(j->enc, bgr, q, j->jpeg, j->jpeg_cap, &len, err);
     }
     if (rc == LS_OK) {
-        snprintf(path, sizeof path, "%s/frames/frame_%04d.%s", j->out, i, j->opt->png ? "png" : "jpg");
+        snprintf(path, sizeof path, "%s/frames/frame_%04d.%s", j->out, i,
+                 j->opt->png ? "png" : "jpg");
         rc = write_file(path, j->opt->png ? bytes : j->jpeg, len, err);
     }
     free(bytes);
@@ -249,7 +250,8 @@ int ls_avatar_prepare(const char *src, const char *out_dir, const ls_prepare_opt
 {
     ls_prepare_options defaults = {0};
     if (!opt) opt = &defaults;
-    if (!src || !out_dir) return ls_error_set(err, LS_ERR_INVALID_ARG, "prepare: no source or output");
+    if (!src || !out_dir)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "prepare: no source or output");
     struct stat st;
     if (stat(src, &st) != 0)
         return ls_error_set(err, LS_ERR_NOT_FOUND, "%s: %s", src, strerror(errno));

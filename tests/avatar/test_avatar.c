@@ -225,6 +225,43 @@ static void test_validation_errors(void **state)
     expect_error(dir, LS_ERR_FORMAT, "not a JSON object", NULL);
 }
 
+/* Mutated crop_rects.json and avatar.json either load or fail with a message; never crash. */
+static void test_mutated_json(void **state)
+{
+    (void)state;
+    const char *dir = fixture_frames("mutate", 3, 0);
+    char rects[512], manifest[512];
+    snprintf(rects, sizeof rects, "%s/crop_rects.json", dir);
+    snprintf(manifest, sizeof manifest, "%s/avatar.json", dir);
+    const char *good_rects = "[[20, 10, 61, 51], [21, 11, 63, 53], [22, 12, 63, 53]]";
+    const char *good_manifest = "{\"name\": \"m\", \"fps\": 25, \"width\": 96, "
+                                "\"height\": 72, \"frames\": 3, \"source\": \"x\"}";
+    uint64_t seed = 77;
+    int failed = 0, loaded = 0;
+    for (int rep = 0; rep < 60; rep++) {
+        char a[256], b[256];
+        snprintf(a, sizeof a, "%s", good_rects);
+        snprintf(b, sizeof b, "%s", good_manifest);
+        char *t = rep % 2 ? a : b;
+        size_t n = strlen(t);
+        for (int k = 0; k <= rep % 3; k++) /* 1 to 3 random characters */
+            t[test_rand(&seed) % n] = "[]{},:\"-9e0 x"[test_rand(&seed) % 14];
+        fixture_write_text(rects, a);
+        fixture_write_text(manifest, b);
+        ls_avatar *av;
+        ls_error err = {0};
+        if (ls_avatar_load(dir, NULL, NULL, &av, &err) == LS_OK) {
+            loaded++;
+            ls_avatar_destroy(av);
+        } else {
+            assert_true(err.msg[0] != 0);
+            failed++;
+        }
+    }
+    print_message("mutated JSON: %d loaded, %d refused\n", loaded, failed);
+    assert_true(failed > 0);
+}
+
 static void test_pingpong(void **state)
 {
     (void)state;
@@ -443,7 +480,8 @@ static void test_painter(void **state)
     float *out = malloc(LS_OUTPUT_FLOATS * sizeof(float));
     uint64_t seed = 9;
     for (size_t i = 0; i < LS_OUTPUT_FLOATS; i++) out[i] = (float)test_rand_uniform(&seed);
-    ls_buffer_pool *bufs = ls_buffer_pool_create(ls_painter_output_size(av, LS_PAINT_RGBA), 0, NULL);
+    ls_buffer_pool *bufs =
+        ls_buffer_pool_create(ls_painter_output_size(av, LS_PAINT_RGBA), 0, NULL);
     ls_error err;
     assert_int_equal(ls_painter_input(p, NULL, 2, slot, &err), LS_OK);
     assert_int_equal(ls_face_input(NULL, ls_avatar_crop(av, 2), want, NULL), LS_OK);
@@ -545,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_frames_layout),
         cmocka_unit_test(test_load_thread_invariance),
         cmocka_unit_test(test_validation_errors),
+        cmocka_unit_test(test_mutated_json),
         cmocka_unit_test(test_pingpong),
         cmocka_unit_test(test_memory_budget),
         cmocka_unit_test(test_prepare_from_directory),
