@@ -357,7 +357,10 @@ static int index_model(ls_onnx_model *m, ls_error *err)
         if (!tp->name || !tp->name[0])
             return ls_error_set(err, LS_ERR_FORMAT, "initializer %zu has no name", i);
         int rc = ls_tensor_decode(tp, tp->name, &m->inits[m->n_init], err);
-        if (rc) return ls_error_prefix(err, "initializer %zu: ", i);
+        if (rc) {
+            ls_error_prefix(err, "initializer %zu", i);
+            return rc;
+        }
         m->init_names[m->n_init++] = tp->name;
     }
     /* Before IR version 4, initializers were listed among the inputs too. */
@@ -410,7 +413,7 @@ int ls_onnx_load(const char *path, ls_onnx_model **out, ls_error *err)
     if (rc) return rc;
     rc = ls_onnx_load_bytes(bytes, len, out, err);
     free(bytes);
-    if (rc) ls_error_prefix(err, "%s: ", path);
+    if (rc) ls_error_prefix(err, "%s", path);
     return rc;
 }
 

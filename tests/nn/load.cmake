@@ -19,3 +19,5 @@ add_custom_target(ls_test_models ALL DEPENDS ${LS_MODELS_STAMP})
 
 ls_add_test(test_onnx nn/test_onnx.c)
 add_dependencies(test_onnx ls_test_models)
+ls_add_test(test_onnx_malformed nn/test_onnx_malformed.c)
+add_dependencies(test_onnx_malformed ls_test_models)
