@@ -93,7 +93,7 @@ static Onnx__TensorProto *tensor(const char *name, int dtype, int ndim, const in
     t->data_type = dtype;
     t->n_dims = (size_t)ndim;
     t->dims = alloc(sizeof(int64_t) * (size_t)(ndim + 1));
-    memcpy(t->dims, dims, sizeof(int64_t) * (size_t)ndim);
+    if (ndim) memcpy(t->dims, dims, sizeof(int64_t) * (size_t)ndim);
     return t;
 }
 
