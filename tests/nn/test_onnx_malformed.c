@@ -9,6 +9,7 @@
 
 #include "core/npy.h"
 #include "nn/onnx.h"
+#include "nn/onnx_internal.h"
 #include "onnx/onnx.pb-c.h"
 #include "support/test_util.h"
 
@@ -455,6 +456,89 @@ static void test_bad_models(void **state)
     arena_free();
 }
 
+/* Every element type a shape computation may use, from raw_data and from
+ * the typed fields, decodes to the same values. */
+static void test_tensor_decode_types(void **state)
+{
+    (void)state;
+    int64_t dims[1] = {3};
+    ls_tensor t;
+    ls_error err = {0};
+    struct {
+        int dt;
+        uint8_t raw[24];
+        size_t raw_len;
+        double want[3];
+    } cases[] = {
+        {ONNX__TENSOR_PROTO__DATA_TYPE__INT8, {0xff, 0x02, 0x80}, 3, {-1, 2, -128}},
+        {ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, {0xff, 0x02, 0x80}, 3, {255, 2, 128}},
+        {ONNX__TENSOR_PROTO__DATA_TYPE__BOOL, {1, 0, 1}, 3, {1, 0, 1}},
+        {ONNX__TENSOR_PROTO__DATA_TYPE__INT16, {0xfe, 0xff, 7, 0, 0, 0x80}, 6, {-2, 7, -32768}},
+        {ONNX__TENSOR_PROTO__DATA_TYPE__UINT16, {0xfe, 0xff, 7, 0, 0, 0x80}, 6, {65534, 7, 32768}},
+        {ONNX__TENSOR_PROTO__DATA_TYPE__INT32, {0xff, 0xff, 0xff, 0xff, 5, 0, 0, 0, 0, 0, 0, 0x80}, 12,
+         {-1, 5, -2147483648.0}},
+        {ONNX__TENSOR_PROTO__DATA_TYPE__UINT32, {0xff, 0xff, 0xff, 0xff, 5, 0, 0, 0, 0, 0, 0, 0x80}, 12,
+         {4294967295.0, 5, 2147483648.0}},
+        /* float16: 1.0, -2.0, 65504 (max) */
+        {ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16, {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b}, 6, {1, -2, 65504}},
+        /* bfloat16: 1.0, -2.0, 0.5 */
+        {ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16, {0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3f}, 6, {1, -2, 0.5}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Onnx__TensorProto *tp = tensor("t", cases[i].dt, 1, dims);
+        tp->has_raw_data = 1;
+        tp->raw_data.len = cases[i].raw_len;
+        tp->raw_data.data = cases[i].raw;
+        if (ls_tensor_decode(tp, "t", &t, &err)) fail_msg("type %d: %s", cases[i].dt, err.msg);
+        for (int k = 0; k < 3; k++) {
+            double got = t.dtype == LS_DT_F32 ? t.f[k] : (double)t.i[k];
+            if (got != cases[i].want[k]) fail_msg("type %d element %d: %g, want %g", cases[i].dt, k, got,
+                                                  cases[i].want[k]);
+        }
+        ls_tensor_free(&t);
+        /* The same values in int32_data (where ONNX keeps the small types). */
+        if (cases[i].dt != ONNX__TENSOR_PROTO__DATA_TYPE__UINT32) {
+            tp->has_raw_data = 0;
+            tp->n_int32_data = 3;
+            tp->int32_data = alloc(sizeof(int32_t) * 3);
+            for (int k = 0; k < 3; k++) {
+                uint64_t bits = 0;
+                size_t es = cases[i].raw_len / 3;
+                memcpy(&bits, cases[i].raw + es * (size_t)k, es);
+                tp->int32_data[k] = cases[i].dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ||
+                                            cases[i].dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT16 ||
+                                            cases[i].dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT8
+                                        ? (int32_t)cases[i].want[k]
+                                        : (int32_t)bits;
+            }
+            assert_int_equal(ls_tensor_decode(tp, "t", &t, &err), LS_OK);
+            for (int k = 0; k < 3; k++)
+                assert_true((t.dtype == LS_DT_F32 ? t.f[k] : (double)t.i[k]) == cases[i].want[k]);
+            ls_tensor_free(&t);
+        }
+    }
+    /* double and int64 in raw_data too; uint64 beyond int64 is refused. */
+    double d[3] = {0.25, -1e10, 3};
+    Onnx__TensorProto *tp = tensor("d", ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, 1, dims);
+    tp->has_raw_data = 1;
+    tp->raw_data.len = sizeof d;
+    tp->raw_data.data = (uint8_t *)d;
+    assert_int_equal(ls_tensor_decode(tp, "d", &t, &err), LS_OK);
+    assert_true(t.dtype == LS_DT_F32 && t.f[0] == 0.25f && t.f[1] == -1e10f && t.f[2] == 3.0f);
+    ls_tensor_free(&t);
+    uint64_t big[3] = {1, 2, (uint64_t)1 << 63};
+    tp = tensor("u", ONNX__TENSOR_PROTO__DATA_TYPE__UINT64, 1, dims);
+    tp->has_raw_data = 1;
+    tp->raw_data.len = sizeof big;
+    tp->raw_data.data = (uint8_t *)big;
+    assert_int_equal(ls_tensor_decode(tp, "u", &t, &err), LS_ERR_RANGE);
+    tp = tensor("s", ONNX__TENSOR_PROTO__DATA_TYPE__STRING, 1, dims);
+    assert_int_equal(ls_tensor_decode(tp, "s", &t, &err), LS_ERR_UNSUPPORTED);
+    tp = tensor("n", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 1, dims); /* no data at all */
+    assert_int_equal(ls_tensor_decode(tp, "n", &t, &err), LS_ERR_FORMAT);
+    arena_free();
+}
+
 /* ---- damaged real files ---- */
 
 static uint8_t *read_model(const char *file, size_t *len)
@@ -549,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_typed_fields_and_folding),
         cmocka_unit_test(test_unsupported_op),
         cmocka_unit_test(test_bad_models),
+        cmocka_unit_test(test_tensor_decode_types),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupted),
     };
