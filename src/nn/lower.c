@@ -132,6 +132,14 @@ static void copy_elem(ls_tensor *dst, int64_t dk, const ls_tensor *src, int64_t 
     else ti(dst)[dk] = src->i[sk];
 }
 
+/* Copies src's elements into dst, of the same type and count. */
+static void copy_data(ls_tensor *dst, const ls_tensor *src)
+{
+    if (!dst->count) return; /* empty tensors may have no data pointer */
+    if (src->dtype == LS_DT_F32) memcpy(tf(dst), src->f, (size_t)dst->count * sizeof(float));
+    else memcpy(ti(dst), src->i, (size_t)dst->count * sizeof(int64_t));
+}
+
 static void strides_of(int ndim, const int64_t *dims, int64_t *st)
 {
     int64_t s = 1;
@@ -362,8 +370,7 @@ static int define_view(lower_ctx *c, sym *src, const shape *to)
             return fail(c, LS_ERR_FORMAT, "reshape from %lld to %lld elements",
                         (long long)src->t.count, (long long)t.count);
         }
-        memcpy(t.owned, src->t.dtype == LS_DT_F32 ? (const void *)src->t.f : (const void *)src->t.i,
-               (size_t)t.count * (src->t.dtype == LS_DT_F32 ? 4 : 8));
+        copy_data(&t, &src->t);
         return define_const(c, &t);
     }
     const ls_value *v = val(c, src->value);
@@ -391,9 +398,7 @@ static int op_constant(lower_ctx *c)
         if (rc) return fail(c, rc, "%s", c->err->msg);
         /* The decoded data may alias the proto or be owned: copy into an owned tensor. */
         rc = tensor_new(c, &t, view.dtype, view.ndim, view.dims);
-        if (!rc)
-            memcpy(t.owned, view.dtype == LS_DT_F32 ? (const void *)view.f : (const void *)view.i,
-                   (size_t)t.count * (view.dtype == LS_DT_F32 ? 4 : 8));
+        if (!rc) copy_data(&t, &view);
         ls_tensor_free(&view);
         if (rc) return rc;
     } else if (!strcmp(an, "value_float") || !strcmp(an, "value_int")) {
@@ -844,7 +849,9 @@ static int op_add(lower_ctx *c)
         a = b;
         b = x;
     }
-    const ls_value *va = val(c, a->value);
+    /* Copied: adding the constant's value may move the value array. */
+    ls_value va_copy = *val(c, a->value);
+    const ls_value *va = &va_copy;
     int in[2] = {a->value, -1};
     if (b->kind == SYM_ACT) {
         const ls_value *vb = val(c, b->value);
@@ -970,15 +977,16 @@ static int op_batchnorm(lower_ctx *c)
     if ((rc = attr_float(c, "epsilon", 1e-5f, &eps)) || (rc = attr_int(c, "training_mode", 0, &training)))
         return rc;
     if (training) return fail(c, LS_ERR_UNSUPPORTED, "training mode");
-    const ls_value *vx = val(c, x);
-    if (vx->ndim < 2) return fail(c, LS_ERR_FORMAT, "input of rank %d", vx->ndim);
+    /* Copied: adding the operands' values may move the value array. */
+    int ndim = val(c, x)->ndim;
+    int64_t dims[LS_NN_MAX_DIMS];
+    memcpy(dims, val(c, x)->dims, sizeof dims);
+    if (ndim < 2) return fail(c, LS_ERR_FORMAT, "input of rank %d", ndim);
     in[0] = x;
     for (int k = 1; k < 5; k++)
-        if ((rc = const_operand(c, (size_t)k, 1, &vx->dims[1], &in[k]))) return rc;
-    int64_t dims[LS_NN_MAX_DIMS];
-    memcpy(dims, vx->dims, sizeof dims);
+        if ((rc = const_operand(c, (size_t)k, 1, &dims[1], &in[k]))) return rc;
     ls_node *node;
-    if ((rc = emit(c, LS_OP_BATCHNORM, 5, in, vx->ndim, dims, &node))) return rc;
+    if ((rc = emit(c, LS_OP_BATCHNORM, 5, in, ndim, dims, &node))) return rc;
     node->attr.bn_eps = eps;
     return LS_OK;
 }
