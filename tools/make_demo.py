@@ -9,8 +9,8 @@ random weights, UNTRAINED, so the mouth region shows the model's raw output.
 
 usage: make_demo.py --models MODELS_DIR --out DEMO_DIR
   MODELS_DIR holds unet_op11.onnx and encoder_op11.onnx (gen_test_models.py)
-  DEMO_DIR receives model.json, the two .onnx files and avatar_src/
-  (frames/frame_%04d.png + crop_rects.json), ready for `lipsync avatar prepare`.
+  DEMO_DIR receives model.json, the two .onnx files and avatar/
+  (frames/frame_%04d.png + crop_rects.json): a model directory `lipsync render` runs.
 """
 import argparse
 import json
@@ -34,7 +34,7 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    frames_dir = os.path.join(args.out, "avatar_src", "frames")
+    frames_dir = os.path.join(args.out, "avatar", "frames")
     os.makedirs(frames_dir, exist_ok=True)
     portrait = skimage.data.astronaut()[:, :, ::-1]  # RGB -> BGR, as OpenCV writes
     h, w = portrait.shape[:2]
@@ -48,7 +48,7 @@ def main():
         cv2.imwrite(os.path.join(frames_dir, "frame_%04d.png" % i), frame)
         x1, y1, x2, y2 = BASE_RECT
         rects.append([x1 + dx, y1 + dy, x2 + dx, y2 + dy])
-    with open(os.path.join(args.out, "avatar_src", "crop_rects.json"), "w") as f:
+    with open(os.path.join(args.out, "avatar", "crop_rects.json"), "w") as f:
         json.dump(rects, f)
 
     shutil.copyfile(os.path.join(args.models, "unet_op11.onnx"), os.path.join(args.out, "unet.onnx"))

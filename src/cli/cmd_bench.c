@@ -6,9 +6,9 @@
 
 static const cli_command benches[] = {
     {"mel", "mel spectrogram real-time factor, one thread, 60 s of audio", bench_mel},
-#ifdef LS_HAVE_SERVER
+    {"engine", "the neural engine on an ONNX model: median ms, GFLOP/s", bench_engine},
+    {"image", "model input + composite + JPEG per 1280x720 frame, 1-2 threads", bench_image},
     {"serve", "N concurrent streaming clients on loopback: fps, latencies", bench_serve},
-#endif
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

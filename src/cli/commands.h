@@ -23,11 +23,29 @@ int cli_fail(const char *what, const ls_error *err);
 int cli_parse_int(const char *opt, const char *text, int min, int max);
 
 int cmd_bench(int argc, char **argv);
+int cmd_avatar(int argc, char **argv);
+int cmd_croprect(int argc, char **argv);
 int cmd_mel(int argc, char **argv);
+int cmd_render(int argc, char **argv);
+int cmd_model(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_infer(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 /* Benchmarks, dispatched by `lipsync bench NAME`. */
+int bench_image(int argc, char **argv);
 int bench_mel(int argc, char **argv);
 int bench_serve(int argc, char **argv);
+int bench_engine(int argc, char **argv);
+
+/* Online CPUs: the default thread count of the nn commands. */
+int cli_default_threads(void);
+/* Loads MODEL.onnx, lowers it for `batch` and, when engine is not NULL,
+ * compiles it (cmd_infer.c); on failure everything is released. */
+struct ls_onnx_model;
+struct ls_graph;
+struct ls_engine;
+int cli_compile_model(const char *path, int batch, int precision, struct ls_onnx_model **model,
+                      struct ls_graph **graph, struct ls_engine **engine, ls_error *err);
 
 #endif

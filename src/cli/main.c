@@ -16,10 +16,14 @@ static const cli_command commands[] = {
     {"help", "list the subcommands, or show one's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"mel", "compute the 80-bin mel spectrogram of an audio file (.npy out)", cmd_mel},
+    {"render", "lip-sync a model's avatar to an audio file, writing an MP4", cmd_render},
+    {"model", "check a model directory", cmd_model},
     {"bench", "run a benchmark (mel, ...)", cmd_bench},
-#ifdef LS_HAVE_SERVER
+    {"info", "describe an ONNX model: inputs, ops, parameters, MACs", cmd_info},
+    {"infer", "run an ONNX model on .npy inputs (oneDNN engine)", cmd_infer},
+    {"avatar", "prepare or inspect an avatar directory", cmd_avatar},
+    {"croprect", "print the crop rectangle of .lms landmark files", cmd_croprect},
     {"serve", "serve the pipeline over HTTP and WebSocket", cmd_serve},
-#endif
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,4 +1,3 @@
-pkg_check_modules(LIBAV REQUIRED IMPORTED_TARGET libavformat libavcodec libavutil libswscale)
 target_sources(lipsync_core PRIVATE
   src/media/video_writer.c)
 target_link_libraries(lipsync_core PUBLIC PkgConfig::LIBAV)

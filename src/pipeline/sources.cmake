@@ -1,3 +1,5 @@
 target_sources(lipsync_core PRIVATE
   src/pipeline/threadpool.c
-  src/pipeline/features.c)
+  src/pipeline/features.c
+  src/pipeline/model.c
+  src/pipeline/session.c)

@@ -14,9 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/clock.h"
-#ifdef LS_HAVE_MEDIA_WRITER
 #include "media/video_writer.h"
-#endif
 
 cJSON *model_entry_json(const ls_registry_entry *e);
 
@@ -209,12 +207,10 @@ static void job_batch(ls_server *srv, http_req *r)
 
 typedef struct render_sink {
     ls_jpeg_list frames;
-#ifdef LS_HAVE_MEDIA_WRITER
     ls_video_writer *writer;
     ls_video_writer_options wo;
     const char *path;
     const ls_audio *audio;
-#endif
 } render_sink;
 
 static int render_take_jpeg(void *ctx, const ls_frame *f, ls_error *err)
@@ -226,7 +222,6 @@ static int render_take_jpeg(void *ctx, const ls_frame *f, ls_error *err)
     return LS_OK;
 }
 
-#ifdef LS_HAVE_MEDIA_WRITER
 /* The writer opens on the first frame, when the size is known. */
 static int render_take_bgr(void *ctx, const ls_frame *f, ls_error *err)
 {
@@ -256,7 +251,6 @@ static int read_file(const char *path, ls_buf *out, ls_error *err)
     fclose(fp);
     return rc;
 }
-#endif
 
 static void job_render(ls_server *srv, http_req *r)
 {
@@ -280,7 +274,6 @@ static void job_render(ls_server *srv, http_req *r)
     memset(&rs, 0, sizeof rs);
     const char *disposition = "lipsync.mjpeg";
     if (!rc && !strcmp(r->output, "mp4")) {
-#ifdef LS_HAVE_MEDIA_WRITER
         char path[] = "/tmp/lipsync-render-XXXXXX.mp4";
         int fd = mkstemps(path, 4);
         if (fd < 0) {
@@ -302,11 +295,6 @@ static void job_render(ls_server *srv, http_req *r)
         }
         snprintf(r->content_type, sizeof r->content_type, "video/mp4");
         disposition = "lipsync.mp4";
-#else
-        rc = ls_error_set(&err, LS_ERR_UNSUPPORTED,
-                          "output mp4 needs the media writer, which this build lacks; "
-                          "use output=mjpeg or jpeg-zip");
-#endif
     } else if (!rc) {
         rc = run_session(srv, r, x->samples, x->n, LS_FRAME_JPEG, render_take_jpeg, &rs, &times,
                          &err);

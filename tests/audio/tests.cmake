@@ -1,4 +1,3 @@
-pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
 ls_add_test(test_mel audio/test_mel.c)
 target_link_libraries(test_mel PRIVATE PkgConfig::CJSON)
 ls_add_test(test_decode audio/test_decode.c)

@@ -2,16 +2,38 @@ ls_add_test(test_server_config server/test_config.c)
 ls_add_test(test_registry server/test_registry.c)
 ls_add_test(test_server_outputs server/test_outputs.c)
 target_link_libraries(test_server_outputs PRIVATE PkgConfig::LIBZIP)
-if(LS_HAVE_PIPELINE)
-  ls_add_test(test_server server/test_server.c server/server_test_util.c)
-  target_link_libraries(test_server PRIVATE PkgConfig::LIBZIP)
-  set_property(TEST test_server APPEND PROPERTY ENVIRONMENT
-    "LS_SERVER_TEST_MODELS=${LS_SERVER_TEST_MODELS}" "LS_SERVER_TEST_MODEL=${LS_SERVER_TEST_MODEL}")
+
+# The API tests serve the demo model directory (test UNet/encoder, portrait
+# avatar) from a models root of their own, as model id "demo".
+if(NOT TARGET ls_demo_model) # the pipeline tests' fixture, when present, is reused
+  set(LS_DEMO_MODEL_DIR ${CMAKE_BINARY_DIR}/demo-model)
+  add_custom_command(
+    OUTPUT ${LS_DEMO_MODEL_DIR}/model.json
+    COMMAND ${LS_DEBIAN_PYTHON} ${CMAKE_SOURCE_DIR}/tools/make_demo.py
+            --models ${LS_MODELS_DIR} --out ${LS_DEMO_MODEL_DIR}
+    DEPENDS ${CMAKE_SOURCE_DIR}/tools/make_demo.py ${LS_MODELS_STAMP}
+    COMMENT "Building the demo model directory"
+    VERBATIM)
+  add_custom_target(ls_demo_model ALL DEPENDS ${LS_DEMO_MODEL_DIR}/model.json)
 endif()
+set(LS_SERVER_TEST_MODELS ${CMAKE_BINARY_DIR}/server-models)
+add_custom_command(
+  OUTPUT ${LS_SERVER_TEST_MODELS}/demo
+  COMMAND ${CMAKE_COMMAND} -E make_directory ${LS_SERVER_TEST_MODELS}
+  COMMAND ${CMAKE_COMMAND} -E create_symlink ${LS_DEMO_MODEL_DIR} ${LS_SERVER_TEST_MODELS}/demo
+  COMMENT "Linking the demo model into the server tests' models root"
+  VERBATIM)
+add_custom_target(ls_server_models ALL DEPENDS ${LS_SERVER_TEST_MODELS}/demo)
+add_dependencies(ls_server_models ls_demo_model)
+
+ls_add_test(test_server server/test_server.c server/server_test_util.c)
+target_link_libraries(test_server PRIVATE PkgConfig::LIBZIP)
+add_dependencies(test_server ls_server_models)
+set_property(TEST test_server APPEND PROPERTY ENVIRONMENT
+  "LS_SERVER_TEST_MODELS=${LS_SERVER_TEST_MODELS}" "LS_SERVER_TEST_MODEL=demo")
+
 # The browser client in headless Chromium (needs node, npm and /usr/bin/chromium).
-if(LS_HAVE_PIPELINE)
-  add_test(NAME test_web_e2e
-    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/server/web_e2e.sh $<TARGET_FILE:lipsync>
-            ${LS_SERVER_TEST_MODELS} ${LS_SERVER_TEST_MODEL} ${CMAKE_BINARY_DIR}/web-e2e)
-  set_tests_properties(test_web_e2e PROPERTIES TIMEOUT 600 RUN_SERIAL ON)
-endif()
+add_test(NAME test_web_e2e
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/server/web_e2e.sh $<TARGET_FILE:lipsync>
+          ${LS_SERVER_TEST_MODELS} demo ${CMAKE_BINARY_DIR}/web-e2e)
+set_tests_properties(test_web_e2e PROPERTIES TIMEOUT 600 RUN_SERIAL ON)

@@ -1,0 +1,171 @@
+/* bench_engine.c - `lipsync bench engine MODEL.onnx`: the engine's own
+ * speed (median ms per run and per item, GFLOP/s), per-step profiles, and a
+ * line-protocol server that bench/run.sh drives to interleave our runs with
+ * ONNX Runtime's in one process pair. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/clock.h"
+#include "nn/engine.h"
+#include "nn/onnx.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: lipsync bench engine MODEL.onnx [--batch B] [--threads T] [--precision fp32|bf16]\n"
+            "                            [--warmup W] [--runs R] [--profile] [--describe] [--serve]\n\n"
+            "Times the engine on seeded random inputs: W warm-up runs (default 2), then R\n"
+            "timed runs (default 10); prints the median per run and per item and GFLOP/s\n"
+            "(2 x conv multiply-adds / median). --profile adds the mean time of every step.\n"
+            "--serve prints the graph inputs (`input NAME d0,d1,...`) and `ready`, then\n"
+            "answers each stdin line `run` with `ms <time of one run>` until `quit`.\n");
+}
+
+typedef struct bench_opts {
+    const char *model;
+    int batch, threads, warmup, runs, profile, describe, serve;
+    ls_precision prec;
+} bench_opts;
+
+static int parse(int argc, char **argv, bench_opts *o)
+{
+    *o = (bench_opts){NULL, 1, cli_default_threads(), 2, 10, 0, 0, 0, LS_PREC_FP32};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int *target = !strcmp(a, "--batch") ? &o->batch
+                      : !strcmp(a, "--threads") ? &o->threads
+                      : !strcmp(a, "--warmup") ? &o->warmup
+                      : !strcmp(a, "--runs") ? &o->runs
+                      : NULL;
+        if (target) {
+            if ((*target = cli_parse_int(a, v, !strcmp(a, "--warmup") ? 0 : 1, 100000)) < 0) return -1;
+            i++;
+        } else if (!strcmp(a, "--precision")) {
+            ls_error err;
+            if (ls_precision_parse(v, &o->prec, &err)) {
+                fprintf(stderr, "lipsync: %s\n", err.msg);
+                return -1;
+            }
+            i++;
+        } else if (!strcmp(a, "--profile")) {
+            o->profile = 1;
+        } else if (!strcmp(a, "--describe")) {
+            o->describe = 1;
+        } else if (!strcmp(a, "--serve")) {
+            o->serve = 1;
+        } else if (a[0] != '-' && !o->model) {
+            o->model = a;
+        } else {
+            fprintf(stderr, "lipsync: bench engine: unexpected '%s'\n", a);
+            return -1;
+        }
+    }
+    return o->model ? 0 : -1;
+}
+
+static int serve(ls_engine_ctx *ctx, const ls_graph *g, const float *const *ins, float *const *outs)
+{
+    for (int k = 0; k < g->n_inputs; k++) {
+        const ls_value *v = &g->values[g->inputs[k]];
+        printf("input %s ", v->name ? v->name : "?");
+        for (int d = 0; d < v->ndim; d++) printf("%s%lld", d ? "," : "", (long long)v->dims[d]);
+        printf("\n");
+    }
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    ls_error err;
+    while (fgets(line, sizeof line, stdin)) {
+        if (!strncmp(line, "quit", 4)) break;
+        if (strncmp(line, "run", 3)) {
+            printf("error unknown command\n");
+        } else {
+            double t0 = ls_now();
+            if (ls_engine_run(ctx, ins, outs, &err)) return cli_fail("run", &err);
+            printf("ms %.3f\n", (ls_now() - t0) * 1e3);
+        }
+        fflush(stdout);
+    }
+    return 0;
+}
+
+int bench_engine(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    bench_opts o;
+    if (parse(argc, argv, &o)) {
+        usage(stderr);
+        return 2;
+    }
+    ls_error err = {0};
+    ls_onnx_model *model;
+    ls_graph *g;
+    ls_engine *e;
+    if (cli_compile_model(o.model, o.batch, o.prec, &model, &g, &e, &err)) return cli_fail(o.model, &err);
+    int status = 1;
+    ls_engine_ctx *ctx = NULL;
+    float *ins[LS_NN_MAX_INPUTS] = {0}, *outs[LS_NN_MAX_INPUTS] = {0};
+    double *t = calloc((size_t)o.runs, sizeof *t);
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int k = 0; k < g->n_inputs; k++) {
+        size_t n = (size_t)ls_value_count(&g->values[g->inputs[k]]);
+        if (!(ins[k] = malloc(n * sizeof(float)))) goto done;
+        for (size_t i = 0; i < n; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            ins[k][i] = (float)(rng >> 40) / (float)(1 << 24);
+        }
+    }
+    for (int k = 0; k < g->n_outputs; k++)
+        if (!(outs[k] = malloc((size_t)ls_value_count(&g->values[g->outputs[k]]) * sizeof(float)))) goto done;
+    if (!t || ls_engine_ctx_create(e, o.threads, &ctx, &err)) {
+        cli_fail("engine", &err);
+        goto done;
+    }
+    if (o.describe) ls_engine_describe(e, stdout);
+    const float *const *cin = (const float *const *)ins;
+    if (o.serve) {
+        status = serve(ctx, g, cin, outs);
+        goto done;
+    }
+    for (int r = 0; r < o.warmup + o.runs; r++) {
+        double t0 = ls_now();
+        if (ls_engine_run(ctx, cin, outs, &err)) {
+            cli_fail("run", &err);
+            goto done;
+        }
+        if (r >= o.warmup) t[r - o.warmup] = (ls_now() - t0) * 1e3;
+    }
+    double med = ls_median(t, (size_t)o.runs), p10 = ls_percentile(t, (size_t)o.runs, 10),
+           p90 = ls_percentile(t, (size_t)o.runs, 90);
+    printf("engine model=%s batch=%d threads=%d precision=%s runs=%d\n", o.model, o.batch, o.threads,
+           ls_precision_name(o.prec), o.runs);
+    printf("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f per_item_ms=%.2f gflop=%.3f gflops=%.1f\n", med, p10, p90,
+           med / o.batch, ls_engine_flops(e) / 1e9, ls_engine_flops(e) / (med * 1e6));
+    if (o.profile) {
+        ls_engine_ctx_profile(ctx, 1);
+        for (int r = 0; r < o.runs; r++)
+            if (ls_engine_run(ctx, cin, outs, &err)) {
+                cli_fail("run", &err);
+                goto done;
+            }
+        ls_engine_ctx_print_profile(ctx, stdout);
+    }
+    status = 0;
+done:
+    free(t);
+    for (int k = 0; k < LS_NN_MAX_INPUTS; k++) {
+        free(ins[k]);
+        free(outs[k]);
+    }
+    ls_engine_ctx_destroy(ctx);
+    ls_engine_destroy(e);
+    ls_graph_destroy(g);
+    ls_onnx_destroy(model);
+    return status;
+}

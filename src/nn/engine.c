@@ -1,0 +1,1213 @@
+/* engine.c - compiling an ls_graph into a plan of oneDNN primitives and own
+ * kernels, planning its activation memory, and running it.
+ *
+ * Compilation, in order:
+ *  1. every activation gets an "engine value" (ev): 4-D ones in nChw8c (what
+ *     oneDNN's AVX2 convolutions pick with format_tag_any on this CPU; the
+ *     plan prints what each conv really got), others plain;
+ *  2. storage sharing: a channel Concat's inputs live inside the Concat's
+ *     buffer at their channel offset (when the offset is a whole channel
+ *     block), a fused residual's buffer is reused in place by the conv that
+ *     adds it (oneDNN's sum post-op), a plain Reshape is a view, and a
+ *     Resize whose only consumer is a spatial Pad writes the padded tensor;
+ *  3. steps in node order; a conv whose source or destination is a slot of
+ *     a larger buffer at batch > 1 runs per item (oneDNN's strided-tensor
+ *     convolutions are reference code, its dense per-item ones are JIT);
+ *  4. one arena per context: each buffer's lifetime is its steps' span and
+ *     buffers whose lifetimes do not overlap share bytes (greedy by size).
+ * Anything the fast path does not cover runs as the reference op on plain
+ * temporaries, so every graph ls_ref_run accepts also runs here.
+ */
+#include "nn/engine.h"
+
+#include <dnnl.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/engine_internal.h"
+#include "nn/ref.h"
+
+#define CB 8          /* channel block of 4-D activations (nChw8c) */
+#define ALIGN_ELEMS 16 /* 64-byte alignment of arena buffers */
+
+typedef enum { EV_ARENA, EV_INPUT, EV_OUTPUT, EV_CONST, EV_UNUSED } ev_kind;
+
+typedef struct ev {
+    ev_kind kind;
+    int ext;                /* EV_INPUT / EV_OUTPUT: index in the run's arrays */
+    const float *cdata;     /* EV_CONST */
+    int64_t n, c, h, w;
+    int cb;
+    int64_t isize;          /* elements per item, channel padding included */
+    int alias;              /* ev this one lives inside, or -1 */
+    int64_t alias_off;      /* element offset inside that ev's item */
+    int flat;               /* a reshape's view: items of its own size back to back */
+    int root;               /* resolved storage: root ev, offset, item stride */
+    int64_t off, istride;
+    int first, last;        /* steps touching it (roots: their whole class) */
+    int64_t arena_off;      /* roots only */
+} ev;
+
+typedef enum { ST_CONV, ST_COPY, ST_RESIZE, ST_AFFINE, ST_UNARY, ST_ADD, ST_ROUND, ST_REF } st_kind;
+
+typedef struct step {
+    st_kind kind;
+    int node;
+    int src, src2, dst;     /* ev indices, -1 when unused */
+    int64_t c_off;          /* ST_COPY */
+    /* ST_CONV */
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t src_md, dst_md, scratch_md;
+    dnnl_memory_t wei, bias;
+    int per_item, n_exec;
+    char impl[48];
+    /* ST_RESIZE */
+    ls_taps th, tw;
+    float border;
+    /* ST_AFFINE */
+    float *scale, *shift;
+    ls_k_unary unary;
+    /* ST_REF: ev of each node input (-1 for absent ones) */
+    int ref_in[LS_NN_MAX_INPUTS];
+} step;
+
+struct ls_engine {
+    const ls_graph *g;
+    ls_precision prec;
+    dnnl_engine_t dnnl;
+    dnnl_stream_t stream; /* compile-time weight reorders */
+    ev *evs;
+    int n_evs, cap_evs;
+    step *steps;
+    int n_steps, cap_steps;
+    int *consumers, *last_consumer; /* per graph value */
+    int *skip;                      /* per node: absorbed into another step */
+    int64_t arena_elems;
+    size_t scratch_bytes;
+    double flops;
+};
+
+struct ls_engine_ctx {
+    const ls_engine *e;
+    int threads;
+    float *arena;
+    void *scratch;
+    dnnl_stream_t stream;
+    dnnl_memory_t *mem; /* conv steps: per exec src, dst; then scratchpad */
+    int *mem_base;      /* per step: first index into mem */
+    int n_mem;
+    const float *const *inputs;
+    float *const *outputs;
+};
+
+const char *ls_precision_name(ls_precision p) { return p == LS_PREC_BF16 ? "bf16" : "fp32"; }
+
+int ls_precision_parse(const char *text, ls_precision *out, ls_error *err)
+{
+    if (text && !strcmp(text, "fp32")) *out = LS_PREC_FP32;
+    else if (text && !strcmp(text, "bf16")) *out = LS_PREC_BF16;
+    else return ls_error_set(err, LS_ERR_INVALID_ARG, "precision must be fp32 or bf16, got '%s'", text ? text : "");
+    return LS_OK;
+}
+
+static const char *node_name(const ls_engine *e, int ni)
+{
+    const char *s = e->g->nodes[ni].name;
+    return s ? s : "?";
+}
+
+#define DN(call)                                                                                  \
+    do {                                                                                          \
+        dnnl_status_t st_ = (call);                                                               \
+        if (st_ != dnnl_success)                                                                  \
+            return ls_error_set(err, LS_ERR_INTERNAL, "node '%s': oneDNN call %s failed (status %d)", \
+                                node_name(e, ni), #call, (int)st_);                               \
+    } while (0)
+
+/* ---- engine values ---- */
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+static int new_ev(ls_engine *e, ls_error *err)
+{
+    if (e->n_evs == e->cap_evs) {
+        int cap = e->cap_evs ? 2 * e->cap_evs : 64;
+        ev *p = realloc(e->evs, (size_t)cap * sizeof *p);
+        if (!p) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+        e->evs = p;
+        e->cap_evs = cap;
+    }
+    ev *v = &e->evs[e->n_evs];
+    memset(v, 0, sizeof *v);
+    v->alias = -1;
+    v->root = e->n_evs;
+    v->first = v->last = -1;
+    return e->n_evs++;
+}
+
+/* Shapes an ev like graph value gv (4-D: its NCHW; others: [d0, rest, 1, 1]). */
+static void shape_ev(ev *v, const ls_value *gv, int cb)
+{
+    if (gv->ndim == 4) {
+        v->n = gv->dims[0];
+        v->c = gv->dims[1];
+        v->h = gv->dims[2];
+        v->w = gv->dims[3];
+    } else {
+        int64_t count = ls_ref_count(gv);
+        v->n = gv->ndim ? gv->dims[0] : 1;
+        v->c = v->n ? count / v->n : 0;
+        v->h = v->w = 1;
+        cb = 1;
+    }
+    v->cb = cb;
+    v->isize = round_up(v->c, cb) * v->h * v->w;
+}
+
+/* A fresh arena ev shaped like ev `like` with channel block cb. */
+static int temp_like(ls_engine *e, int like, int cb, ls_error *err)
+{
+    int t = new_ev(e, err);
+    if (t < 0) return t;
+    ev *v = &e->evs[t], *l = &e->evs[like];
+    v->kind = EV_ARENA;
+    v->n = l->n;
+    v->c = l->c;
+    v->h = l->h;
+    v->w = l->w;
+    v->cb = cb;
+    v->isize = round_up(v->c, cb) * v->h * v->w;
+    return t;
+}
+
+static int dense(const ev *v) { return v->kind != EV_ARENA || v->istride == v->isize || v->n == 1; }
+
+static int same_storage(const ls_engine *e, int a, int b)
+{
+    const ev *x = &e->evs[a], *y = &e->evs[b];
+    return x->kind == EV_ARENA && y->kind == EV_ARENA && x->root == y->root && x->off == y->off &&
+           x->cb == y->cb;
+}
+
+/* ---- steps ---- */
+
+static step *new_step(ls_engine *e, st_kind kind, int ni, ls_error *err)
+{
+    if (e->n_steps == e->cap_steps) {
+        int cap = e->cap_steps ? 2 * e->cap_steps : 64;
+        step *p = realloc(e->steps, (size_t)cap * sizeof *p);
+        if (!p) {
+            ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+            return NULL;
+        }
+        e->steps = p;
+        e->cap_steps = cap;
+    }
+    step *s = &e->steps[e->n_steps++];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->node = ni;
+    s->src = s->src2 = s->dst = -1;
+    for (int k = 0; k < LS_NN_MAX_INPUTS; k++) s->ref_in[k] = -1;
+    return s;
+}
+
+static int add_copy(ls_engine *e, int ni, int src, int dst, int64_t c_off, ls_error *err)
+{
+    step *s = new_step(e, ST_COPY, ni, err);
+    if (!s) return err ? err->code : LS_ERR_NOMEM;
+    s->src = src;
+    s->dst = dst;
+    s->c_off = c_off;
+    return LS_OK;
+}
+
+/* ev holding v's data in channel block cb in the arena: v itself, or a
+ * temporary filled by a copy step. */
+static int in_layout(ls_engine *e, int ni, int v, int cb, int need_dense, ls_error *err)
+{
+    const ev *x = &e->evs[v];
+    if (x->kind == EV_ARENA && x->cb == cb && (!need_dense || dense(x))) return v;
+    int t = temp_like(e, v, cb, err);
+    if (t < 0) return t;
+    int rc = add_copy(e, ni, v, t, 0, err);
+    return rc ? rc : t;
+}
+
+/* ---- taps ---- */
+
+static int alloc_taps(ls_taps *t, int64_t n)
+{
+    t->n = n;
+    t->i0 = malloc((size_t)n * sizeof *t->i0);
+    t->i1 = malloc((size_t)n * sizeof *t->i1);
+    t->w1 = malloc((size_t)n * sizeof *t->w1);
+    return t->i0 && t->i1 && t->w1 ? LS_OK : LS_ERR_NOMEM;
+}
+
+static void free_taps(ls_taps *t)
+{
+    free(t->i0);
+    free(t->i1);
+    free(t->w1);
+}
+
+/* Taps of one axis: output pixel o reads resized pixel o - before (a border
+ * pixel when that lies outside [0, mid)); resized pixel r reads the source by
+ * the resize attribute, or is the source pixel r itself when a is NULL. */
+static int build_taps(ls_taps *t, int64_t out, int64_t before, int64_t mid, int64_t in,
+                      const ls_resize_attr *a, double scale)
+{
+    if (alloc_taps(t, out)) return LS_ERR_NOMEM;
+    for (int64_t o = 0; o < out; o++) {
+        int64_t r = o - before;
+        t->w1[o] = 0;
+        if (r < 0 || r >= mid) {
+            t->i0[o] = t->i1[o] = -1;
+        } else if (!a) {
+            t->i0[o] = t->i1[o] = (int32_t)r;
+        } else {
+            double x = ls_resize_source(a, scale, r, in, mid);
+            if (a->mode == LS_RESIZE_NEAREST) {
+                t->i0[o] = t->i1[o] = (int32_t)ls_resize_nearest(a, x, in);
+            } else {
+                int64_t i0, i1;
+                ls_resize_linear(x, in, &i0, &i1, &t->w1[o]);
+                t->i0[o] = (int32_t)i0;
+                t->i1[o] = (int32_t)i1;
+            }
+        }
+    }
+    return LS_OK;
+}
+
+/* ---- compile: ops ---- */
+
+static int compile_ref(ls_engine *e, int ni, ls_error *err)
+{
+    const ls_node *n = &e->g->nodes[ni];
+    int ins[LS_NN_MAX_INPUTS];
+    for (int k = 0; k < n->n_in; k++) {
+        ins[k] = -1;
+        if (n->in[k] < 0) continue;
+        int v = n->in[k];
+        const ev *x = &e->evs[v];
+        if (x->kind == EV_CONST || (x->kind == EV_ARENA && x->cb == 1 && dense(x))) {
+            ins[k] = v;
+        } else {
+            int t = temp_like(e, v, 1, err);
+            if (t < 0) return t;
+            int rc = add_copy(e, ni, v, t, 0, err);
+            if (rc) return rc;
+            ins[k] = t;
+        }
+    }
+    int out = n->out, dst = out;
+    if (!(e->evs[out].cb == 1 && dense(&e->evs[out]))) {
+        dst = temp_like(e, out, 1, err);
+        if (dst < 0) return dst;
+    }
+    step *s = new_step(e, ST_REF, ni, err);
+    if (!s) return err->code;
+    memcpy(s->ref_in, ins, sizeof(int) * (size_t)n->n_in);
+    s->dst = dst;
+    return dst != out ? add_copy(e, ni, dst, out, 0, err) : LS_OK;
+}
+
+static int conv_bias_slot(const ls_node *n)
+{
+    return n->n_in >= 3 && n->attr.conv.residual != 2 && n->in[2] >= 0 ? 2 : -1;
+}
+
+/* A reorder of user data (plain tag) into memory of descriptor `want`,
+ * allocated by oneDNN and owned by the engine. */
+static int upload(ls_engine *e, int ni, const float *data, int ndim, const dnnl_dims_t dims,
+                  dnnl_format_tag_t tag, const dnnl_memory_desc_t *want, dnnl_memory_t *out,
+                  ls_error *err)
+{
+    dnnl_memory_desc_t user_md;
+    dnnl_memory_t user = NULL;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    DN(dnnl_memory_desc_init_by_tag(&user_md, ndim, dims, dnnl_f32, tag));
+    DN(dnnl_memory_create(&user, &user_md, e->dnnl, (void *)data));
+    DN(dnnl_memory_create(out, want, e->dnnl, DNNL_MEMORY_ALLOCATE));
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&rpd, &user_md, e->dnnl, want, e->dnnl, NULL);
+    if (st == dnnl_success) st = dnnl_primitive_create(&r, rpd);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, *out}};
+        st = dnnl_primitive_execute(r, e->stream, 2, args);
+        if (st == dnnl_success) st = dnnl_stream_wait(e->stream);
+    }
+    if (r) dnnl_primitive_destroy(r);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    dnnl_memory_destroy(user);
+    if (st != dnnl_success)
+        return ls_error_set(err, LS_ERR_INTERNAL, "node '%s': oneDNN weight reorder failed (status %d)",
+                            node_name(e, ni), (int)st);
+    return LS_OK;
+}
+
+/* Tries one convolution primitive descriptor; src/dst tags may be any. */
+static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, int64_t nb, dnnl_format_tag_t src_tag,
+                                 dnnl_format_tag_t dst_tag, int has_bias, dnnl_primitive_desc_t *pd)
+{
+    const ls_conv_attr *a = &n->attr.conv;
+    const ls_value *x = &e->g->values[n->in[0]], *y = &e->g->values[n->out];
+    int64_t G = a->group, OC = y->dims[1], IC = x->dims[1];
+    dnnl_memory_desc_t src, wei, bias, dst;
+    dnnl_dims_t sd = {nb, IC, x->dims[2], x->dims[3]}, dd = {nb, OC, y->dims[2], y->dims[3]};
+    dnnl_dims_t bd = {OC};
+    dnnl_status_t st;
+    if ((st = dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, src_tag))) return st;
+    if ((st = dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dst_tag))) return st;
+    if (G > 1) {
+        dnnl_dims_t wd = {G, OC / G, IC / G, a->kernel[0], a->kernel[1]};
+        st = dnnl_memory_desc_init_by_tag(&wei, 5, wd, dnnl_f32, dnnl_format_tag_any);
+    } else {
+        dnnl_dims_t wd = {OC, IC, a->kernel[0], a->kernel[1]};
+        st = dnnl_memory_desc_init_by_tag(&wei, 4, wd, dnnl_f32, dnnl_format_tag_any);
+    }
+    if (st) return st;
+    if ((st = dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_a))) return st;
+    dnnl_dims_t strides = {a->stride[0], a->stride[1]};
+    dnnl_dims_t dil = {a->dilation[0] - 1, a->dilation[1] - 1};
+    dnnl_dims_t pl = {a->pad[0], a->pad[1]}, pr = {a->pad[2], a->pad[3]};
+    dnnl_convolution_desc_t cd;
+    st = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
+                                                    &src, &wei, has_bias ? &bias : NULL, &dst, strides,
+                                                    dil, pl, pr);
+    if (st) return st;
+    dnnl_primitive_attr_t attr;
+    dnnl_post_ops_t po;
+    if ((st = dnnl_primitive_attr_create(&attr))) return st;
+    if ((st = dnnl_post_ops_create(&po))) {
+        dnnl_primitive_attr_destroy(attr);
+        return st;
+    }
+    if (a->residual >= 0) st = dnnl_post_ops_append_sum(po, 1.0f);
+    if (!st && a->fuse_relu) st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    if (!st) st = dnnl_primitive_attr_set_post_ops(attr, po);
+    if (!st) st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (!st) st = dnnl_primitive_desc_create(pd, &cd, attr, e->dnnl, NULL);
+    dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+static const char *pd_impl(dnnl_primitive_desc_t pd)
+{
+    const char *impl = "?";
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    return impl;
+}
+
+/* Which of our layouts md is: CB, 1 (plain), or 0 (neither). */
+static int md_layout(const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
+{
+    dnnl_memory_desc_t cand;
+    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, dnnl_nChw8c) && dnnl_memory_desc_equal(md, &cand))
+        return CB;
+    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, dnnl_nchw) && dnnl_memory_desc_equal(md, &cand))
+        return 1;
+    return 0;
+}
+
+static int compile_conv(ls_engine *e, int ni, ls_error *err)
+{
+    const ls_node *n = &e->g->nodes[ni];
+    const ls_conv_attr *a = &n->attr.conv;
+    const ls_value *x = &e->g->values[n->in[0]], *w = &e->g->values[n->in[1]], *y = &e->g->values[n->out];
+    int bslot = conv_bias_slot(n);
+    int64_t N = y->dims[0];
+    int src = n->in[0], dst = n->out;
+    int per_item = N > 1 && !(e->evs[src].kind == EV_ARENA && dense(&e->evs[src]) && dense(&e->evs[dst]));
+    int64_t nb = per_item ? 1 : N;
+
+    /* Our layout on both sides first; if that only has reference code, let
+     * oneDNN choose and convert around it. */
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = try_conv_pd(e, n, nb, dnnl_nChw8c, dnnl_nChw8c, bslot >= 0, &pd);
+    if (st == dnnl_success && !strncmp(pd_impl(pd), "ref", 3)) {
+        dnnl_primitive_desc_t any = NULL;
+        if (try_conv_pd(e, n, nb, dnnl_format_tag_any, dnnl_format_tag_any, bslot >= 0, &any) == dnnl_success) {
+            dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]}, dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
+            if (strncmp(pd_impl(any), "ref", 3) &&
+                md_layout(dnnl_primitive_desc_query_md(any, dnnl_query_src_md, 0), sd) &&
+                md_layout(dnnl_primitive_desc_query_md(any, dnnl_query_dst_md, 0), dd)) {
+                dnnl_primitive_desc_destroy(pd);
+                pd = any;
+            } else {
+                dnnl_primitive_desc_destroy(any);
+            }
+        }
+    }
+    if (st != dnnl_success) return compile_ref(e, ni, err);
+
+    dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]}, dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
+    int src_cb = md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd);
+    int dst_cb = md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dd);
+    int rc = LS_OK;
+    int csrc = in_layout(e, ni, src, src_cb, !per_item, err);
+    if (csrc < 0) rc = csrc;
+    int cdst = dst;
+    if (!rc && (e->evs[dst].cb != dst_cb)) {
+        cdst = temp_like(e, dst, dst_cb, err);
+        if (cdst < 0) rc = cdst;
+    }
+    if (!rc && a->residual >= 0 && !same_storage(e, n->in[a->residual], cdst))
+        rc = add_copy(e, ni, n->in[a->residual], cdst, 0, err);
+    step *s = rc ? NULL : new_step(e, ST_CONV, ni, err);
+    if (!s) {
+        dnnl_primitive_desc_destroy(pd);
+        return rc ? rc : err->code;
+    }
+    s->src = csrc;
+    s->dst = cdst;
+    s->per_item = per_item;
+    s->n_exec = per_item ? (int)N : 1;
+    snprintf(s->impl, sizeof s->impl, "%s", pd_impl(pd));
+    s->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    s->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    s->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = dnnl_memory_desc_get_size(&s->scratch_md);
+    if (sbytes > e->scratch_bytes) e->scratch_bytes = sbytes;
+
+    /* Weights (bf16: rounded, so the conv sees bf16 values), then bias. */
+    int64_t G = a->group, OC = w->dims[0];
+    size_t wcount = (size_t)ls_ref_count(w);
+    float *wdata = (float *)w->data, *rounded = NULL;
+    if (e->prec == LS_PREC_BF16) {
+        rounded = malloc(wcount * sizeof *rounded);
+        if (!rounded) {
+            dnnl_primitive_desc_destroy(pd);
+            return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+        }
+        for (size_t i = 0; i < wcount; i++) rounded[i] = ls_round_bf16(wdata[i]);
+        wdata = rounded;
+    }
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (G > 1) {
+        dnnl_dims_t wd = {G, OC / G, w->dims[1], w->dims[2], w->dims[3]};
+        rc = upload(e, ni, wdata, 5, wd, dnnl_goihw, wmd, &s->wei, err);
+    } else {
+        dnnl_dims_t wd = {OC, w->dims[1], w->dims[2], w->dims[3]};
+        rc = upload(e, ni, wdata, 4, wd, dnnl_oihw, wmd, &s->wei, err);
+    }
+    free(rounded);
+    if (!rc && bslot >= 0) {
+        dnnl_dims_t bd = {OC};
+        rc = upload(e, ni, e->g->values[n->in[bslot]].data, 1, bd, dnnl_a,
+                    dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), &s->bias, err);
+    }
+    if (!rc) DN(dnnl_primitive_create(&s->prim, pd));
+    dnnl_primitive_desc_destroy(pd);
+    if (rc) return rc;
+    e->flops += 2.0 * (double)ls_ref_count(y) * (double)(x->dims[1] / G) * a->kernel[0] * a->kernel[1];
+    return cdst != dst ? add_copy(e, ni, cdst, dst, 0, err) : LS_OK;
+}
+
+/* Elementwise own kernels read src in dst's layout (converted if needed). */
+static int compile_elementwise(ls_engine *e, int ni, ls_error *err)
+{
+    const ls_node *n = &e->g->nodes[ni];
+    int dst = n->out;
+    int cb = e->evs[dst].cb;
+    int src = in_layout(e, ni, n->in[0], cb, 0, err);
+    if (src < 0) return src;
+    step *s;
+    switch (n->op) {
+    case LS_OP_BATCHNORM: {
+        s = new_step(e, ST_AFFINE, ni, err);
+        if (!s) return err->code;
+        int64_t C = e->evs[dst].c, cpad = round_up(C, cb);
+        s->scale = calloc((size_t)cpad, sizeof(float));
+        s->shift = calloc((size_t)cpad, sizeof(float));
+        if (!s->scale || !s->shift) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+        const ls_graph *g = e->g;
+        const float *gam = g->values[n->in[1]].data, *bet = g->values[n->in[2]].data;
+        const float *mean = g->values[n->in[3]].data, *var = g->values[n->in[4]].data;
+        for (int64_t c = 0; c < C; c++) {
+            s->scale[c] = gam[c] / sqrtf(var[c] + n->attr.bn_eps);
+            s->shift[c] = bet[c] - mean[c] * s->scale[c];
+        }
+        break;
+    }
+    case LS_OP_RELU:
+    case LS_OP_SIGMOID:
+        s = new_step(e, ST_UNARY, ni, err);
+        if (!s) return err->code;
+        s->unary = n->op == LS_OP_RELU ? LS_K_RELU : LS_K_SIGMOID;
+        break;
+    default: return ls_error_set(err, LS_ERR_INTERNAL, "engine: not elementwise");
+    }
+    s->src = src;
+    s->dst = dst;
+    return LS_OK;
+}
+
+static int compile_add(ls_engine *e, int ni, ls_error *err)
+{
+    const ls_node *n = &e->g->nodes[ni];
+    const ls_value *a = &e->g->values[n->in[0]], *b = &e->g->values[n->in[1]];
+    if (a->ndim != b->ndim || memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->ndim))
+        return compile_ref(e, ni, err); /* broadcast */
+    int cb = e->evs[n->out].cb;
+    int sa = in_layout(e, ni, n->in[0], cb, 0, err);
+    if (sa < 0) return sa;
+    int sb = in_layout(e, ni, n->in[1], cb, 0, err);
+    if (sb < 0) return sb;
+    step *s = new_step(e, ST_ADD, ni, err);
+    if (!s) return err->code;
+    s->src = sa;
+    s->src2 = sb;
+    s->dst = n->out;
+    return LS_OK;
+}
+
+static int concat_axis(const ls_graph *g, const ls_node *n)
+{
+    int nd = g->values[n->out].ndim;
+    return n->attr.concat_axis < 0 ? n->attr.concat_axis + nd : n->attr.concat_axis;
+}
+
+static int compile_concat(ls_engine *e, int ni, ls_error *err)
+{
+    const ls_node *n = &e->g->nodes[ni];
+    if (e->g->values[n->out].ndim != 4 || concat_axis(e->g, n) != 1) return compile_ref(e, ni, err);
+    int64_t c_off = 0;
+    for (int k = 0; k < n->n_in; k++) {
+        int v = n->in[k];
+        const ev *x = &e->evs[v];
+        /* Inputs placed in their slot by their producer need nothing. */
+        if (!(x->alias == n->out && x->alias_off == c_off * x->h * x->w)) {
+            int rc = add_copy(e, ni, v, n->out, c_off, err);
+            if (rc) return rc;
+        }
+        c_off += x->c;
+    }
+    return LS_OK;
+}
+
+/* Spatial-only pads of a 4-D Pad node, or 0 if it pads N or C. */
+static int spatial_pad(const ls_graph *g, const ls_node *n)
+{
+    const ls_value *x = &g->values[n->in[0]];
+    const int64_t *p = n->attr.pad.pads;
+    return x->ndim == 4 && !p[0] && !p[1] && !p[4] && !p[5];
+}
+
+/* Resize node ni writes straight into the Pad that consumes it? */
+static int resize_folds_into_pad(const ls_engine *e, int ni)
+{
+    const ls_graph *g = e->g;
+    const ls_node *n = &g->nodes[ni];
+    int out = n->out;
+    if (n->op != LS_OP_RESIZE || e->consumers[out] != 1) return 0;
+    for (int k = 0; k < g->n_outputs; k++)
+        if (g->outputs[k] == out) return 0;
+    const ls_node *c = &g->nodes[e->last_consumer[out]];
+    return c->op == LS_OP_PAD && c->in[0] == out && spatial_pad(g, c);
+}
+
+/* Resize (node rz, may be -1) then pad (node pd, may be -1) as one step. */
+static int compile_resize_pad(ls_engine *e, int ni, int rz, int pd, ls_error *err)
+{
+    const ls_graph *g = e->g;
+    int src = g->nodes[rz >= 0 ? rz : pd].in[0];
+    int dst = g->nodes[pd >= 0 ? pd : rz].out;
+    /* mid: the tensor between the two (the resize's output, or the pad's input) */
+    const ls_value *x = &g->values[src], *mid = rz >= 0 ? &g->values[g->nodes[rz].out] : x;
+    const ls_value *y = &g->values[dst];
+    const int64_t *p = pd >= 0 ? g->nodes[pd].attr.pad.pads : NULL;
+    const ls_resize_attr *a = rz >= 0 ? &g->nodes[rz].attr.resize : NULL;
+    int s_in = in_layout(e, ni, src, e->evs[dst].cb, 0, err);
+    if (s_in < 0) return s_in;
+    step *s = new_step(e, ST_RESIZE, ni, err);
+    if (!s) return err->code;
+    s->src = s_in;
+    s->dst = dst;
+    s->border = pd >= 0 ? g->nodes[pd].attr.pad.value : 0.0f;
+    if (build_taps(&s->th, y->dims[2], p ? p[2] : 0, mid->dims[2], x->dims[2], a, a ? a->scale[0] : 0) ||
+        build_taps(&s->tw, y->dims[3], p ? p[3] : 0, mid->dims[3], x->dims[3], a, a ? a->scale[1] : 0))
+        return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+    return LS_OK;
+}
+
+/* A reshape keeps the plain (NCHW) bytes: src is copied, converted to
+ * plain, into dst's buffer viewed with src's shape (or, when dst is blocked,
+ * into a plain temporary that is then converted into dst). */
+static int compile_reshape(ls_engine *e, int ni, ls_error *err)
+{
+    const ls_node *n = &e->g->nodes[ni];
+    int src = n->in[0], dst = n->out;
+    if (e->evs[dst].alias == src) return LS_OK; /* a view */
+    int plain = e->evs[dst].cb == 1 && dense(&e->evs[dst]) ? dst : temp_like(e, dst, 1, err);
+    if (plain < 0) return plain;
+    int view = new_ev(e, err);
+    if (view < 0) return view;
+    ev *v = &e->evs[view];
+    *v = e->evs[src];
+    v->kind = EV_ARENA;
+    v->cb = 1;
+    v->isize = v->c * v->h * v->w;
+    v->alias = plain;
+    v->alias_off = 0;
+    v->flat = 1;
+    v->root = view;
+    v->first = v->last = -1;
+    int rc = add_copy(e, ni, src, view, 0, err);
+    if (!rc && plain != dst) rc = add_copy(e, ni, plain, dst, 0, err);
+    return rc;
+}
+
+static int compile_node(ls_engine *e, int ni, ls_error *err)
+{
+    const ls_graph *g = e->g;
+    const ls_node *n = &g->nodes[ni];
+    switch (n->op) {
+    case LS_OP_CONV: return compile_conv(e, ni, err);
+    case LS_OP_BATCHNORM:
+        if (g->values[n->in[0]].ndim != 4) return compile_ref(e, ni, err);
+        return compile_elementwise(e, ni, err);
+    case LS_OP_RELU:
+    case LS_OP_SIGMOID: return compile_elementwise(e, ni, err);
+    case LS_OP_ADD: return compile_add(e, ni, err);
+    case LS_OP_CONCAT: return compile_concat(e, ni, err);
+    case LS_OP_RESIZE: return compile_resize_pad(e, ni, ni, -1, err);
+    case LS_OP_PAD: {
+        if (!spatial_pad(g, n)) return compile_ref(e, ni, err);
+        int prod = -1;
+        for (int k = 0; k < ni; k++)
+            if (g->nodes[k].out == n->in[0]) prod = k;
+        return compile_resize_pad(e, ni, prod >= 0 && e->skip[prod] ? prod : -1, ni, err);
+    }
+    case LS_OP_RESHAPE: return compile_reshape(e, ni, err);
+    }
+    return ls_error_set(err, LS_ERR_UNSUPPORTED, "node '%s': unsupported op", node_name(e, ni));
+}
+
+/* ---- compile: storage ---- */
+
+static int is_graph_output(const ls_graph *g, int v)
+{
+    for (int k = 0; k < g->n_outputs; k++)
+        if (g->outputs[k] == v) return 1;
+    return 0;
+}
+
+static void plan_aliases(ls_engine *e)
+{
+    const ls_graph *g = e->g;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const ls_node *n = &g->nodes[ni];
+        if (n->op == LS_OP_CONCAT && g->values[n->out].ndim == 4 && concat_axis(g, n) == 1) {
+            int64_t c_off = 0;
+            for (int k = 0; k < n->n_in; k++) {
+                ev *x = &e->evs[n->in[k]];
+                int dup = 0;
+                for (int j = 0; j < k; j++) dup |= n->in[j] == n->in[k];
+                int is_last = k == n->n_in - 1;
+                if (x->kind == EV_ARENA && x->alias < 0 && !dup && x->cb == CB && c_off % CB == 0 &&
+                    (x->c % CB == 0 || is_last)) {
+                    x->alias = n->out;
+                    x->alias_off = c_off * x->h * x->w;
+                }
+                c_off += x->c;
+            }
+        }
+    }
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const ls_node *n = &g->nodes[ni];
+        if (n->op == LS_OP_CONV && n->attr.conv.residual >= 0) {
+            int r = n->in[n->attr.conv.residual];
+            ev *x = &e->evs[r], *y = &e->evs[n->out];
+            if (x->kind == EV_ARENA && x->alias < 0 && r != n->in[0] && e->last_consumer[r] == ni &&
+                !is_graph_output(g, r) && x->cb == y->cb && x->isize == y->isize && x->n == y->n)
+                x->alias = n->out;
+        }
+        if (n->op == LS_OP_RESHAPE) {
+            ev *x = &e->evs[n->in[0]], *y = &e->evs[n->out];
+            if (x->kind == EV_ARENA && x->cb == 1 && y->cb == 1 && x->n == y->n && x->isize == y->isize &&
+                y->alias < 0)
+                y->alias = n->in[0];
+        }
+    }
+}
+
+static void resolve(ls_engine *e)
+{
+    for (int i = 0; i < e->n_evs; i++) {
+        ev *v = &e->evs[i];
+        if (v->kind != EV_ARENA) {
+            v->root = i;
+            v->off = 0;
+            v->istride = v->isize;
+            continue;
+        }
+        int r = i;
+        int64_t off = 0;
+        while (e->evs[r].alias >= 0) {
+            off += e->evs[r].alias_off;
+            r = e->evs[r].alias;
+        }
+        v->root = r;
+        v->off = off;
+        v->istride = v->flat ? v->isize : e->evs[r].isize;
+    }
+}
+
+static void touch(ls_engine *e, int evi, int st)
+{
+    if (evi < 0) return;
+    ev *v = &e->evs[evi];
+    if (v->first < 0 || st < v->first) v->first = st;
+    if (st > v->last) v->last = st;
+}
+
+typedef struct span { int64_t off, size; } span;
+
+static int cmp_span(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int plan_arena(ls_engine *e, ls_error *err)
+{
+    for (int s = 0; s < e->n_steps; s++) {
+        step *st = &e->steps[s];
+        touch(e, st->src, s);
+        touch(e, st->src2, s);
+        touch(e, st->dst, s);
+        for (int k = 0; k < LS_NN_MAX_INPUTS; k++) touch(e, st->ref_in[k], s);
+    }
+    /* Class lifetime: the union of its members'. */
+    for (int i = 0; i < e->n_evs; i++) {
+        ev *v = &e->evs[i];
+        if (v->kind != EV_ARENA || v->first < 0 || v->root == i) continue;
+        ev *r = &e->evs[v->root];
+        if (r->first < 0 || v->first < r->first) r->first = v->first;
+        if (v->last > r->last) r->last = v->last;
+    }
+    int *order = malloc((size_t)e->n_evs * sizeof *order);
+    span *spans = malloc((size_t)e->n_evs * sizeof *spans);
+    if (!order || !spans) {
+        free(order);
+        free(spans);
+        return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+    }
+    int n_roots = 0;
+    for (int i = 0; i < e->n_evs; i++) {
+        ev *v = &e->evs[i];
+        if (v->kind == EV_ARENA && v->root == i && v->first >= 0) order[n_roots++] = i;
+    }
+    /* Largest first (insertion sort: a few hundred buffers). */
+    for (int i = 1; i < n_roots; i++)
+        for (int j = i; j > 0 && e->evs[order[j]].isize * e->evs[order[j]].n >
+                                     e->evs[order[j - 1]].isize * e->evs[order[j - 1]].n; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    e->arena_elems = 0;
+    for (int i = 0; i < n_roots; i++) {
+        ev *v = &e->evs[order[i]];
+        int64_t size = round_up(v->isize * v->n, ALIGN_ELEMS);
+        int ns = 0;
+        for (int j = 0; j < i; j++) {
+            ev *u = &e->evs[order[j]];
+            if (u->first <= v->last && v->first <= u->last)
+                spans[ns++] = (span){u->arena_off, round_up(u->isize * u->n, ALIGN_ELEMS)};
+        }
+        qsort(spans, (size_t)ns, sizeof *spans, cmp_span);
+        int64_t at = 0;
+        for (int j = 0; j < ns; j++) {
+            if (spans[j].off >= at + size) break;
+            if (spans[j].off + spans[j].size > at) at = spans[j].off + spans[j].size;
+        }
+        v->arena_off = at;
+        if (at + size > e->arena_elems) e->arena_elems = at + size;
+    }
+    free(order);
+    free(spans);
+    return LS_OK;
+}
+
+/* ---- create / destroy ---- */
+
+void ls_engine_destroy(ls_engine *e)
+{
+    if (!e) return;
+    for (int i = 0; i < e->n_steps; i++) {
+        step *s = &e->steps[i];
+        if (s->prim) dnnl_primitive_destroy(s->prim);
+        if (s->wei) dnnl_memory_destroy(s->wei);
+        if (s->bias) dnnl_memory_destroy(s->bias);
+        free_taps(&s->th);
+        free_taps(&s->tw);
+        free(s->scale);
+        free(s->shift);
+    }
+    if (e->stream) dnnl_stream_destroy(e->stream);
+    if (e->dnnl) dnnl_engine_destroy(e->dnnl);
+    free(e->steps);
+    free(e->evs);
+    free(e->consumers);
+    free(e->last_consumer);
+    free(e->skip);
+    free(e);
+}
+
+static int setup_values(ls_engine *e, ls_error *err)
+{
+    const ls_graph *g = e->g;
+    for (int i = 0; i < g->n_values; i++) {
+        int v = new_ev(e, err);
+        if (v < 0) return v;
+        const ls_value *gv = &g->values[i];
+        ev *x = &e->evs[v];
+        if (gv->data) {
+            x->kind = EV_CONST;
+            x->cdata = gv->data;
+            shape_ev(x, gv, 1);
+        } else {
+            x->kind = EV_ARENA;
+            shape_ev(x, gv, gv->ndim == 4 ? CB : 1);
+        }
+        for (int d = 0; d < gv->ndim; d++)
+            if (gv->dims[d] < 1 || gv->dims[d] > ((int64_t)1 << 31))
+                return ls_error_set(err, LS_ERR_FORMAT, "value '%s' has a bad dimension", gv->name ? gv->name : "?");
+    }
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const ls_node *n = &g->nodes[ni];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0) {
+                e->consumers[n->in[k]]++;
+                e->last_consumer[n->in[k]] = ni;
+            }
+    }
+    for (int k = 0; k < g->n_outputs; k++) e->consumers[g->outputs[k]]++;
+    return LS_OK;
+}
+
+static int check_graph(const ls_graph *g, ls_error *err)
+{
+    if (g->n_inputs < 0 || g->n_inputs > LS_NN_MAX_INPUTS || g->n_outputs < 1 || g->n_outputs > LS_NN_MAX_INPUTS)
+        return ls_error_set(err, LS_ERR_FORMAT, "graph has a bad number of inputs or outputs");
+    for (int k = 0; k < g->n_inputs; k++)
+        if (g->inputs[k] < 0 || g->inputs[k] >= g->n_values || g->values[g->inputs[k]].data)
+            return ls_error_set(err, LS_ERR_FORMAT, "graph input %d is not an activation", k);
+    for (int k = 0; k < g->n_outputs; k++)
+        if (g->outputs[k] < 0 || g->outputs[k] >= g->n_values)
+            return ls_error_set(err, LS_ERR_FORMAT, "graph output %d out of range", k);
+    /* Every value read must be a constant, an input or written earlier. */
+    char *ready = calloc((size_t)g->n_values, 1);
+    if (!ready) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+    for (int i = 0; i < g->n_values; i++) ready[i] = g->values[i].data != NULL;
+    for (int k = 0; k < g->n_inputs; k++) ready[g->inputs[k]] = 1;
+    int rc = LS_OK;
+    for (int ni = 0; ni < g->n_nodes && !rc; ni++) {
+        rc = ls_ref_check_node(g, ni, err);
+        if (rc) break;
+        const ls_node *n = &g->nodes[ni];
+        for (int k = 0; k < n->n_in && !rc; k++)
+            if (n->in[k] >= 0 && !ready[n->in[k]])
+                rc = ls_error_set(err, LS_ERR_FORMAT, "node %d '%s' reads a value no earlier node produced", ni,
+                                  n->name ? n->name : "?");
+        if (!rc && ready[n->out])
+            rc = ls_error_set(err, LS_ERR_FORMAT, "node %d '%s' writes a value already produced", ni,
+                              n->name ? n->name : "?");
+        ready[n->out] = 1;
+    }
+    for (int k = 0; k < g->n_outputs && !rc; k++)
+        if (!ready[g->outputs[k]]) rc = ls_error_set(err, LS_ERR_FORMAT, "graph output %d is never produced", k);
+    free(ready);
+    return rc;
+}
+
+static int compile(ls_engine *e, ls_error *err)
+{
+    const ls_graph *g = e->g;
+    int ni = -1;
+    int rc = setup_values(e, err);
+    if (rc) return rc;
+    for (int k = 0; k < g->n_nodes; k++) e->skip[k] = resize_folds_into_pad(e, k);
+    /* Graph inputs and outputs are the caller's dense NCHW buffers. */
+    int ext_in[LS_NN_MAX_INPUTS], ext_out[LS_NN_MAX_INPUTS];
+    for (int k = 0; k < g->n_inputs + g->n_outputs; k++) {
+        int is_in = k < g->n_inputs;
+        int gv = is_in ? g->inputs[k] : g->outputs[k - g->n_inputs];
+        int v = new_ev(e, err);
+        if (v < 0) return v;
+        ev *x = &e->evs[v];
+        shape_ev(x, &g->values[gv], 1);
+        x->kind = is_in ? EV_INPUT : EV_OUTPUT;
+        x->ext = is_in ? k : k - g->n_inputs;
+        if (is_in) ext_in[k] = v;
+        else ext_out[k - g->n_inputs] = v;
+    }
+    plan_aliases(e);
+    resolve(e);
+    for (int k = 0; k < g->n_inputs; k++)
+        if ((rc = add_copy(e, -1, ext_in[k], g->inputs[k], 0, err))) return rc;
+    for (ni = 0; ni < g->n_nodes; ni++) {
+        if (e->skip[ni]) continue;
+        int before = e->n_evs;
+        if ((rc = compile_node(e, ni, err))) return rc;
+        if (e->n_evs != before) resolve(e); /* new temporaries */
+        int out = g->nodes[ni].out;
+        int is_output = 0;
+        for (int k = 0; k < g->n_outputs; k++) is_output |= g->outputs[k] == out;
+        if (e->prec == LS_PREC_BF16 && !is_output) {
+            step *s = new_step(e, ST_ROUND, ni, err);
+            if (!s) return err->code;
+            s->dst = out;
+        }
+    }
+    for (int k = 0; k < g->n_outputs; k++)
+        if ((rc = add_copy(e, -1, g->outputs[k], ext_out[k], 0, err))) return rc;
+    resolve(e);
+    return plan_arena(e, err);
+}
+
+int ls_engine_create(const ls_graph *g, ls_precision precision, ls_engine **out, ls_error *err)
+{
+    if (!out) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_create: NULL out");
+    *out = NULL;
+    if (!g || (precision != LS_PREC_FP32 && precision != LS_PREC_BF16))
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_create: bad graph or precision");
+    int rc = check_graph(g, err);
+    if (rc) return rc;
+    ls_engine *e = calloc(1, sizeof *e);
+    if (!e) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+    e->g = g;
+    e->prec = precision;
+    e->consumers = calloc((size_t)g->n_values + 1, sizeof(int));
+    e->last_consumer = calloc((size_t)g->n_values + 1, sizeof(int));
+    e->skip = calloc((size_t)g->n_nodes + 1, sizeof(int));
+    if (!e->consumers || !e->last_consumer || !e->skip) {
+        ls_engine_destroy(e);
+        return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+    }
+    if (dnnl_engine_create(&e->dnnl, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&e->stream, e->dnnl, dnnl_stream_default_flags) != dnnl_success) {
+        ls_engine_destroy(e);
+        return ls_error_set(err, LS_ERR_INTERNAL, "engine: cannot create a oneDNN CPU engine");
+    }
+    rc = compile(e, err);
+    if (rc) {
+        ls_engine_destroy(e);
+        return rc;
+    }
+    *out = e;
+    return LS_OK;
+}
+
+/* ---- contexts and runs ---- */
+
+static ls_view view_of(const ls_engine_ctx *c, int evi)
+{
+    const ev *v = &c->e->evs[evi];
+    ls_view out = {NULL, v->istride, v->n, v->c, v->h, v->w, v->cb};
+    switch (v->kind) {
+    case EV_ARENA: out.base = c->arena + c->e->evs[v->root].arena_off + v->off; break;
+    case EV_INPUT: out.base = (float *)c->inputs[v->ext]; break;
+    case EV_OUTPUT: out.base = c->outputs[v->ext]; break;
+    case EV_CONST: out.base = (float *)v->cdata; break;
+    case EV_UNUSED: break;
+    }
+    return out;
+}
+
+void ls_engine_ctx_destroy(ls_engine_ctx *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->n_mem; i++)
+        if (c->mem[i]) dnnl_memory_destroy(c->mem[i]);
+    if (c->stream) dnnl_stream_destroy(c->stream);
+    free(c->mem);
+    free(c->mem_base);
+    free(c->arena);
+    free(c->scratch);
+    free(c);
+}
+
+int ls_engine_ctx_create(const ls_engine *e, int threads, ls_engine_ctx **out, ls_error *err)
+{
+    if (!out) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_ctx_create: NULL out");
+    *out = NULL;
+    if (!e || threads < 1 || threads > 1024)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_ctx_create: bad engine or thread count %d", threads);
+    ls_engine_ctx *c = calloc(1, sizeof *c);
+    if (!c) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+    c->e = e;
+    c->threads = threads;
+    size_t abytes = (size_t)(e->arena_elems > 0 ? e->arena_elems : ALIGN_ELEMS) * sizeof(float);
+    c->arena = aligned_alloc(64, abytes);
+    c->scratch = e->scratch_bytes ? aligned_alloc(64, round_up((int64_t)e->scratch_bytes, 64)) : NULL;
+    c->mem_base = calloc((size_t)e->n_steps + 1, sizeof(int));
+    int n_mem = 0;
+    for (int i = 0; i < e->n_steps; i++) {
+        c->mem_base[i] = n_mem;
+        if (e->steps[i].kind == ST_CONV) n_mem += 2 * e->steps[i].n_exec + 1;
+    }
+    c->mem = calloc((size_t)n_mem + 1, sizeof *c->mem);
+    if (!c->arena || (e->scratch_bytes && !c->scratch) || !c->mem_base || !c->mem) {
+        ls_engine_ctx_destroy(c);
+        return ls_error_set(err, LS_ERR_NOMEM, "engine: cannot allocate %zu bytes of activations", abytes);
+    }
+    /* Zeroed once so channel padding reads as zeros in every layout. */
+    memset(c->arena, 0, abytes);
+    c->n_mem = n_mem;
+    if (dnnl_stream_create(&c->stream, e->dnnl, dnnl_stream_default_flags) != dnnl_success) {
+        ls_engine_ctx_destroy(c);
+        return ls_error_set(err, LS_ERR_INTERNAL, "engine: cannot create a oneDNN stream");
+    }
+    for (int i = 0; i < e->n_steps; i++) {
+        const step *s = &e->steps[i];
+        if (s->kind != ST_CONV) continue;
+        ls_view sv = view_of(c, s->src), dv = view_of(c, s->dst);
+        dnnl_memory_t *m = &c->mem[c->mem_base[i]];
+        dnnl_status_t st = dnnl_success;
+        for (int k = 0; k < s->n_exec && st == dnnl_success; k++) {
+            st = dnnl_memory_create(&m[2 * k], &s->src_md, e->dnnl, sv.base + (s->per_item ? k * sv.istride : 0));
+            if (st == dnnl_success)
+                st = dnnl_memory_create(&m[2 * k + 1], &s->dst_md, e->dnnl, dv.base + (s->per_item ? k * dv.istride : 0));
+        }
+        if (st == dnnl_success)
+            st = dnnl_memory_create(&m[2 * s->n_exec], &s->scratch_md, e->dnnl, c->scratch);
+        if (st != dnnl_success) {
+            ls_engine_ctx_destroy(c);
+            return ls_error_set(err, LS_ERR_INTERNAL, "engine: cannot create oneDNN memory (status %d)", (int)st);
+        }
+    }
+    *out = c;
+    return LS_OK;
+}
+
+static int run_ref_step(ls_engine_ctx *c, const step *s, ls_error *err)
+{
+    const ls_node *n = &c->e->g->nodes[s->node];
+    const float *in[LS_NN_MAX_INPUTS] = {0};
+    for (int k = 0; k < n->n_in; k++)
+        if (s->ref_in[k] >= 0) in[k] = view_of(c, s->ref_in[k]).base;
+    return ls_ref_node(c->e->g, s->node, in, view_of(c, s->dst).base, err);
+}
+
+int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *outputs, ls_error *err)
+{
+    if (!c || (!inputs && c->e->g->n_inputs) || !outputs)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_run: NULL argument");
+    const ls_engine *e = c->e;
+    for (int k = 0; k < e->g->n_inputs; k++)
+        if (!inputs[k]) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_run: input %d is NULL", k);
+    for (int k = 0; k < e->g->n_outputs; k++)
+        if (!outputs[k]) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_run: output %d is NULL", k);
+    c->inputs = inputs;
+    c->outputs = outputs;
+    int T = c->threads;
+    omp_set_num_threads(T); /* oneDNN sizes its parallel regions from this */
+    int rc = LS_OK;
+    for (int i = 0; i < e->n_steps && !rc; i++) {
+        const step *s = &e->steps[i];
+        switch (s->kind) {
+        case ST_CONV: {
+            dnnl_memory_t *m = &c->mem[c->mem_base[i]];
+            for (int k = 0; k < s->n_exec && !rc; k++) {
+                dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, m[2 * k]},
+                                           {DNNL_ARG_DST, m[2 * k + 1]},
+                                           {DNNL_ARG_SCRATCHPAD, m[2 * s->n_exec]},
+                                           {DNNL_ARG_WEIGHTS, s->wei},
+                                           {DNNL_ARG_BIAS, s->bias}};
+                dnnl_status_t st = dnnl_primitive_execute(s->prim, c->stream, s->bias ? 5 : 4, args);
+                if (st != dnnl_success)
+                    rc = ls_error_set(err, LS_ERR_INTERNAL, "node '%s': oneDNN convolution failed (status %d)",
+                                      node_name(e, s->node), (int)st);
+            }
+            break;
+        }
+        case ST_COPY: {
+            ls_view a = view_of(c, s->src), b = view_of(c, s->dst);
+            ls_k_copy(&a, &b, s->c_off, T);
+            break;
+        }
+        case ST_RESIZE: {
+            ls_view a = view_of(c, s->src), b = view_of(c, s->dst);
+            ls_k_resize(&a, &b, &s->th, &s->tw, s->border, T);
+            break;
+        }
+        case ST_AFFINE: {
+            ls_view a = view_of(c, s->src), b = view_of(c, s->dst);
+            ls_k_affine(&a, &b, s->scale, s->shift, T);
+            break;
+        }
+        case ST_UNARY: {
+            ls_view a = view_of(c, s->src), b = view_of(c, s->dst);
+            ls_k_unary_op(s->unary, &a, &b, T);
+            break;
+        }
+        case ST_ADD: {
+            ls_view a = view_of(c, s->src), b = view_of(c, s->src2), d = view_of(c, s->dst);
+            ls_k_add(&a, &b, &d, T);
+            break;
+        }
+        case ST_ROUND: {
+            ls_view d = view_of(c, s->dst);
+            ls_k_round_bf16(&d, T);
+            break;
+        }
+        case ST_REF: rc = run_ref_step(c, s, err); break;
+        }
+    }
+    dnnl_stream_wait(c->stream);
+    c->inputs = NULL;
+    c->outputs = NULL;
+    return rc;
+}
+
+/* ---- introspection ---- */
+
+double ls_engine_flops(const ls_engine *e) { return e ? e->flops : 0; }
+
+size_t ls_engine_arena_bytes(const ls_engine *e) { return e ? (size_t)e->arena_elems * sizeof(float) : 0; }
+
+int ls_engine_dnnl_calls(const ls_engine *e)
+{
+    int n = 0;
+    for (int i = 0; e && i < e->n_steps; i++)
+        if (e->steps[i].kind == ST_CONV) n += e->steps[i].n_exec;
+    return n;
+}
+
+int ls_engine_ref_convs(const ls_engine *e)
+{
+    int n = 0;
+    for (int i = 0; e && i < e->n_steps; i++)
+        n += e->steps[i].kind == ST_CONV && !strncmp(e->steps[i].impl, "ref", 3);
+    return n;
+}
+
+void ls_engine_describe(const ls_engine *e, FILE *out)
+{
+    static const char *kinds[] = {"conv", "copy", "resize", "affine", "unary", "add", "round-bf16", "reference"};
+    int counts[8] = {0};
+    for (int i = 0; i < e->n_steps; i++) {
+        const step *s = &e->steps[i];
+        counts[s->kind]++;
+        const ev *d = s->dst >= 0 ? &e->evs[s->dst] : NULL;
+        fprintf(out, "%3d %-10s %-24s", i, kinds[s->kind], s->node >= 0 ? node_name(e, s->node) : "(io)");
+        if (d) fprintf(out, " -> [%ld,%ld,%ld,%ld]/%s", (long)d->n, (long)d->c, (long)d->h, (long)d->w,
+                       d->kind != EV_ARENA ? "nchw-io" : d->cb == CB ? "nChw8c" : "nchw");
+        if (s->kind == ST_CONV) fprintf(out, " %s%s", s->impl, s->per_item ? " per-item" : "");
+        if (s->kind == ST_COPY) fprintf(out, " c_off=%ld", (long)s->c_off);
+        fputc('\n', out);
+    }
+    fprintf(out, "steps %d: conv %d, copy %d, resize %d, other %d; reference convs %d; arena %.1f MB; "
+                 "%.3f GFLOP per run; precision %s\n",
+            e->n_steps, counts[ST_CONV], counts[ST_COPY], counts[ST_RESIZE],
+            e->n_steps - counts[ST_CONV] - counts[ST_COPY] - counts[ST_RESIZE], ls_engine_ref_convs(e),
+            (double)ls_engine_arena_bytes(e) / 1e6, e->flops / 1e9, ls_precision_name(e->prec));
+}

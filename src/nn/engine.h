@@ -1,0 +1,74 @@
+/* engine.h - the fast CPU executor: an ls_graph compiled onto oneDNN.
+ *
+ * ls_engine_create compiles one graph (one batch size, one precision) into
+ * oneDNN convolution primitives with fused post-ops (ReLU; sum for a fused
+ * residual, computed in place in the residual's buffer), activations kept in
+ * oneDNN's blocked nChw8c layout between ops, and the engine's own kernels
+ * for everything else: a table-driven resize that writes straight into its
+ * slot of a concat buffer (with any zero Pad after it folded into the write),
+ * so a UNet skip connection's conv and the upsample fill the two halves of
+ * one preallocated buffer and no concat is ever copied. The compiled engine
+ * (weights included) is read-only and may be shared by any number of threads.
+ *
+ * Each caller runs it through its own ls_engine_ctx, which owns every buffer a
+ * run touches (activation arena, oneDNN scratchpad, memory objects): runs on
+ * different contexts may overlap, runs on one context must not. Nothing is
+ * allocated by our code during ls_engine_run (see tests/nn/test_engine_alloc.c
+ * for what oneDNN itself does per primitive call).
+ *
+ * Threads: oneDNN here is built on OpenMP, so a run uses `threads` OpenMP
+ * threads of the calling thread (set per run; the engine's own kernels use
+ * the same team). Those threads are not the ls_pool's: a caller that also
+ * runs pool loops gives the engine the cores the pool leaves idle while it
+ * runs, e.g. a pipeline on C cores runs the UNet with C threads and does its
+ * pool work between runs, or splits C = engine threads + busy pool workers.
+ *
+ * Precision: LS_PREC_FP32 computes in float32 like torch. LS_PREC_BF16 stores
+ * weights and every intermediate activation rounded to bfloat16 (graph inputs
+ * and outputs stay float32) and accumulates in float32; see README/bench for
+ * what that costs on a CPU without native bf16 instructions.
+ */
+#ifndef LS_NN_ENGINE_H
+#define LS_NN_ENGINE_H
+
+#include <stdio.h>
+
+#include "core/error.h"
+#include "nn/graph.h"
+
+typedef enum ls_precision { LS_PREC_FP32 = 0, LS_PREC_BF16 = 1 } ls_precision;
+
+typedef struct ls_engine ls_engine;
+typedef struct ls_engine_ctx ls_engine_ctx;
+
+/* Compiles g. The graph must outlive the engine (constants are read at
+ * compile time; shapes and names are read for messages and fallbacks). */
+int ls_engine_create(const ls_graph *g, ls_precision precision, ls_engine **out, ls_error *err);
+void ls_engine_destroy(ls_engine *e);
+
+/* Per-caller run state for e, running with `threads` >= 1 threads. */
+int ls_engine_ctx_create(const ls_engine *e, int threads, ls_engine_ctx **out, ls_error *err);
+void ls_engine_ctx_destroy(ls_engine_ctx *c);
+
+/* One run: inputs[i] holds the graph's i-th input and outputs[i] receives its
+ * i-th output, dense NCHW float32 of the shapes in the graph. */
+int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *outputs,
+                  ls_error *err);
+
+/* Floating-point operations of one run (2 x multiply-adds of the convs). */
+double ls_engine_flops(const ls_engine *e);
+/* Bytes of activation arena a context allocates. */
+size_t ls_engine_arena_bytes(const ls_engine *e);
+/* Prints the compiled plan: one line per step with the oneDNN
+ * implementation it got (e.g. "jit_1x1:avx2"), then a summary. */
+void ls_engine_describe(const ls_engine *e, FILE *out);
+/* Counts of plan steps: oneDNN primitive executions per run, and convs that
+ * got oneDNN's slow reference implementation. */
+int ls_engine_dnnl_calls(const ls_engine *e);
+int ls_engine_ref_convs(const ls_engine *e);
+
+const char *ls_precision_name(ls_precision p);
+/* "fp32" / "bf16" -> precision; LS_ERR_INVALID_ARG otherwise. */
+int ls_precision_parse(const char *text, ls_precision *out, ls_error *err);
+
+#endif

@@ -1,0 +1,58 @@
+/* engine_internal.h - what engine.c and the engine's own kernels share.
+ *
+ * A tensor operand of a kernel is a view: item 0's first element, the
+ * distance between items (larger than the item when the tensor is one slot
+ * of a concat buffer), its N,C,H,W and its channel block cb. Element
+ * (n,c,h,w) lives at base + n*istride + ((c/cb)*H + h)*W*cb + w*cb + c%cb,
+ * which is NCHW for cb == 1 and oneDNN's nChw8c for cb == 8; channels are
+ * padded up to a multiple of cb.
+ */
+#ifndef LS_NN_ENGINE_INTERNAL_H
+#define LS_NN_ENGINE_INTERNAL_H
+
+#include <stdint.h>
+
+typedef struct ls_view {
+    float *base;
+    int64_t istride;
+    int64_t n, c, h, w;
+    int cb;
+} ls_view;
+
+static inline int64_t ls_view_index(const ls_view *v, int64_t c, int64_t h, int64_t w)
+{
+    return ((c / v->cb) * v->h + h) * v->w * v->cb + w * v->cb + c % v->cb;
+}
+
+/* Elements of one item, channel padding included. */
+static inline int64_t ls_view_item(const ls_view *v)
+{
+    return (v->c + v->cb - 1) / v->cb * v->cb * v->h * v->w;
+}
+
+/* Per-axis source taps of a resize (or pad: identity taps with a border).
+ * i0 < 0 marks an output pixel that takes the border value. */
+typedef struct ls_taps {
+    int32_t *i0, *i1;
+    float *w1;
+    int64_t n;
+} ls_taps;
+
+/* dst[:, c_off + c] = src[:, c] for every channel of src (layouts may differ). */
+void ls_k_copy(const ls_view *src, const ls_view *dst, int64_t c_off, int threads);
+/* dst = resize of src by separable taps (rows th, columns tw), border value
+ * where a tap is < 0. src and dst share cb. */
+void ls_k_resize(const ls_view *src, const ls_view *dst, const ls_taps *th, const ls_taps *tw,
+                 float border, int threads);
+/* dst[c] = src[c] * scale[c] + shift[c] (same layout; may be in place). */
+void ls_k_affine(const ls_view *src, const ls_view *dst, const float *scale, const float *shift,
+                 int threads);
+typedef enum { LS_K_RELU, LS_K_SIGMOID } ls_k_unary;
+/* Elementwise over whole items (channel padding included). */
+void ls_k_unary_op(ls_k_unary op, const ls_view *src, const ls_view *dst, int threads);
+void ls_k_add(const ls_view *a, const ls_view *b, const ls_view *dst, int threads);
+/* Rounds every element to the nearest bfloat16 (ties to even), in place. */
+void ls_k_round_bf16(const ls_view *v, int threads);
+float ls_round_bf16(float x);
+
+#endif

@@ -1,0 +1,220 @@
+/* engine_kernels.c - the engine's own kernels (everything oneDNN does not do
+ * for us, or does only with its reference code on this CPU).
+ *
+ * Each kernel walks "rows": runs of W*cb contiguous elements, one per
+ * (item, channel block, output row), split statically over the OpenMP team,
+ * so a row is always written by one thread and the result does not depend on
+ * the thread count. One thread runs the rows directly: libgomp mallocs a new
+ * team for every one-thread parallel region, and runs allocate nothing. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "nn/engine_internal.h"
+
+static inline float *row_ptr(const ls_view *v, int64_t n, int64_t cblk, int64_t h)
+{
+    return v->base + n * v->istride + (cblk * v->h + h) * v->w * v->cb;
+}
+
+static inline int64_t cblocks(const ls_view *v) { return (v->c + v->cb - 1) / v->cb; }
+
+typedef struct kargs {
+    const ls_view *src, *src2, *dst;
+    int64_t c_off;
+    const ls_taps *th, *tw;
+    float border;
+    const float *scale, *shift;
+    ls_k_unary unary;
+} kargs;
+
+typedef void (*rows_fn)(const kargs *a, int64_t begin, int64_t end);
+
+/* Splits [0, rows) into `threads` contiguous static parts. */
+static void par_rows(int64_t rows, int threads, rows_fn fn, const kargs *a)
+{
+    if (threads <= 1 || rows < 2) {
+        fn(a, 0, rows);
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+        fn(a, rows * t / n, rows * (t + 1) / n);
+    }
+}
+
+/* Rows of a view: (item, channel block, y) for r in [0, n * blocks * h). */
+#define ROW_COORDS(v, r, n, b, y)                                        \
+    int64_t y = (r) % (v)->h, b = (r) / (v)->h % cblocks(v), n = (r) / ((v)->h * cblocks(v))
+
+static void copy_blocks(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *src = a->src, *dst = a->dst;
+    int64_t blocks = cblocks(src), plane = src->h * src->w * src->cb;
+    for (int64_t j = begin; j < end; j++) {
+        int64_t n = j / blocks, b = j % blocks;
+        memcpy(dst->base + n * dst->istride + (a->c_off / dst->cb + b) * plane,
+               src->base + n * src->istride + b * plane, (size_t)plane * sizeof(float));
+    }
+}
+
+static void copy_rows(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *src = a->src, *dst = a->dst;
+    for (int64_t r = begin; r < end; r++) {
+        int64_t h = r % src->h, c = r / src->h % src->c, n = r / (src->h * src->c);
+        const float *s = src->base + n * src->istride + ls_view_index(src, c, h, 0);
+        float *d = dst->base + n * dst->istride + ls_view_index(dst, c + a->c_off, h, 0);
+        for (int64_t w = 0; w < src->w; w++) d[w * dst->cb] = s[w * src->cb];
+    }
+}
+
+void ls_k_copy(const ls_view *src, const ls_view *dst, int64_t c_off, int threads)
+{
+    kargs a = {.src = src, .dst = dst, .c_off = c_off};
+    if (src->cb == dst->cb && c_off % dst->cb == 0)
+        par_rows(src->n * cblocks(src), threads, copy_blocks, &a); /* whole blocks are contiguous */
+    else
+        par_rows(src->n * src->c * src->h, threads, copy_rows, &a);
+}
+
+/* One output row of a resize: horizontal taps over the blend of two source
+ * rows. cb is a compile-time lane count at the call sites that matter. */
+static inline void resize_row(float *d, const float *s0, const float *s1, float wy,
+                              const ls_taps *tw, float border, int cb)
+{
+    for (int64_t x = 0; x < tw->n; x++, d += cb) {
+        int32_t x0 = tw->i0[x];
+        if (x0 < 0) {
+            for (int l = 0; l < cb; l++) d[l] = border;
+            continue;
+        }
+        const float *a0 = s0 + (int64_t)x0 * cb, *a1 = s0 + (int64_t)tw->i1[x] * cb;
+        const float *b0 = s1 + (int64_t)x0 * cb, *b1 = s1 + (int64_t)tw->i1[x] * cb;
+        float wx = tw->w1[x];
+        for (int l = 0; l < cb; l++) {
+            float top = a0[l] + wx * (a1[l] - a0[l]);
+            float bot = b0[l] + wx * (b1[l] - b0[l]);
+            d[l] = top + wy * (bot - top);
+        }
+    }
+}
+
+static void resize_rows(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *src = a->src, *dst = a->dst;
+    int cb = dst->cb;
+    for (int64_t r = begin; r < end; r++) {
+        ROW_COORDS(dst, r, n, b, y);
+        float *d = row_ptr(dst, n, b, y);
+        int32_t y0 = a->th->i0[y];
+        if (y0 < 0) {
+            for (int64_t i = 0; i < dst->w * cb; i++) d[i] = a->border;
+            continue;
+        }
+        const float *s0 = row_ptr(src, n, b, y0), *s1 = row_ptr(src, n, b, a->th->i1[y]);
+        float wy = a->th->w1[y];
+        if (cb == 8)
+            resize_row(d, s0, s1, wy, a->tw, a->border, 8);
+        else if (cb == 1)
+            resize_row(d, s0, s1, wy, a->tw, a->border, 1);
+        else
+            resize_row(d, s0, s1, wy, a->tw, a->border, cb);
+    }
+}
+
+void ls_k_resize(const ls_view *src, const ls_view *dst, const ls_taps *th, const ls_taps *tw,
+                 float border, int threads)
+{
+    kargs a = {.src = src, .dst = dst, .th = th, .tw = tw, .border = border};
+    par_rows(dst->n * cblocks(dst) * dst->h, threads, resize_rows, &a);
+}
+
+static void affine_rows(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *src = a->src;
+    int64_t len = src->w * src->cb;
+    int cb = src->cb;
+    for (int64_t r = begin; r < end; r++) {
+        ROW_COORDS(src, r, n, b, y);
+        const float *s = row_ptr(src, n, b, y);
+        float *d = row_ptr(a->dst, n, b, y);
+        const float *sc = a->scale + b * cb, *sh = a->shift + b * cb;
+        for (int64_t i = 0; i < len; i++) d[i] = s[i] * sc[i % cb] + sh[i % cb];
+    }
+}
+
+void ls_k_affine(const ls_view *src, const ls_view *dst, const float *scale, const float *shift,
+                 int threads)
+{
+    kargs a = {.src = src, .dst = dst, .scale = scale, .shift = shift};
+    par_rows(src->n * cblocks(src) * src->h, threads, affine_rows, &a);
+}
+
+static void unary_rows(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *src = a->src;
+    int64_t len = src->w * src->cb;
+    for (int64_t r = begin; r < end; r++) {
+        ROW_COORDS(src, r, n, b, y);
+        const float *s = row_ptr(src, n, b, y);
+        float *d = row_ptr(a->dst, n, b, y);
+        if (a->unary == LS_K_RELU)
+            for (int64_t i = 0; i < len; i++) d[i] = s[i] > 0 ? s[i] : 0;
+        else
+            for (int64_t i = 0; i < len; i++) d[i] = 1.0f / (1.0f + expf(-s[i]));
+    }
+}
+
+void ls_k_unary_op(ls_k_unary op, const ls_view *src, const ls_view *dst, int threads)
+{
+    kargs a = {.src = src, .dst = dst, .unary = op};
+    par_rows(src->n * cblocks(src) * src->h, threads, unary_rows, &a);
+}
+
+static void add_rows(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *p = a->src;
+    int64_t len = p->w * p->cb;
+    for (int64_t r = begin; r < end; r++) {
+        ROW_COORDS(p, r, n, b, y);
+        const float *x = row_ptr(p, n, b, y), *z = row_ptr(a->src2, n, b, y);
+        float *d = row_ptr(a->dst, n, b, y);
+        for (int64_t i = 0; i < len; i++) d[i] = x[i] + z[i];
+    }
+}
+
+void ls_k_add(const ls_view *a, const ls_view *b, const ls_view *dst, int threads)
+{
+    kargs k = {.src = a, .src2 = b, .dst = dst};
+    par_rows(a->n * cblocks(a) * a->h, threads, add_rows, &k);
+}
+
+float ls_round_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u) return x; /* inf and NaN stay as they are */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static void round_rows(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *v = a->dst;
+    int64_t len = v->w * v->cb;
+    for (int64_t r = begin; r < end; r++) {
+        ROW_COORDS(v, r, n, b, y);
+        float *d = row_ptr(v, n, b, y);
+        for (int64_t i = 0; i < len; i++) d[i] = ls_round_bf16(d[i]);
+    }
+}
+
+void ls_k_round_bf16(const ls_view *v, int threads)
+{
+    kargs a = {.dst = v};
+    par_rows(v->n * cblocks(v) * v->h, threads, round_rows, &a);
+}

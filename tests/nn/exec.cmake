@@ -1,0 +1,6 @@
+# The executors: reference op semantics, engine vs reference, allocations.
+ls_add_test(test_ref nn/test_ref.c nn/test_engine_graphs.c)
+ls_add_test(test_engine nn/test_engine.c nn/test_engine_graphs.c)
+ls_add_alloc_test(test_engine_alloc nn/test_engine_alloc.c nn/test_engine_graphs.c)
+ls_add_test(test_engine_models nn/test_engine_models.c)
+add_dependencies(test_engine_models ls_test_models)
