@@ -18,6 +18,7 @@
 #define WINDOW_SAMPLES 640    /* one frame of 16 kHz audio (40 ms) */
 #define SPEECH_END_WINDOWS 12 /* ~0.5 s of silence ends speech */
 #define STATS_EVERY_FRAMES 25
+#define PUSH_SLICE 3200       /* 0.2 s of 16 kHz audio per push */
 
 stream *stream_create(ls_server *srv, const char *model_id)
 {
@@ -175,6 +176,15 @@ static cJSON *times_json(const ls_stage_times *t)
     cJSON_AddNumberToObject(j, "frames", (double)t->frames);
     cJSON_AddNumberToObject(j, "batches", (double)t->batches);
     return j;
+}
+
+/* An interrupt came after this task took its input. */
+static int stale(stream *s, uint64_t epoch)
+{
+    pthread_mutex_lock(&s->c.lock);
+    int old = s->epoch != epoch;
+    pthread_mutex_unlock(&s->c.lock);
+    return old;
 }
 
 /* Moves every frame the session has ready to the outbox, unless an
@@ -368,15 +378,21 @@ static int feed_audio(stream *s, const uint8_t *bytes, size_t len, uint64_t epoc
     if (!n) return 0;
     ls_metrics_add(s->c.srv->metrics, LS_M_AUDIO_SECONDS, (double)n / LS_AUDIO_MODEL_RATE);
     detect_speech(s, x, n);
-    if (ls_session_push_audio(s->session, x, n, &err)) {
-        fail(s, &err, "push_audio");
-        return -1;
+    /* A big chunk goes in slices: frames leave as soon as they exist, and an
+     * interrupt or a hang-up stops the work at the next slice. */
+    for (size_t at = 0; at < n; at += PUSH_SLICE) {
+        if (atomic_load(&s->c.closed) || stale(s, epoch)) return 0;
+        size_t k = n - at < PUSH_SLICE ? n - at : PUSH_SLICE;
+        if (ls_session_push_audio(s->session, x + at, k, &err)) {
+            fail(s, &err, "push_audio");
+            return -1;
+        }
+        if (s->cfg.live && ls_session_flush(s->session, &err)) {
+            fail(s, &err, "flush");
+            return -1;
+        }
+        pull_frames(s, epoch, audio_t);
     }
-    if (s->cfg.live && ls_session_flush(s->session, &err)) {
-        fail(s, &err, "flush");
-        return -1;
-    }
-    pull_frames(s, epoch, audio_t);
     return 0;
 }
 
