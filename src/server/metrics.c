@@ -38,7 +38,6 @@ static const struct {
     const char *name, *help;
 } counter_desc[LS_M_COUNTER_COUNT] = {
     {"lipsync_frames_sent_total", "Frames delivered to clients."},
-    {"lipsync_frames_silent_total", "Avatar-only frames sent for silent input."},
     {"lipsync_sessions_total", "Streaming sessions opened."},
     {"lipsync_sessions_rejected_total", "Sessions and jobs refused at the limit."},
     {"lipsync_http_requests_total", "HTTP requests answered."},

@@ -29,7 +29,6 @@ typedef enum ls_stage {
 
 typedef enum ls_counter {
     LS_M_FRAMES_SENT,       /* frames delivered to clients (stream + HTTP) */
-    LS_M_FRAMES_SILENT,     /* of which avatar-only frames (silent input) */
     LS_M_SESSIONS_TOTAL,    /* streams opened */
     LS_M_SESSIONS_REJECTED, /* refused at the session limit */
     LS_M_REQUESTS,          /* HTTP requests answered */

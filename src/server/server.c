@@ -29,12 +29,14 @@
  *   text {"type":"interrupt"}  drop queued and in-flight frames
  *   text {"type":"end"}        end of audio: remaining frames, then "done"
  * Server -> client:
- *   binary frame: "LSF1", u32 flags (1: silent avatar frame), i64 frame
- *          index, f64 timestamp (index/25 s), then the JPEG (all LE)
+ *   binary frame: "LSF1", u32 flags (0; bit 0 reserved for avatar frames
+ *          sent without inference), i64 frame index, f64 timestamp
+ *          (index/25 s), then the JPEG (all little-endian)
  *   text {"type":"ready"|"speech_start"|"speech_end"|"stats"|"interrupted"
  *         |"done"|"error", ...}
  * Live mode ("live":true) flushes after every chunk and paces frames at
- * 25 fps against the session clock.
+ * 25 fps against the session clock. Speech events come from the RMS of
+ * each 40 ms of 16 kHz audio against silence_rms.
  */
 #include "server/server_priv.h"
 
