@@ -20,6 +20,9 @@ struct ls_video_writer {
     AVAudioFifo *fifo;
     int width, height;
     int64_t next_vpts, next_apts;
+    int64_t audio_samples; /* samples given, before AAC padding */
+    AVPacket *held;        /* the newest video packet, written when the next comes */
+    int has_held;
     int header_written;
 };
 
@@ -28,6 +31,16 @@ static int av_fail(ls_error *err, int averr, const char *what)
     char msg[AV_ERROR_MAX_STRING_SIZE];
     av_strerror(averr, msg, sizeof msg);
     return ls_error_set(err, LS_ERR_IO, "%s: %s", what, msg);
+}
+
+static int write_packet(ls_video_writer *w, AVPacket *pkt, AVStream *st, AVCodecContext *enc,
+                        ls_error *err)
+{
+    av_packet_rescale_ts(pkt, enc->time_base, st->time_base);
+    pkt->stream_index = st->index;
+    int rc = av_interleaved_write_frame(w->fmt, pkt);
+    if (rc < 0) return av_fail(err, rc, "writing");
+    return LS_OK;
 }
 
 /* Sends one frame (NULL flushes) and writes every packet that comes out. */
@@ -40,10 +53,15 @@ static int encode_and_write(ls_video_writer *w, AVCodecContext *enc, AVStream *s
         rc = avcodec_receive_packet(enc, w->pkt);
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return LS_OK;
         if (rc < 0) return av_fail(err, rc, "encoding");
-        av_packet_rescale_ts(w->pkt, enc->time_base, st->time_base);
-        w->pkt->stream_index = st->index;
-        rc = av_interleaved_write_frame(w->fmt, w->pkt);
-        if (rc < 0) return av_fail(err, rc, "writing");
+        if (enc == w->venc) {
+            /* Keep the newest video packet back: at close its duration is
+             * stretched to the end of the audio (see ls_video_writer_close). */
+            if (w->has_held && (rc = write_packet(w, w->held, w->vst, enc, err))) return rc;
+            av_packet_move_ref(w->held, w->pkt);
+            w->has_held = 1;
+            continue;
+        }
+        if ((rc = write_packet(w, w->pkt, st, enc, err))) return rc;
     }
 }
 
@@ -55,6 +73,7 @@ static void writer_free(ls_video_writer *w)
     av_frame_free(&w->vframe);
     av_frame_free(&w->aframe);
     av_packet_free(&w->pkt);
+    av_packet_free(&w->held);
     sws_freeContext(w->sws);
     if (w->fifo) av_audio_fifo_free(w->fifo);
     if (w->fmt) {
@@ -80,6 +99,9 @@ static int open_video(ls_video_writer *w, const ls_video_writer_options *o, ls_e
     w->venc->time_base = (AVRational){1, fps};
     w->venc->framerate = (AVRational){fps, 1};
     w->venc->gop_size = 2 * fps;
+    /* No B-frames: packets come out in display order (the last one is the
+     * last frame shown) and a live viewer waits for no future frame. */
+    w->venc->max_b_frames = 0;
     w->venc->thread_count = o->threads > 0 ? o->threads : 1;
     if (w->fmt->oformat->flags & AVFMT_GLOBALHEADER) w->venc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     char crf[16];
@@ -150,12 +172,13 @@ int ls_video_writer_open(const char *path, const ls_video_writer_options *o,
     w->width = o->width;
     w->height = o->height;
     w->pkt = av_packet_alloc();
+    w->held = av_packet_alloc();
     int rc = avformat_alloc_output_context2(&w->fmt, NULL, NULL, path);
     if (rc < 0 || !w->fmt) {
         /* No container known by extension: default to MP4. */
         rc = avformat_alloc_output_context2(&w->fmt, NULL, "mp4", path);
     }
-    if (rc < 0 || !w->fmt || !w->pkt || !w->path) {
+    if (rc < 0 || !w->fmt || !w->pkt || !w->held || !w->path) {
         writer_free(w);
         return ls_error_set(err, LS_ERR_NOMEM, "cannot create output context for %s", path);
     }
@@ -230,6 +253,7 @@ int ls_video_writer_add_audio(ls_video_writer *w, const float *samples, size_t n
             return ls_error_set(err, LS_ERR_NOMEM, "audio buffer");
         samples += take;
         n -= (size_t)take;
+        w->audio_samples += take;
         int rc = drain_audio(w, 0, err);
         if (rc) return rc;
     }
@@ -240,6 +264,17 @@ int ls_video_writer_close(ls_video_writer *w, ls_error *err)
 {
     if (!w) return LS_OK;
     int rc = encode_and_write(w, w->venc, w->vst, NULL, err);
+    if (!rc && w->has_held) {
+        /* The last frame stays on screen until the audio ends, so the video
+         * track lasts as long as the sound even when it has fewer frames. */
+        int64_t end = w->aenc ? av_rescale_q(w->audio_samples, (AVRational){1, w->aenc->sample_rate},
+                                             w->venc->time_base)
+                              : 0;
+        int64_t dur = end - w->held->pts;
+        w->held->duration = dur > 1 ? dur : 1;
+        rc = write_packet(w, w->held, w->vst, w->venc, err);
+        w->has_held = 0;
+    }
     if (!rc && w->aenc) rc = drain_audio(w, 1, err);
     if (!rc && w->aenc) rc = encode_and_write(w, w->aenc, w->ast, NULL, err);
     if (!rc) {

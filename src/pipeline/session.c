@@ -145,6 +145,7 @@ static int run_encoder(ls_session *s, ls_error *err)
     s->windows_encoded += s->enc_fill;
     s->enc_fill = 0;
     s->times.encoder += ls_now() - t0;
+    s->times.encoder_batches++;
     return LS_OK;
 }
 

@@ -6,11 +6,13 @@
  * decoding and resampling); each output frame is produced as soon as the
  * audio it depends on has arrived and a batch is full, or at once for what
  * is ready on ls_session_flush, and everything at ls_session_finish. Frames
- * do not depend on how the audio was chunked, on the batch size or on the
- * thread count: the same audio and start frame give the same bytes.
+ * do not depend on how the audio was chunked, on flushes, on the batch size
+ * or on the thread count: the same audio and start frame give the same
+ * bytes (tests/pipeline/test_session.c holds the engine to that).
  *
  * Output frame i (i = 0 .. N+1 for N mel windows) is avatar frame
- * ping-pong(start_frame + i) with the mouth painted from encoder features
+ * ls_avatar_pingpong(n, start_frame, i) - start+1, ..., last, last-1, ...,
+ * start, start+1, ... as the reference inference - with the mouth painted from encoder features
  * F[i-8 .. i+7], F = [E0, E0, E1, .., E(N-1), E(N-1)], zeros outside F.
  *
  * Threading: a session is driven by one thread at a time (push, flush,
@@ -56,7 +58,8 @@ typedef struct ls_frame {
 /* Seconds spent per stage since creation, and frames produced. */
 typedef struct ls_stage_times {
     double mel, encoder, input, unet, composite, encode;
-    int64_t frames, batches;
+    int64_t frames, batches; /* frames out, UNet batches run */
+    int64_t encoder_batches; /* audio-encoder batches run */
 } ls_stage_times;
 
 int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *opt,

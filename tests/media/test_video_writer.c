@@ -13,7 +13,7 @@
 
 typedef struct probe {
     int video_frames, has_h264, has_aac, width, height, audio_rate;
-    double audio_seconds;
+    double audio_seconds, video_seconds;
     double mean_luma_first; /* decoded frame 0 mean Y, to check content */
 } probe;
 
@@ -31,6 +31,7 @@ static void probe_file(const char *path, probe *p)
             vi = (int)i;
             p->width = par->width;
             p->height = par->height;
+            p->video_seconds = fmt->streams[i]->duration * av_q2d(fmt->streams[i]->time_base);
         }
         if (par->codec_id == AV_CODEC_ID_AAC) {
             p->has_aac = 1;
@@ -139,6 +140,21 @@ static void test_odd_size_without_audio(void **state)
     assert_int_equal(p.height, 50);
 }
 
+/* Fewer frames than the audio covers: the last frame is held to the end. */
+static void test_video_track_lasts_as_long_as_audio(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/short.mp4", test_tmp_dir());
+    write_clip(path, 64, 64, 10, 16000, 1.0);
+    probe p;
+    probe_file(path, &p);
+    assert_int_equal(p.video_frames, 10);
+    print_message("10 frames + 1.0 s audio: video track %.3f s, audio %.3f s\n", p.video_seconds,
+                  p.audio_seconds);
+    assert_true(p.video_seconds > 0.99 && p.video_seconds < 1.01);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -169,6 +185,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mp4_with_audio),
         cmocka_unit_test(test_odd_size_without_audio),
+        cmocka_unit_test(test_video_track_lasts_as_long_as_audio),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,20 @@
+# The demo model directory (test UNet/encoder + the portrait avatar), built
+# from the generated test models; pipeline tests find it via LS_DEMO_MODEL.
+set(LS_DEMO_MODEL_DIR ${CMAKE_BINARY_DIR}/demo-model)
+add_custom_command(
+  OUTPUT ${LS_DEMO_MODEL_DIR}/model.json
+  COMMAND ${LS_DEBIAN_PYTHON} ${CMAKE_SOURCE_DIR}/tools/make_demo.py
+          --models ${LS_MODELS_DIR} --out ${LS_DEMO_MODEL_DIR}
+  DEPENDS ${CMAKE_SOURCE_DIR}/tools/make_demo.py ${LS_MODELS_STAMP}
+  COMMENT "Building the demo model directory"
+  VERBATIM)
+add_custom_target(ls_demo_model ALL DEPENDS ${LS_DEMO_MODEL_DIR}/model.json)
+
+ls_add_test(test_session pipeline/test_session.c)
+add_dependencies(test_session ls_demo_model lipsync)
+set_property(TEST test_session APPEND PROPERTY ENVIRONMENT "LS_DEMO_MODEL=${LS_DEMO_MODEL_DIR}")
+ls_add_alloc_test(test_session_alloc pipeline/test_session_alloc.c)
+if(TARGET test_session_alloc)
+  add_dependencies(test_session_alloc ls_demo_model)
+  set_property(TEST test_session_alloc APPEND PROPERTY ENVIRONMENT "LS_DEMO_MODEL=${LS_DEMO_MODEL_DIR}")
+endif()
