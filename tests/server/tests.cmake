@@ -2,6 +2,7 @@ ls_add_test(test_server_config server/test_config.c)
 ls_add_test(test_registry server/test_registry.c)
 ls_add_test(test_server_outputs server/test_outputs.c)
 target_link_libraries(test_server_outputs PRIVATE PkgConfig::LIBZIP)
+ls_add_alloc_test(test_server_alloc server/test_server_alloc.c)
 
 # The API tests serve the demo model directory (test UNet/encoder, portrait
 # avatar) from a models root of their own, as model id "demo".
