@@ -16,7 +16,7 @@ fi
 
 /usr/bin/python3 - "$work/speech.wav" <<'PY'
 import math, struct, sys, wave
-rate, secs = 22050, 2.5
+rate, secs = 22050, 1.2
 with wave.open(sys.argv[1], "wb") as w:
     w.setnchannels(1); w.setsampwidth(2); w.setframerate(rate)
     frames = bytearray()
@@ -29,12 +29,12 @@ with wave.open(sys.argv[1], "wb") as w:
 PY
 
 log="$work/serve.log"
-"$lipsync" serve --models-root "$root" --port 0 --token e2e-token --web-root "$here/../../web" \
+"$lipsync" serve --models-root "$root" --preload "$model" --port 0 --token e2e-token --web-root "$here/../../web" \
   >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 port=""
-for _ in $(seq 1 100); do
+for _ in $(seq 1 1200); do  # up to 2 min: the model loads before the port is printed
   port=$(grep -o '127\.0\.0\.1:[0-9]\+/' "$log" | head -1 | sed 's/.*:\([0-9]*\)\//\1/' || true)
   [ -n "$port" ] && break
   kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
