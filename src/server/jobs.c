@@ -87,17 +87,9 @@ static int run_session(ls_server *srv, http_req *r, const float *x, size_t n,
 
 static cJSON *timings_json(const ls_stage_times *t, double decode_s, double total_s)
 {
-    cJSON *j = cJSON_CreateObject();
+    cJSON *j = stage_times_json(t);
     cJSON_AddNumberToObject(j, "decode_ms", decode_s * 1e3);
-    cJSON_AddNumberToObject(j, "mel_ms", t->mel * 1e3);
-    cJSON_AddNumberToObject(j, "encoder_ms", t->encoder * 1e3);
-    cJSON_AddNumberToObject(j, "input_ms", t->input * 1e3);
-    cJSON_AddNumberToObject(j, "unet_ms", t->unet * 1e3);
-    cJSON_AddNumberToObject(j, "composite_ms", t->composite * 1e3);
-    cJSON_AddNumberToObject(j, "encode_ms", t->encode * 1e3);
     cJSON_AddNumberToObject(j, "total_ms", total_s * 1e3);
-    cJSON_AddNumberToObject(j, "frames", (double)t->frames);
-    cJSON_AddNumberToObject(j, "batches", (double)t->batches);
     return j;
 }
 

@@ -152,20 +152,27 @@ void http_set_json(http_req *r, int status, const char *json)
     ls_buf_append(&r->resp, "\n", 1);
 }
 
-void http_set_error(http_req *r, int status, const char *fmt, ...)
+/* {"error": text, "status": status}, malloc'd (cJSON_free), or NULL. */
+static char *error_body(int status, const char *fmt, va_list ap)
 {
     char text[LS_ERROR_MSG_MAX + 64];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "error", text);
     cJSON_AddNumberToObject(j, "status", status);
-    char *s = cJSON_PrintUnformatted(j);
-    http_set_json(r, status, s ? s : "{\"error\":\"out of memory\"}");
-    cJSON_free(s);
+    char *body = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
+    return body;
+}
+
+void http_set_error(http_req *r, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *body = error_body(status, fmt, ap);
+    va_end(ap);
+    http_set_json(r, status, body ? body : "{\"error\":\"out of memory\"}");
+    cJSON_free(body);
     ls_metrics_add(r->c.srv->metrics, LS_M_ERRORS, 1);
 }
 
@@ -538,16 +545,10 @@ static void http_dispatch(ls_server *srv, struct lws *wsi, http_req *r)
 /* Sends a JSON error as the answer to a refused WebSocket upgrade. */
 static int refuse_upgrade(ls_server *srv, struct lws *wsi, int status, const char *fmt, ...)
 {
-    char text[LS_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    char *body = error_body(status, fmt, ap);
     va_end(ap);
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "error", text);
-    cJSON_AddNumberToObject(j, "status", status);
-    char *body = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
     if (!body) return -1;
     size_t n = strlen(body);
     unsigned char buf[LWS_PRE + 2048];

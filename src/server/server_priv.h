@@ -9,6 +9,7 @@
 #ifndef LS_SERVER_SERVER_PRIV_H
 #define LS_SERVER_SERVER_PRIV_H
 
+#include <cjson/cJSON.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -172,6 +173,9 @@ void http_set_error(http_req *r, int status, const char *fmt, ...)
 int http_status_for(int code);
 /* Publishes r's response (worker side). */
 void http_finish(http_req *r);
+
+/* Per-stage milliseconds, frames and batches of a session, as JSON. */
+cJSON *stage_times_json(const ls_stage_times *t);
 
 /* jobs.c: the worker tasks behind HTTP routes. */
 void job_run(void *arg);

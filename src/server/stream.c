@@ -164,15 +164,13 @@ static void record_times(stream *s)
     *o = t;
 }
 
-static cJSON *times_json(const ls_stage_times *t)
+cJSON *stage_times_json(const ls_stage_times *t)
 {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "mel", t->mel);
-    cJSON_AddNumberToObject(j, "encoder", t->encoder);
-    cJSON_AddNumberToObject(j, "input", t->input);
-    cJSON_AddNumberToObject(j, "unet", t->unet);
-    cJSON_AddNumberToObject(j, "composite", t->composite);
-    cJSON_AddNumberToObject(j, "encode", t->encode);
+    const double ms[] = {t->mel, t->encoder, t->input, t->unet, t->composite, t->encode};
+    const char *names[] = {"mel_ms", "encoder_ms", "input_ms", "unet_ms", "composite_ms",
+                           "encode_ms"};
+    for (int i = 0; i < 6; i++) cJSON_AddNumberToObject(j, names[i], ms[i] * 1e3);
     cJSON_AddNumberToObject(j, "frames", (double)t->frames);
     cJSON_AddNumberToObject(j, "batches", (double)t->batches);
     return j;
@@ -225,7 +223,7 @@ static void pull_frames(stream *s, uint64_t epoch, double audio_t)
         cJSON_AddNumberToObject(j, "frames", (double)s->frames_out);
         double dt = ls_now() - s->started_t;
         cJSON_AddNumberToObject(j, "fps", dt > 0 ? (double)s->frames_out / dt : 0);
-        cJSON_AddItemToObject(j, "seconds", times_json(&s->last_times));
+        cJSON_AddItemToObject(j, "timings", stage_times_json(&s->last_times));
         queue_event(s, j);
     }
 }
@@ -408,7 +406,7 @@ static void do_end(stream *s, uint64_t epoch)
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", "done");
     cJSON_AddNumberToObject(j, "frames", (double)s->frames_out);
-    cJSON_AddItemToObject(j, "seconds", times_json(&s->last_times));
+    cJSON_AddItemToObject(j, "timings", stage_times_json(&s->last_times));
     queue_event(s, j);
     s->finished = 1;
     pthread_mutex_lock(&s->c.lock);

@@ -4,19 +4,8 @@ ls_add_test(test_server_outputs server/test_outputs.c)
 target_link_libraries(test_server_outputs PRIVATE PkgConfig::LIBZIP)
 ls_add_alloc_test(test_server_alloc server/test_server_alloc.c)
 
-# The API tests serve the demo model directory (test UNet/encoder, portrait
-# avatar) from a models root of their own, as model id "demo".
-if(NOT TARGET ls_demo_model) # the pipeline tests' fixture, when present, is reused
-  set(LS_DEMO_MODEL_DIR ${CMAKE_BINARY_DIR}/demo-model)
-  add_custom_command(
-    OUTPUT ${LS_DEMO_MODEL_DIR}/model.json
-    COMMAND ${LS_DEBIAN_PYTHON} ${CMAKE_SOURCE_DIR}/tools/make_demo.py
-            --models ${LS_MODELS_DIR} --out ${LS_DEMO_MODEL_DIR}
-    DEPENDS ${CMAKE_SOURCE_DIR}/tools/make_demo.py ${LS_MODELS_STAMP}
-    COMMENT "Building the demo model directory"
-    VERBATIM)
-  add_custom_target(ls_demo_model ALL DEPENDS ${LS_DEMO_MODEL_DIR}/model.json)
-endif()
+# The API tests serve the demo model directory of pipeline/session.cmake
+# (test UNet/encoder, portrait avatar) from a models root of their own, as id "demo".
 set(LS_SERVER_TEST_MODELS ${CMAKE_BINARY_DIR}/server-models)
 add_custom_command(
   OUTPUT ${LS_SERVER_TEST_MODELS}/demo
