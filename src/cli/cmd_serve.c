@@ -18,7 +18,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: lipsync serve [--config FILE] [--SETTING VALUE ...]\n"
             "\n"
-            "Serves the lip-sync pipeline over HTTP and WebSocket (see README, 'Server').\n"
+            "Serves the lip-sync pipeline over HTTP and WebSocket (docs/server.md).\n"
             "Settings come from defaults, then the JSON config FILE, then LS_<SETTING>\n"
             "environment variables (LS_MAX_SESSIONS=4), then flags (--max-sessions 4):\n"
             "%s",

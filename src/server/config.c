@@ -36,7 +36,7 @@ static const key_desc keys[] = {
     {"threads", KEY_INT, OFF(threads), 1, 256, "shared pool threads for image work"},
     {"batch", KEY_INT, OFF(batch), 0, 64, "session batch size; 0: the model's"},
     {"jpeg_quality", KEY_INT, OFF(jpeg_quality), 1, 100, "JPEG quality of frames"},
-    {"silence_rms", KEY_DBL, OFF(silence_rms), 0, 1, "live mode silence threshold (RMS)"},
+    {"silence_rms", KEY_DBL, OFF(silence_rms), 0, 1, "RMS below which audio is silence (speech events)"},
     {"verbose", KEY_INT, OFF(verbose), 0, 2, "log level"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
