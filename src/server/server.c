@@ -57,6 +57,7 @@
  * waits for a worker, or this many frames wait for the client. */
 #define INBOX_PAUSE_BYTES (4u << 20)
 #define OUTBOX_PAUSE_FRAMES 200
+#define MAX_PROTOCOL_ERRORS 32
 
 /* ---- conn lifetime and the ready list ---- */
 
@@ -613,6 +614,7 @@ static void stream_error_locked(stream *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void stream_error_locked(stream *s, const char *fmt, ...)
 {
+    if (s->protocol_errors >= MAX_PROTOCOL_ERRORS) return; /* being cut off */
     char text[LS_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -626,6 +628,9 @@ static void stream_error_locked(stream *s, const char *fmt, ...)
     if (t) stream_queue_event_locked(s, t);
     cJSON_free(t);
     ls_metrics_add(s->c.srv->metrics, LS_M_ERRORS, 1);
+    /* A client that keeps sending wrong messages is cut off, so its error
+     * events cannot pile up without bound. */
+    if (++s->protocol_errors >= MAX_PROTOCOL_ERRORS) s->close_when_sent = 1;
 }
 
 static int parse_start(cJSON *j, stream_start *st, char *why, size_t cap)

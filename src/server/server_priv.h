@@ -129,6 +129,7 @@ typedef struct stream {
     int failed, finished;
     /* [loop] */
     int started, ended;       /* control messages seen */
+    int protocol_errors;      /* [lock] error events sent for bad messages */
     ls_buf text_in;           /* a JSON control message being reassembled */
     int text_overflow;
     int rx_paused;

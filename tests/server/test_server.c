@@ -598,6 +598,19 @@ static void test_stream_protocol_errors(void **state)
     assert_true(res.closed); /* a fatal audio error ends the stream */
     ls_ws_client_destroy(c);
     ls_jpeg_list_free(&res.frames);
+
+    /* Endless garbage gets the client cut off after a bounded number of errors. */
+    memset(&res, 0, sizeof res);
+    c = open_stream(g_srv.port);
+    for (int i = 0; i < 100 && !res.closed; i++) {
+        send_text(c, "{\"type\":\"flush\"}");
+        while (take(c, &res, 0) == 1) {}
+    }
+    t0 = ls_now();
+    while (!res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+    assert_true(res.closed);
+    assert_true(res.errors >= 1 && res.errors <= 32);
+    ls_ws_client_destroy(c);
     wait_idle(g_srv.port);
 }
 
