@@ -769,7 +769,8 @@ static int stream_receive(stream *s, struct lws *wsi, const void *in, size_t len
         conn_notify(&s->c);
         return 0;
     }
-    if (lws_is_first_fragment(wsi)) {
+    if (!s->text_open) { /* the first bytes of a message */
+        s->text_open = 1;
         s->text_in.len = 0;
         s->text_overflow = 0;
     }
@@ -777,7 +778,10 @@ static int stream_receive(stream *s, struct lws *wsi, const void *in, size_t len
         s->text_overflow = 1;
     else
         ls_buf_append(&s->text_in, in, len);
-    if (!lws_is_final_fragment(wsi)) return 0;
+    /* lws hands over a frame in pieces as the bytes arrive: a message is
+     * whole at the final fragment's last byte. */
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
+    s->text_open = 0;
     if (s->text_overflow) {
         pthread_mutex_lock(&s->c.lock);
         stream_error_locked(s, "control message longer than %d bytes", TEXT_MSG_MAX);

@@ -132,6 +132,7 @@ typedef struct stream {
     int protocol_errors;      /* [lock] error events sent for bad messages */
     ls_buf text_in;           /* a JSON control message being reassembled */
     int text_overflow;
+    int text_open;            /* text_in holds the start of a message */
     int rx_paused;
     double last_rx;
     double pace_t0;           /* live pacing: send time of frame pace_i0 */

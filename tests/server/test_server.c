@@ -43,7 +43,10 @@ static void start_server(running *r, const char *token, int max_sessions, long l
     cfg.max_body_bytes = max_body;
     cfg.idle_timeout_s = 2;
     cfg.workers = 3;
-    cfg.threads = 2;
+    /* TSan cannot see libgomp's barriers (oneDNN's and the engine's OpenMP
+     * teams): the TSan build runs the engine on one thread. */
+    const char *threads = getenv("LS_SERVER_TEST_THREADS");
+    cfg.threads = threads ? atoi(threads) : 2;
     cfg.max_models = 1;
     cfg.batch = 4; /* several batches even in the short test streams */
     ls_error err = {0};
@@ -609,7 +612,8 @@ static void test_stream_protocol_errors(void **state)
     t0 = ls_now();
     while (!res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
     assert_true(res.closed);
-    assert_true(res.errors >= 1 && res.errors <= 32);
+    if (res.errors < 1 || res.errors > 32)
+        fail_msg("%d error events (last: %s)", res.errors, res.last_error);
     ls_ws_client_destroy(c);
     wait_idle(g_srv.port);
 }
