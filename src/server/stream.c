@@ -190,6 +190,7 @@ static int stale(stream *s, uint64_t epoch)
 static void pull_frames(stream *s, uint64_t epoch, double audio_t)
 {
     ls_frame f;
+    int64_t before = s->frames_out;
     while (ls_session_pull_frame(s->session, &f) == 1) {
         pthread_mutex_lock(&s->c.lock);
         if (s->epoch != epoch) {
@@ -215,6 +216,9 @@ static void pull_frames(stream *s, uint64_t epoch, double audio_t)
         pthread_mutex_unlock(&s->c.lock);
         s->frames_out++;
     }
+    /* Frames leave now, not when the task ends: a long task (a big chunk,
+     * many batches) would otherwise hold them all back. */
+    if (s->frames_out != before) conn_notify(&s->c);
     record_times(s);
     if (s->frames_out - s->stats_frames >= STATS_EVERY_FRAMES) {
         s->stats_frames = s->frames_out;
