@@ -34,6 +34,7 @@ int cmd_infer(int argc, char **argv);
 /* Benchmarks, dispatched by `lipsync bench NAME`. */
 int bench_image(int argc, char **argv);
 int bench_mel(int argc, char **argv);
+int bench_pipeline(int argc, char **argv);
 int bench_engine(int argc, char **argv);
 
 /* Online CPUs: the default thread count of the nn commands. */
