@@ -66,6 +66,13 @@ void ls_engine_describe(const ls_engine *e, FILE *out);
  * got oneDNN's slow reference implementation. */
 int ls_engine_dnnl_calls(const ls_engine *e);
 int ls_engine_ref_convs(const ls_engine *e);
+/* 1x1 + depthwise conv pairs running as one fused oneDNN primitive. */
+int ls_engine_fused_convs(const ls_engine *e);
+
+/* Per-step timing of the following runs on c (enable resets the sums);
+ * print shows the mean per step and per kind. For `lipsync bench engine`. */
+void ls_engine_ctx_profile(ls_engine_ctx *c, int enable);
+void ls_engine_ctx_print_profile(const ls_engine_ctx *c, FILE *out);
 
 const char *ls_precision_name(ls_precision p);
 /* "fp32" / "bf16" -> precision; LS_ERR_INVALID_ARG otherwise. */

@@ -118,6 +118,38 @@ static void test_conv_residual(void **state)
             }
 }
 
+/* The inverted-residual shape: 1x1 expand then 3x3 depthwise, which the
+ * engine runs as one oneDNN primitive where oneDNN has a native fused kernel
+ * (it picks one by size: the first two cases here get it) and as two convs
+ * elsewhere; stride 1 and 2, odd sizes, with and without bias and ReLU. */
+static void test_expand_depthwise(void **state)
+{
+    (void)state;
+    static const struct { int b, ch, h, w, stride, fused; } cases[] = {
+        {3, 16, 80, 80, 1, 1}, {1, 32, 320, 320, 2, 1}, {1, 8, 15, 17, 1, 0},
+        {3, 8, 15, 17, 2, 0},  {3, 64, 9, 7, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int variant = 0; variant < 2; variant++) {
+            int b = cases[i].b, ch = cases[i].ch, st = cases[i].stride;
+            tg *t = tg_new(b, 13);
+            int x = tg_input4(t, b, ch, cases[i].h, cases[i].w);
+            tg_conv_spec ex = {2 * ch, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, variant, 1, -1};
+            tg_conv_spec dw = {2 * ch, 3, 3, st, st, {1, 1, 1, 1}, 2 * ch, 1, variant, !variant, -1};
+            tg_conv_spec pr = {ch, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 0, 0, -1};
+            tg_output(t, tg_conv(t, tg_conv(t, tg_conv(t, x, &ex), &dw), &pr));
+            ls_engine *e;
+            ls_error err;
+            assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_OK);
+            assert_int_equal(ls_engine_fused_convs(e), cases[i].fused);
+            ls_engine_destroy(e);
+            char what[96];
+            snprintf(what, sizeof what, "expand+dw case %zu variant %d", i, variant);
+            check_fp32(t, what);
+            tg_free(t);
+        }
+}
+
 static void test_resize_modes(void **state)
 {
     (void)state;
@@ -379,7 +411,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_shapes),     cmocka_unit_test(test_conv_residual),
-        cmocka_unit_test(test_resize_modes),    cmocka_unit_test(test_pad),
+        cmocka_unit_test(test_expand_depthwise), cmocka_unit_test(test_resize_modes),
+        cmocka_unit_test(test_pad),
         cmocka_unit_test(test_up_block),        cmocka_unit_test(test_concat_variants),
         cmocka_unit_test(test_elementwise),     cmocka_unit_test(test_reshape),
         cmocka_unit_test(test_bf16),            cmocka_unit_test(test_bad_graphs),
