@@ -33,6 +33,10 @@
 
 #define CB 8          /* channel block of 4-D activations (nChw8c) */
 #define ALIGN_ELEMS 16 /* 64-byte alignment of arena buffers */
+/* Steps smaller than this run on one thread: a parallel region costs a
+ * barrier (microseconds on idle cores, a scheduler slice on busy ones). */
+#define SMALL_CONV_FLOPS 4e6
+#define SMALL_KERNEL_ELEMS 65536
 
 typedef enum { EV_ARENA, EV_INPUT, EV_OUTPUT, EV_CONST, EV_UNUSED } ev_kind;
 
@@ -57,6 +61,7 @@ typedef enum { ST_CONV, ST_COPY, ST_RESIZE, ST_AFFINE, ST_UNARY, ST_ADD, ST_ROUN
 typedef struct step {
     st_kind kind;
     int node;
+    int threads;            /* OpenMP threads it runs on */
     int src, src2, dst;     /* ev indices, -1 when unused */
     int64_t c_off;          /* ST_COPY */
     /* ST_CONV */
@@ -79,6 +84,7 @@ typedef struct step {
 struct ls_engine {
     const ls_graph *g;
     ls_precision prec;
+    int threads;
     dnnl_engine_t dnnl;
     dnnl_stream_t stream; /* compile-time weight reorders */
     ev *evs;
@@ -95,7 +101,6 @@ struct ls_engine {
 
 struct ls_engine_ctx {
     const ls_engine *e;
-    int threads;
     float *arena;
     void *scratch;
     dnnl_stream_t stream;
@@ -516,6 +521,10 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     /* Our layout on both sides first; if that only has reference code, let
      * oneDNN choose and convert around it. */
     dnnl_primitive_desc_t pd = NULL;
+    /* oneDNN sizes its work split (and scratchpad) for the threads current
+     * when the primitive is created: create it for the threads it runs on. */
+    int threads = conv_flops(e->g, n) + (dw ? conv_flops(e->g, dw) : 0) < SMALL_CONV_FLOPS ? 1 : e->threads;
+    omp_set_num_threads(threads);
     /* oneDNN 2.6's fused 1x1+depthwise kernel corrupts memory when the 1x1
      * has no bias: fused pairs always get one (zeros if the model has none). */
     int with_bias = bslot >= 0 || dw;
@@ -566,6 +575,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     s->dst = cdst;
     s->per_item = per_item;
     s->n_exec = per_item ? (int)N : 1;
+    s->threads = threads;
     snprintf(s->impl, sizeof s->impl, "%s", pd_impl(pd));
     s->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     s->dst_md = *dst_md;
@@ -1059,22 +1069,28 @@ static int compile(ls_engine *e, ls_error *err)
     }
     for (int k = 0; k < g->n_outputs; k++)
         if ((rc = add_copy(e, -1, g->outputs[k], ext_out[k], 0, err))) return rc;
+    for (int i = 0; i < e->n_steps; i++) {
+        step *s = &e->steps[i];
+        const ev *v = &e->evs[s->dst >= 0 ? s->dst : s->src];
+        if (s->kind != ST_CONV) s->threads = v->n * v->isize < SMALL_KERNEL_ELEMS ? 1 : e->threads;
+    }
     resolve(e);
     return plan_arena(e, err);
 }
 
-int ls_engine_create(const ls_graph *g, ls_precision precision, ls_engine **out, ls_error *err)
+int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_engine **out, ls_error *err)
 {
     if (!out) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_create: NULL out");
     *out = NULL;
-    if (!g || (precision != LS_PREC_FP32 && precision != LS_PREC_BF16))
-        return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_create: bad graph or precision");
+    if (!g || (precision != LS_PREC_FP32 && precision != LS_PREC_BF16) || threads < 1 || threads > 1024)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_create: bad graph, precision or thread count");
     int rc = check_graph(g, err);
     if (rc) return rc;
     ls_engine *e = calloc(1, sizeof *e);
     if (!e) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
     e->g = g;
     e->prec = precision;
+    e->threads = threads;
     e->consumers = calloc((size_t)g->n_values + 1, sizeof(int));
     e->last_consumer = calloc((size_t)g->n_values + 1, sizeof(int));
     e->skip = calloc((size_t)g->n_nodes + 1, sizeof(int));
@@ -1088,7 +1104,9 @@ int ls_engine_create(const ls_graph *g, ls_precision precision, ls_engine **out,
         ls_engine_destroy(e);
         return ls_error_set(err, LS_ERR_INTERNAL, "engine: cannot create a oneDNN CPU engine");
     }
+    int saved_threads = omp_get_max_threads();
     rc = compile(e, err);
+    omp_set_num_threads(saved_threads);
     if (rc) {
         ls_engine_destroy(e);
         return rc;
@@ -1127,16 +1145,14 @@ void ls_engine_ctx_destroy(ls_engine_ctx *c)
     free(c);
 }
 
-int ls_engine_ctx_create(const ls_engine *e, int threads, ls_engine_ctx **out, ls_error *err)
+int ls_engine_ctx_create(const ls_engine *e, ls_engine_ctx **out, ls_error *err)
 {
     if (!out) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_ctx_create: NULL out");
     *out = NULL;
-    if (!e || threads < 1 || threads > 1024)
-        return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_ctx_create: bad engine or thread count %d", threads);
+    if (!e) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_ctx_create: NULL engine");
     ls_engine_ctx *c = calloc(1, sizeof *c);
     if (!c) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
     c->e = e;
-    c->threads = threads;
     size_t abytes = (size_t)(e->arena_elems > 0 ? e->arena_elems : ALIGN_ELEMS) * sizeof(float);
     c->arena = aligned_alloc(64, abytes);
     c->scratch = e->scratch_bytes ? aligned_alloc(64, round_up((int64_t)e->scratch_bytes, 64)) : NULL;
@@ -1201,9 +1217,7 @@ int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *ou
         if (!outputs[k]) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_run: output %d is NULL", k);
     c->inputs = inputs;
     c->outputs = outputs;
-    int T = c->threads;
-    omp_set_num_threads(T); /* oneDNN sizes its parallel regions from this */
-    int rc = LS_OK;
+    int rc = LS_OK, omp_threads = -1;
     double t0 = c->profiling ? ls_now() : 0;
     for (int i = 0; i < e->n_steps && !rc; i++) {
         const step *s = &e->steps[i];
@@ -1212,9 +1226,11 @@ int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *ou
             if (i > 0) c->step_ms[i - 1] += (t1 - t0) * 1e3;
             t0 = t1;
         }
+        int T = s->threads;
         switch (s->kind) {
         case ST_CONV: {
             dnnl_memory_t *m = &c->mem[c->mem_base[i]];
+            if (T != omp_threads) omp_set_num_threads(omp_threads = T); /* what oneDNN reads */
             for (int k = 0; k < s->n_exec && !rc; k++) {
                 dnnl_exec_arg_t args[7] = {{DNNL_ARG_SRC, m[2 * k]},
                                            {DNNL_ARG_DST, m[2 * k + 1]},
@@ -1345,6 +1361,7 @@ void ls_engine_describe(const ls_engine *e, FILE *out)
         if (d) fprintf(out, " -> [%ld,%ld,%ld,%ld]/%s", (long)d->n, (long)d->c, (long)d->h, (long)d->w,
                        d->kind != EV_ARENA ? "nchw-io" : d->cb == CB ? "nChw8c" : "nchw");
         if (s->kind == ST_CONV) fprintf(out, " %s%s", s->impl, s->per_item ? " per-item" : "");
+        fprintf(out, " threads=%d", s->threads);
         if (s->kind == ST_COPY) fprintf(out, " c_off=%ld", (long)s->c_off);
         fputc('\n', out);
     }

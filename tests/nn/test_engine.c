@@ -23,9 +23,9 @@ static double engine_vs_ref(tg *t, ls_precision prec, int threads, int describe)
     if (ls_ref_run(&t->g, (const float *const *)in, want, &err)) fail_msg("reference: %s", err.msg);
     ls_engine *e = NULL;
     ls_engine_ctx *c = NULL;
-    if (ls_engine_create(&t->g, prec, &e, &err)) fail_msg("engine: %s", err.msg);
+    if (ls_engine_create(&t->g, prec, threads, &e, &err)) fail_msg("engine: %s", err.msg);
     if (describe) ls_engine_describe(e, stdout);
-    if (ls_engine_ctx_create(e, threads, &c, &err)) fail_msg("ctx: %s", err.msg);
+    if (ls_engine_ctx_create(e, &c, &err)) fail_msg("ctx: %s", err.msg);
     /* Twice: a second run must not depend on what the first left behind. */
     for (int r = 0; r < 2; r++)
         if (ls_engine_run(c, (const float *const *)in, got, &err)) fail_msg("run: %s", err.msg);
@@ -140,7 +140,7 @@ static void test_expand_depthwise(void **state)
             tg_output(t, tg_conv(t, tg_conv(t, tg_conv(t, x, &ex), &dw), &pr));
             ls_engine *e;
             ls_error err;
-            assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_OK);
+            assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
             assert_int_equal(ls_engine_fused_convs(e), cases[i].fused);
             ls_engine_destroy(e);
             char what[96];
@@ -311,7 +311,7 @@ static void test_bad_graphs(void **state)
     (void)state;
     ls_error err = {0};
     ls_engine *e = (ls_engine *)1;
-    assert_int_equal(ls_engine_create(NULL, LS_PREC_FP32, &e, &err), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_engine_create(NULL, LS_PREC_FP32, 2, &e, &err), LS_ERR_INVALID_ARG);
     assert_null(e);
     tg *t = tg_new(1, 1);
     int x = tg_input4(t, 1, 8, 6, 6);
@@ -320,20 +320,20 @@ static void test_bad_graphs(void **state)
     tg_output(t, y);
     /* weights that do not match the kernel attribute */
     t->g.nodes[0].attr.conv.kernel[0] = 5;
-    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_ERR_FORMAT);
+    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "n0"));
     assert_non_null(strstr(err.msg, "Conv"));
     t->g.nodes[0].attr.conv.kernel[0] = 3;
     /* an output nobody produces */
     t->g.values[y].producer = -1;
     t->g.nodes[0].out = x;
-    assert_int_not_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_OK);
+    assert_int_not_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
     t->g.nodes[0].out = y;
-    assert_int_equal(ls_engine_create(&t->g, (ls_precision)7, &e, &err), LS_ERR_INVALID_ARG);
-    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_OK);
+    assert_int_equal(ls_engine_create(&t->g, (ls_precision)7, 2, &e, &err), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
     ls_engine_ctx *ctx = NULL;
-    assert_int_equal(ls_engine_ctx_create(e, 0, &ctx, &err), LS_ERR_INVALID_ARG);
-    assert_int_equal(ls_engine_ctx_create(e, 1, &ctx, &err), LS_OK);
+    assert_int_equal(ls_engine_ctx_create(NULL, &ctx, &err), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_engine_ctx_create(e, &ctx, &err), LS_OK);
     float *outs[1] = {NULL};
     const float *ins[1] = {NULL};
     assert_int_equal(ls_engine_run(ctx, ins, outs, &err), LS_ERR_INVALID_ARG);
@@ -359,7 +359,7 @@ static void *conc_main(void *p)
     conc_arg *a = p;
     ls_error err;
     ls_engine_ctx *c = NULL;
-    if (ls_engine_ctx_create(a->e, 1, &c, &err)) return NULL;
+    if (ls_engine_ctx_create(a->e, &c, &err)) return NULL;
     float *outs[1] = {a->out};
     a->ok = 1;
     for (int r = 0; r < 3; r++) a->ok &= ls_engine_run(c, a->in, outs, &err) == LS_OK;
@@ -382,7 +382,7 @@ static void test_concurrent_runs(void **state)
     tg_output(t, tg_unary(t, LS_OP_SIGMOID, tg_concat(t, cat_in, 2, 1)));
     ls_error err;
     ls_engine *e;
-    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_OK);
+    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
     float **in = tg_random_inputs(t, 5);
     int64_t n = tg_count(&t->g.values[t->g.outputs[0]]);
     float *lone = malloc((size_t)n * sizeof *lone);

@@ -70,9 +70,9 @@ static errs run_model(const char *model, int is_unet, int b, ls_precision prec)
     ls_engine_ctx *c;
     if (ls_onnx_load(path, &m, &err)) fail_msg("%s", err.msg);
     if (ls_graph_build(m, b, &g, &err)) fail_msg("%s", err.msg);
-    if (ls_engine_create(g, prec, &e, &err)) fail_msg("%s", err.msg);
+    if (ls_engine_create(g, prec, 2, &e, &err)) fail_msg("%s", err.msg);
     assert_int_equal(ls_engine_ref_convs(e), 0); /* no slow reference kernels */
-    if (ls_engine_ctx_create(e, 2, &c, &err)) fail_msg("%s", err.msg);
+    if (ls_engine_ctx_create(e, &c, &err)) fail_msg("%s", err.msg);
     ls_npy in[2] = {{0}}, want = {0};
     const float *ins[LS_NN_MAX_INPUTS] = {0};
     if (is_unet) {
