@@ -70,11 +70,39 @@ static void copy_rows(const kargs *a, int64_t begin, int64_t end)
     }
 }
 
+/* Plain to blocked (or back) a block-row at a time: cb source rows read
+ * in step, one contiguous destination row written (or the reverse). */
+static void copy_block_rows(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *src = a->src, *dst = a->dst;
+    int to_blocked = dst->cb > 1;
+    const ls_view *bv = to_blocked ? dst : src, *pv = to_blocked ? src : dst;
+    int cb = bv->cb;
+    int64_t W = src->w;
+    for (int64_t r = begin; r < end; r++) {
+        ROW_COORDS(bv, r, n, b, y);
+        int64_t lanes = bv->c - b * cb < cb ? bv->c - b * cb : cb;
+        float *brow = row_ptr(bv, n, b, y);
+        if (to_blocked) /* padding lanes read as zeros, whatever the arena held */
+            for (int64_t l = lanes; l < cb; l++)
+                for (int64_t x = 0; x < W; x++) brow[x * cb + l] = 0;
+        for (int64_t l = 0; l < lanes; l++) {
+            float *prow = pv->base + n * pv->istride + ((b * cb + l) * pv->h + y) * W;
+            if (to_blocked)
+                for (int64_t x = 0; x < W; x++) brow[x * cb + l] = prow[x];
+            else
+                for (int64_t x = 0; x < W; x++) prow[x] = brow[x * cb + l];
+        }
+    }
+}
+
 void ls_k_copy(const ls_view *src, const ls_view *dst, int64_t c_off, int threads)
 {
     kargs a = {.src = src, .dst = dst, .c_off = c_off};
     if (src->cb == dst->cb && c_off % dst->cb == 0)
         par_rows(src->n * cblocks(src), threads, copy_blocks, &a); /* whole blocks are contiguous */
+    else if (c_off == 0 && src->c == dst->c && ((src->cb == 1) != (dst->cb == 1)))
+        par_rows(src->n * cblocks(src->cb > 1 ? src : dst) * src->h, threads, copy_block_rows, &a);
     else
         par_rows(src->n * src->c * src->h, threads, copy_rows, &a);
 }
