@@ -30,18 +30,40 @@ typedef struct kargs {
 
 typedef void (*rows_fn)(const kargs *a, int64_t begin, int64_t end);
 
+#if defined(__SANITIZE_THREAD__)
+/* libgomp is not built with ThreadSanitizer, so TSan cannot see the fork and
+ * join of a parallel region; these tell it exactly those two edges, and it
+ * still checks every access our rows make against each other. */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define FORK_JOIN_RELEASE(p) __tsan_release(p)
+#define FORK_JOIN_ACQUIRE(p) __tsan_acquire(p)
+/* par_rows itself only hands arguments through libgomp (whose hand-off TSan
+ * cannot see either); the rows functions it calls stay instrumented. */
+#define FORK_JOIN_UNCHECKED __attribute__((no_sanitize_thread))
+#else
+#define FORK_JOIN_UNCHECKED
+#define FORK_JOIN_RELEASE(p) ((void)(p))
+#define FORK_JOIN_ACQUIRE(p) ((void)(p))
+#endif
+
 /* Splits [0, rows) into `threads` contiguous static parts. */
-static void par_rows(int64_t rows, int threads, rows_fn fn, const kargs *a)
+FORK_JOIN_UNCHECKED static void par_rows(int64_t rows, int threads, rows_fn fn, const kargs *a)
 {
     if (threads <= 1 || rows < 2) {
         fn(a, 0, rows);
         return;
     }
+    int fork_join = 0;
+    FORK_JOIN_RELEASE(&fork_join);
 #pragma omp parallel num_threads(threads)
     {
+        FORK_JOIN_ACQUIRE(&fork_join);
         int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
         fn(a, rows * t / n, rows * (t + 1) / n);
+        FORK_JOIN_RELEASE(&fork_join);
     }
+    FORK_JOIN_ACQUIRE(&fork_join);
 }
 
 /* Rows of a view: (item, channel block, y) for r in [0, n * blocks * h). */
