@@ -257,7 +257,7 @@ const Onnx__AttributeProto *ls_onnx_attr(const Onnx__NodeProto *n, const char *n
 const char *ls_onnx_node_label(const Onnx__NodeProto *n, int index, char *buf, size_t cap)
 {
     if (n->name && n->name[0]) return n->name;
-    snprintf(buf, cap, "%s#%d", n->op_type ? n->op_type : "?", index);
+    snprintf(buf, cap, "%s_%d", n->op_type ? n->op_type : "?", index);
     return buf;
 }
 

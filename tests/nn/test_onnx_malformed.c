@@ -376,7 +376,7 @@ static void test_unsupported_op(void **state)
     small_net(&s, 13);
     s.nodes[2]->name = NULL; /* unnamed: identified by type and index */
     s.nodes[2]->op_type = str("Mul");
-    expect_error(&s, 1, LS_ERR_UNSUPPORTED, "Mul#2", "run time");
+    expect_error(&s, 1, LS_ERR_UNSUPPORTED, "Mul_2", "run time");
     arena_free();
 
     small_net(&s, 13);
