@@ -563,7 +563,7 @@ static int try_bytes(const uint8_t *bytes, size_t len, ls_error *err)
         return rc;
     }
     ls_graph *g = NULL;
-    rc = ls_graph_build(m, 2, &g, err);
+    rc = ls_graph_build(m, 1, &g, err);
     if (rc) assert_true(err->msg[0]);
     ls_graph_destroy(g);
     ls_onnx_destroy(m);
