@@ -141,7 +141,17 @@ static void check_unet(const ls_onnx_model *m, int batch, const char *visual, co
             assert_int_equal(n->attr.resize.coord, LS_COORD_ALIGN_CORNERS);
             assert_true(n->attr.resize.scale[0] == 2.0f && n->attr.resize.scale[1] == 2.0f);
         }
-        if (n->op == LS_OP_CONCAT) assert_int_equal(n->attr.concat_axis, 1);
+        if (n->op == LS_OP_CONCAT) {
+            /* The decoder's cat([upsampled, skip]) and the fuse's cat([x6, audio]). */
+            assert_int_equal(n->attr.concat_axis, 1);
+            assert_int_equal(n->n_in, 2);
+            const ls_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
+            int up = g->nodes[a->producer].op == LS_OP_RESIZE;
+            assert_int_equal(g->nodes[b->producer].op, LS_OP_CONV);
+            assert_true(up || (a->dims[1] == 512 && a->dims[2] == 10));
+            assert_true(a->dims[2] == b->dims[2] && a->dims[3] == b->dims[3]);
+            assert_int_equal(g->values[n->out].dims[1], a->dims[1] + b->dims[1]);
+        }
         if (n->op == LS_OP_CONV) assert_int_equal(n->n_in, 3 + (n->attr.conv.residual >= 0));
     }
     /* The audio branch's 3x3 stride-2 pad-3 conv: [B,256,16,16] -> [B,512,10,10]. */
