@@ -352,6 +352,86 @@ static void test_typed_fields_and_folding(void **state)
     }
 }
 
+/* A fusion needs the conv's output to be private to the fused node: when
+ * something else reads it, BatchNormalization and Relu stay separate. */
+static void test_no_fusion_across_shared_outputs(void **state)
+{
+    (void)state;
+    model_spec s;
+    small_net(&s, 13);
+    int64_t cd[4] = {-1, 3, 4, 4};
+    s.outs[s.n_outs++] = value_info("c", 4, cd); /* the conv output is a graph output too */
+    ls_graph *g;
+    ls_error err = {0};
+    if (load_spec(&s, 1, &g, &err)) fail_msg("%s", err.msg);
+    int ops[LS_OP_RESHAPE + 1] = {0};
+    for (int i = 0; i < g->n_nodes; i++) ops[g->nodes[i].op]++;
+    assert_int_equal(ops[LS_OP_BATCHNORM], 1);
+    assert_int_equal(ops[LS_OP_RELU], 1);
+    assert_int_equal(g->nodes[0].op, LS_OP_CONV);
+    assert_int_equal(g->nodes[0].attr.conv.fuse_relu, 0);
+    assert_int_equal(g->n_outputs, 2);
+    assert_string_equal(g->values[g->outputs[1]].name, "c");
+    ls_graph_destroy(g);
+    arena_free();
+}
+
+/* Resize by sizes computed from Shape+Slice, non-zero Pads kept, Concat,
+ * Sigmoid and Flatten, at opset 13 (Slice and Resize with inputs). */
+static void test_resize_pad_flatten(void **state)
+{
+    (void)state;
+    model_spec s;
+    memset(&s, 0, sizeof s);
+    s.opset = 13;
+    int64_t one = 1, two = 2, xd[4] = {-1, 2, 4, 4}, od[2] = {-1, 324};
+    int64_t v0 = 0, v2 = 2, hw[2] = {8, 8};
+    s.ins[s.n_ins++] = value_info("x", 4, xd);
+    s.outs[s.n_outs++] = value_info("y", 2, od);
+    s.inits[s.n_inits++] = i64_typed("s0", 1, &one, &v0);
+    s.inits[s.n_inits++] = i64_typed("e2", 1, &one, &v2);
+    s.inits[s.n_inits++] = i64_typed("hw", 1, &two, hw);
+    int64_t pads_a[8] = {0, 0, 1, 0, 0, 0, 0, 1}, pads_b[8] = {0, 0, 0, 1, 0, 0, 1, 0}, eight = 8;
+    s.inits[s.n_inits++] = i64_typed("pads_a", 1, &eight, pads_a);
+    s.inits[s.n_inits++] = i64_typed("pads_b", 1, &eight, pads_b);
+    float half = 0.5f;
+    s.inits[s.n_inits++] = f32_raw("half", 0, NULL, &half);
+    add_node(&s, "Shape", NULL, "x", "shape");
+    add_node(&s, "Slice", NULL, "shape,s0,e2", "nc");
+    Onnx__NodeProto *n = add_node(&s, "Concat", NULL, "nc,hw", "sizes");
+    attr_int(n, "axis", 0);
+    n = add_node(&s, "Resize", "up", "x,-,-,sizes", "r");
+    attr_string(n, "mode", "nearest");
+    attr_string(n, "coordinate_transformation_mode", "asymmetric");
+    attr_string(n, "nearest_mode", "floor");
+    add_node(&s, "Pad", "pad_a", "r,pads_a,half", "pa");
+    add_node(&s, "Pad", "pad_b", "r,pads_b", "pb");
+    n = add_node(&s, "Concat", "cat", "pa,pb", "cat");
+    attr_int(n, "axis", -3);
+    add_node(&s, "Sigmoid", "sig", "cat", "sg");
+    add_node(&s, "Flatten", "flat", "sg", "y");
+    ls_graph *g;
+    ls_error err = {0};
+    if (load_spec(&s, 2, &g, &err)) fail_msg("%s", err.msg);
+    static const ls_op want[] = {LS_OP_RESIZE, LS_OP_PAD, LS_OP_PAD, LS_OP_CONCAT, LS_OP_SIGMOID,
+                                 LS_OP_RESHAPE};
+    assert_int_equal(g->n_nodes, 6);
+    for (int i = 0; i < 6; i++) assert_int_equal(g->nodes[i].op, want[i]);
+    const ls_resize_attr *ra = &g->nodes[0].attr.resize;
+    assert_true(ra->mode == LS_RESIZE_NEAREST && ra->coord == LS_COORD_ASYMMETRIC &&
+                ra->nearest == LS_NEAREST_FLOOR);
+    assert_true(ra->scale[0] == 2.0f && ra->scale[1] == 2.0f);
+    assert_memory_equal(g->nodes[1].attr.pad.pads, pads_a, sizeof pads_a);
+    assert_true(g->nodes[1].attr.pad.value == 0.5f && g->nodes[2].attr.pad.value == 0.0f);
+    assert_int_equal(g->nodes[3].attr.concat_axis, 1);
+    const ls_value *cat = &g->values[g->nodes[3].out];
+    assert_true(cat->dims[0] == 2 && cat->dims[1] == 4 && cat->dims[2] == 9 && cat->dims[3] == 9);
+    const ls_value *y = &g->values[g->outputs[0]];
+    assert_true(y->ndim == 2 && y->dims[0] == 2 && y->dims[1] == 324);
+    ls_graph_destroy(g);
+    arena_free();
+}
+
 static void expect_error(const model_spec *s, int batch, int code, const char *needle1, const char *needle2)
 {
     ls_graph *g = (ls_graph *)1;
@@ -631,6 +711,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_typed_fields_and_folding),
+        cmocka_unit_test(test_no_fusion_across_shared_outputs),
+        cmocka_unit_test(test_resize_pad_flatten),
         cmocka_unit_test(test_unsupported_op),
         cmocka_unit_test(test_bad_models),
         cmocka_unit_test(test_tensor_decode_types),
