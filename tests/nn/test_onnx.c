@@ -4,6 +4,7 @@
  * and 17, batch 1 and 3, and a naive evaluation of the lowered audio
  * encoder against torch's outputs (checks BN folding and the fusions). */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,6 +366,38 @@ static void test_encoder_op17(void **state)
     check_encoder("encoder_op17.onnx", 1, "mel", 1);
 }
 
+/* One loaded model, lowered by two threads at once (checked by TSan). */
+typedef struct build_job {
+    const ls_onnx_model *m;
+    int batch, rc;
+    int64_t macs;
+} build_job;
+
+static void *build_thread(void *arg)
+{
+    build_job *job = arg;
+    ls_graph *g = NULL;
+    job->rc = ls_graph_build(job->m, job->batch, &g, NULL);
+    job->macs = g ? ls_graph_conv_macs(g) : -1;
+    ls_graph_destroy(g);
+    return NULL;
+}
+
+static void test_concurrent_builds(void **state)
+{
+    (void)state;
+    ls_onnx_model *m = load("encoder_op11.onnx");
+    build_job jobs[2] = {{m, 1, -1, 0}, {m, 2, -1, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, build_thread, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(jobs[0].rc, LS_OK);
+    assert_int_equal(jobs[1].rc, LS_OK);
+    assert_true(jobs[0].macs > 0);
+    assert_int_equal(jobs[1].macs, 2 * jobs[0].macs);
+    ls_onnx_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_unet_unoptimized),
         cmocka_unit_test(test_encoder_op11),
         cmocka_unit_test(test_encoder_op17),
+        cmocka_unit_test(test_concurrent_builds),
     };
     return cmocka_run_group_tests(tests, load_models, free_models);
 }
