@@ -1256,7 +1256,7 @@ static int build(const ls_onnx_model *m, int batch, int optimize, ls_graph **out
     if (!rc) rc = lower_nodes(&c);
     if (!rc) rc = bind_outputs(&c);
     ctx_free(&c);
-    if (!rc) ls_graph_relink(c.b.g);
+    if (!rc) ls_graph_relink(c.b.g, NULL);
     if (!rc && optimize) rc = ls_graph_optimize(&c.b, err);
     if (rc) {
         ls_graph_destroy(c.b.g);
