@@ -707,6 +707,50 @@ static void test_corrupted(void **state)
     free(bytes);
 }
 
+/* Writes v as a protobuf varint just before p; returns the new start. */
+static uint8_t *prepend_varint(uint8_t *p, uint64_t v)
+{
+    uint8_t tmp[10];
+    int n = 0;
+    do {
+        tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    p -= n;
+    memcpy(p, tmp, (size_t)n);
+    return p;
+}
+
+/* Graphs nested in node attributes, `levels` deep: 100000 levels fit in
+ * about 1 MB and would exhaust the stack of a recursive unpacker. */
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    int depths[] = {3, 100000};
+    for (int k = 0; k < 2; k++) {
+        size_t cap = (size_t)depths[k] * 12 + 64;
+        uint8_t *buf = malloc(cap), *end = buf + cap, *p = end;
+        assert_non_null(buf);
+        for (int i = 0; i < depths[k]; i++) {
+            p = prepend_varint(p, (uint64_t)(end - p));
+            p = prepend_varint(p, (6 << 3) | 2); /* AttributeProto.g */
+            p = prepend_varint(p, (uint64_t)(end - p));
+            p = prepend_varint(p, (5 << 3) | 2); /* NodeProto.attribute */
+            p = prepend_varint(p, (uint64_t)(end - p));
+            p = prepend_varint(p, (1 << 3) | 2); /* GraphProto.node */
+        }
+        p = prepend_varint(p, (uint64_t)(end - p));
+        p = prepend_varint(p, (7 << 3) | 2); /* ModelProto.graph */
+        ls_onnx_model *m = (ls_onnx_model *)1;
+        ls_error err = {0};
+        assert_int_equal(ls_onnx_load_bytes(p, (size_t)(end - p), &m, &err), LS_ERR_FORMAT);
+        assert_null(m);
+        /* Shallow: parsed, then refused for what it lacks; deep: refused unparsed. */
+        assert_non_null(strstr(err.msg, k ? "nested" : "opset"));
+        free(buf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_tensor_decode_types),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupted),
+        cmocka_unit_test(test_deep_nesting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
