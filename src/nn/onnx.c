@@ -83,70 +83,47 @@ static int is_float_type(int dt)
            dt == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
 }
 
-/* Element k of raw little-endian data of type dt, as double (floats) or
- * int64 (integers); uint64 beyond int64 is reported through *overflow. */
+/* The k-th element of `size` bytes of raw little-endian data, as bits. */
+static uint64_t raw_bits(const uint8_t *p, size_t size, int64_t k)
+{
+    uint64_t v = 0;
+    memcpy(&v, p + size * (size_t)k, size); /* little-endian host: low bytes first */
+    return v;
+}
+
+/* Element k of raw data of a floating type dt. */
 static double raw_get_real(const uint8_t *p, int dt, int64_t k)
 {
+    uint64_t b = raw_bits(p, raw_elem_size(dt), k);
     switch (dt) {
     case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: {
+        uint32_t u = (uint32_t)b;
         float f;
-        memcpy(&f, p + 4 * k, 4);
+        memcpy(&f, &u, 4);
         return f;
     }
     case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: {
         double d;
-        memcpy(&d, p + 8 * k, 8);
+        memcpy(&d, &b, 8);
         return d;
     }
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: {
-        uint16_t h;
-        memcpy(&h, p + 2 * k, 2);
-        return half_to_float(h);
-    }
-    default: { /* BFLOAT16 */
-        uint16_t b;
-        memcpy(&b, p + 2 * k, 2);
-        return bf16_to_float(b);
-    }
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: return half_to_float((uint16_t)b);
+    default: return bf16_to_float((uint16_t)b);
     }
 }
 
+/* Element k of raw data of an integer type dt; uint64 beyond int64 sets *overflow. */
 static int64_t raw_get_int(const uint8_t *p, int dt, int64_t k, int *overflow)
 {
+    uint64_t b = raw_bits(p, raw_elem_size(dt), k);
     switch (dt) {
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: {
-        int64_t v;
-        memcpy(&v, p + 8 * k, 8);
-        return v;
-    }
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64: {
-        uint64_t v;
-        memcpy(&v, p + 8 * k, 8);
-        if (v > INT64_MAX) *overflow = 1;
-        return (int64_t)v;
-    }
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: {
-        int32_t v;
-        memcpy(&v, p + 4 * k, 4);
-        return v;
-    }
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32: {
-        uint32_t v;
-        memcpy(&v, p + 4 * k, 4);
-        return v;
-    }
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16: {
-        int16_t v;
-        memcpy(&v, p + 2 * k, 2);
-        return v;
-    }
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16: {
-        uint16_t v;
-        memcpy(&v, p + 2 * k, 2);
-        return v;
-    }
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: return (int8_t)p[k];
-    default: return p[k]; /* UINT8, BOOL */
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+        if (b > INT64_MAX) *overflow = 1;
+        return (int64_t)b;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: return (int32_t)(uint32_t)b;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16: return (int16_t)(uint16_t)b;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: return (int8_t)(uint8_t)b;
+    default: return (int64_t)b; /* int64, and unsigned types that fit */
     }
 }
 
@@ -280,7 +257,7 @@ const Onnx__AttributeProto *ls_onnx_attr(const Onnx__NodeProto *n, const char *n
 const char *ls_onnx_node_label(const Onnx__NodeProto *n, int index, char *buf, size_t cap)
 {
     if (n->name && n->name[0]) return n->name;
-    snprintf(buf, cap, "%s#%d", n->op_type ? n->op_type : "?", index);
+    snprintf(buf, cap, "%s_%d", n->op_type ? n->op_type : "?", index);
     return buf;
 }
 
@@ -357,7 +334,10 @@ static int index_model(ls_onnx_model *m, ls_error *err)
         if (!tp->name || !tp->name[0])
             return ls_error_set(err, LS_ERR_FORMAT, "initializer %zu has no name", i);
         int rc = ls_tensor_decode(tp, tp->name, &m->inits[m->n_init], err);
-        if (rc) return ls_error_prefix(err, "initializer %zu: ", i);
+        if (rc) {
+            ls_error_prefix(err, "initializer %zu", i);
+            return rc;
+        }
         m->init_names[m->n_init++] = tp->name;
     }
     /* Before IR version 4, initializers were listed among the inputs too. */
@@ -378,10 +358,61 @@ static int index_model(ls_onnx_model *m, ls_error *err)
     return LS_OK;
 }
 
+/* protobuf-c unpacks nested messages recursively without a depth limit,
+ * and ONNX nests without bound (a node's attribute holds a graph of nodes
+ * with attributes...): a small file can thus exhaust the stack. This walk
+ * of the wire format refuses nesting deeper than any real model has before
+ * unpacking; framing errors are left for the unpacker to report. */
+#define LS_ONNX_MAX_NESTING 64
+
+static int read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *i < len; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return 1;
+    }
+    return 0;
+}
+
+static int nesting_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len, int depth)
+{
+    if (depth > LS_ONNX_MAX_NESTING) return 0;
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key, n;
+        if (!read_varint(p, len, &i, &key)) return 1;
+        switch (key & 7) {
+        case 0:
+            if (!read_varint(p, len, &i, &n)) return 1;
+            break;
+        case 1: i += 8; break;
+        case 5: i += 4; break;
+        case 2: {
+            if (!read_varint(p, len, &i, &n) || n > len - i) return 1;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
+                                       : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && !nesting_ok(f->descriptor, p + i, (size_t)n, depth + 1))
+                return 0;
+            i += (size_t)n;
+            break;
+        }
+        default: return 1; /* groups or garbage: the unpacker refuses them */
+        }
+    }
+    return 1;
+}
+
 int ls_onnx_load_bytes(const uint8_t *bytes, size_t len, ls_onnx_model **out, ls_error *err)
 {
     *out = NULL;
     if (!bytes && len) return ls_error_set(err, LS_ERR_INVALID_ARG, "no bytes given");
+    if (len && !nesting_ok(&onnx__model_proto__descriptor, bytes, len, 0))
+        return ls_error_set(err, LS_ERR_FORMAT,
+                            "not a valid ONNX model: messages nested more than %d deep",
+                            LS_ONNX_MAX_NESTING);
     ls_onnx_model *m = calloc(1, sizeof *m);
     if (!m) return ls_error_set(err, LS_ERR_NOMEM, "out of memory");
     m->proto = onnx__model_proto__unpack(NULL, len, bytes ? bytes : (const uint8_t *)"");
@@ -410,7 +441,7 @@ int ls_onnx_load(const char *path, ls_onnx_model **out, ls_error *err)
     if (rc) return rc;
     rc = ls_onnx_load_bytes(bytes, len, out, err);
     free(bytes);
-    if (rc) ls_error_prefix(err, "%s: ", path);
+    if (rc) ls_error_prefix(err, "%s", path);
     return rc;
 }
 
