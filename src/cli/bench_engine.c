@@ -107,7 +107,7 @@ int bench_engine(int argc, char **argv)
     ls_onnx_model *model;
     ls_graph *g;
     ls_engine *e;
-    if (cli_compile_model(o.model, o.batch, o.prec, &model, &g, &e, &err)) return cli_fail(o.model, &err);
+    if (cli_compile_model(o.model, o.batch, o.prec, o.threads, &model, &g, &e, &err)) return cli_fail(o.model, &err);
     int status = 1;
     ls_engine_ctx *ctx = NULL;
     float *ins[LS_NN_MAX_INPUTS] = {0}, *outs[LS_NN_MAX_INPUTS] = {0};
@@ -123,7 +123,7 @@ int bench_engine(int argc, char **argv)
     }
     for (int k = 0; k < g->n_outputs; k++)
         if (!(outs[k] = malloc((size_t)ls_value_count(&g->values[g->outputs[k]]) * sizeof(float)))) goto done;
-    if (!t || ls_engine_ctx_create(e, o.threads, &ctx, &err)) {
+    if (!t || ls_engine_ctx_create(e, &ctx, &err)) {
         cli_fail("engine", &err);
         goto done;
     }

@@ -36,7 +36,7 @@ int cli_default_threads(void)
     return n > 0 ? (int)n : 1;
 }
 
-int cli_compile_model(const char *path, int batch, int prec, ls_onnx_model **model,
+int cli_compile_model(const char *path, int batch, int prec, int threads, ls_onnx_model **model,
                       ls_graph **graph, ls_engine **engine, ls_error *err)
 {
     *model = NULL;
@@ -44,7 +44,7 @@ int cli_compile_model(const char *path, int batch, int prec, ls_onnx_model **mod
     if (engine) *engine = NULL;
     int rc = ls_onnx_load(path, model, err);
     if (!rc) rc = ls_graph_build(*model, batch, graph, err);
-    if (!rc && engine) rc = ls_engine_create(*graph, (ls_precision)prec, engine, err);
+    if (!rc && engine) rc = ls_engine_create(*graph, (ls_precision)prec, threads, engine, err);
     if (rc) {
         ls_graph_destroy(*graph);
         ls_onnx_destroy(*model);
@@ -185,7 +185,7 @@ static int run_infer(const infer_opts *o, infer_input *in, int n_in)
     ls_onnx_model *model;
     ls_graph *g;
     ls_engine *e = NULL;
-    if (cli_compile_model(o->model, (int)batch, o->prec, &model, &g, o->reference ? NULL : &e, &err))
+    if (cli_compile_model(o->model, (int)batch, o->prec, o->threads, &model, &g, o->reference ? NULL : &e, &err))
         return cli_fail(o->model, &err);
     int status = 1;
     ls_engine_ctx *ctx = NULL;
@@ -206,7 +206,7 @@ static int run_infer(const infer_opts *o, infer_input *in, int n_in)
         if (!(outs[k] = malloc((size_t)ls_value_count(&g->values[g->outputs[k]]) * sizeof(float)))) goto done;
     if (e) {
         if (o->describe) ls_engine_describe(e, stdout);
-        if (ls_engine_ctx_create(e, o->threads, &ctx, &err)) {
+        if (ls_engine_ctx_create(e, &ctx, &err)) {
             cli_fail("engine", &err);
             goto done;
         }

@@ -40,11 +40,12 @@ int bench_engine(int argc, char **argv);
 /* Online CPUs: the default thread count of the nn commands. */
 int cli_default_threads(void);
 /* Loads MODEL.onnx, lowers it for `batch` and, when engine is not NULL,
- * compiles it (cmd_infer.c); on failure everything is released. */
+ * compiles it for `threads` threads (cmd_infer.c); on failure everything
+ * is released. */
 struct ls_onnx_model;
 struct ls_graph;
 struct ls_engine;
-int cli_compile_model(const char *path, int batch, int precision, struct ls_onnx_model **model,
+int cli_compile_model(const char *path, int batch, int precision, int threads, struct ls_onnx_model **model,
                       struct ls_graph **graph, struct ls_engine **engine, ls_error *err);
 
 #endif

@@ -30,18 +30,40 @@ typedef struct kargs {
 
 typedef void (*rows_fn)(const kargs *a, int64_t begin, int64_t end);
 
+#if defined(__SANITIZE_THREAD__)
+/* libgomp is not built with ThreadSanitizer, so TSan cannot see the fork and
+ * join of a parallel region; these tell it exactly those two edges, and it
+ * still checks every access our rows make against each other. */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define FORK_JOIN_RELEASE(p) __tsan_release(p)
+#define FORK_JOIN_ACQUIRE(p) __tsan_acquire(p)
+/* par_rows itself only hands arguments through libgomp (whose hand-off TSan
+ * cannot see either); the rows functions it calls stay instrumented. */
+#define FORK_JOIN_UNCHECKED __attribute__((no_sanitize_thread))
+#else
+#define FORK_JOIN_UNCHECKED
+#define FORK_JOIN_RELEASE(p) ((void)(p))
+#define FORK_JOIN_ACQUIRE(p) ((void)(p))
+#endif
+
 /* Splits [0, rows) into `threads` contiguous static parts. */
-static void par_rows(int64_t rows, int threads, rows_fn fn, const kargs *a)
+FORK_JOIN_UNCHECKED static void par_rows(int64_t rows, int threads, rows_fn fn, const kargs *a)
 {
     if (threads <= 1 || rows < 2) {
         fn(a, 0, rows);
         return;
     }
+    int fork_join = 0;
+    FORK_JOIN_RELEASE(&fork_join);
 #pragma omp parallel num_threads(threads)
     {
+        FORK_JOIN_ACQUIRE(&fork_join);
         int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
         fn(a, rows * t / n, rows * (t + 1) / n);
+        FORK_JOIN_RELEASE(&fork_join);
     }
+    FORK_JOIN_ACQUIRE(&fork_join);
 }
 
 /* Rows of a view: (item, channel block, y) for r in [0, n * blocks * h). */
@@ -70,11 +92,39 @@ static void copy_rows(const kargs *a, int64_t begin, int64_t end)
     }
 }
 
+/* Plain to blocked (or back) a block-row at a time: cb source rows read
+ * in step, one contiguous destination row written (or the reverse). */
+static void copy_block_rows(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *src = a->src, *dst = a->dst;
+    int to_blocked = dst->cb > 1;
+    const ls_view *bv = to_blocked ? dst : src, *pv = to_blocked ? src : dst;
+    int cb = bv->cb;
+    int64_t W = src->w;
+    for (int64_t r = begin; r < end; r++) {
+        ROW_COORDS(bv, r, n, b, y);
+        int64_t lanes = bv->c - b * cb < cb ? bv->c - b * cb : cb;
+        float *brow = row_ptr(bv, n, b, y);
+        if (to_blocked) /* padding lanes read as zeros, whatever the arena held */
+            for (int64_t l = lanes; l < cb; l++)
+                for (int64_t x = 0; x < W; x++) brow[x * cb + l] = 0;
+        for (int64_t l = 0; l < lanes; l++) {
+            float *prow = pv->base + n * pv->istride + ((b * cb + l) * pv->h + y) * W;
+            if (to_blocked)
+                for (int64_t x = 0; x < W; x++) brow[x * cb + l] = prow[x];
+            else
+                for (int64_t x = 0; x < W; x++) prow[x] = brow[x * cb + l];
+        }
+    }
+}
+
 void ls_k_copy(const ls_view *src, const ls_view *dst, int64_t c_off, int threads)
 {
     kargs a = {.src = src, .dst = dst, .c_off = c_off};
     if (src->cb == dst->cb && c_off % dst->cb == 0)
         par_rows(src->n * cblocks(src), threads, copy_blocks, &a); /* whole blocks are contiguous */
+    else if (c_off == 0 && src->c == dst->c && ((src->cb == 1) != (dst->cb == 1)))
+        par_rows(src->n * cblocks(src->cb > 1 ? src : dst) * src->h, threads, copy_block_rows, &a);
     else
         par_rows(src->n * src->c * src->h, threads, copy_rows, &a);
 }

@@ -95,10 +95,28 @@ static sym *bind(lower_ctx *c, const char *name, sym_kind kind)
 
 /* ---- constant tensors ---- */
 
+/* Bounds on every size the lowering computes, so that element counts and
+ * offsets stay far from int64 overflow whatever a (damaged) file says. */
+#define LS_DIM_MAX ((int64_t)1 << 31)
+#define LS_COUNT_MAX ((int64_t)1 << 40)
+
 static int64_t dims_count(int ndim, const int64_t *dims)
 {
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) n *= dims[d];
+    return n;
+}
+
+/* The element count of a shape whose dims are all in [min_dim, LS_DIM_MAX]
+ * with a product of at most LS_COUNT_MAX, else -1. */
+static int64_t bounded_count(int ndim, const int64_t *dims, int64_t min_dim)
+{
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (dims[d] < min_dim || dims[d] > LS_DIM_MAX) return -1;
+        n *= dims[d];
+        if (n > LS_COUNT_MAX) return -1;
+    }
     return n;
 }
 
@@ -109,13 +127,10 @@ static int tensor_new(lower_ctx *c, ls_tensor *t, ls_dtype dt, int ndim, const i
     if (ndim > LS_NN_MAX_DIMS) return fail(c, LS_ERR_UNSUPPORTED, "result of rank %d", ndim);
     t->dtype = dt;
     t->ndim = ndim;
-    for (int d = 0; d < ndim; d++) {
-        if (dims[d] < 0 || dims[d] > ((int64_t)1 << 32))
-            return fail(c, LS_ERR_FORMAT, "bad dimension %lld", (long long)dims[d]);
-        t->dims[d] = dims[d];
-    }
-    t->count = dims_count(ndim, dims);
-    if (t->count > ((int64_t)1 << 30)) return fail(c, LS_ERR_UNSUPPORTED, "constant too large");
+    for (int d = 0; d < ndim; d++) t->dims[d] = dims[d];
+    t->count = bounded_count(ndim, dims, 0);
+    if (t->count < 0 || t->count > ((int64_t)1 << 30))
+        return fail(c, LS_ERR_FORMAT, "constant result of a bad or too large shape");
     t->owned = malloc((size_t)(t->count ? t->count : 1) * 8);
     if (!t->owned) return fail(c, LS_ERR_NOMEM, "out of memory");
     if (dt == LS_DT_F32) t->f = t->owned;
@@ -200,10 +215,10 @@ static const ls_value *val(lower_ctx *c, int v) { return &c->b.g->values[v]; }
 /* Takes ownership of t. */
 static int define_const(lower_ctx *c, ls_tensor *t)
 {
-    sym *s = c->node->n_output ? bind(c, c->node->output[0], SYM_CONST) : NULL;
+    sym *s = bind(c, c->node->output[0], SYM_CONST);
     if (!s) {
         ls_tensor_free(t);
-        return c->node->n_output ? c->err->code : fail(c, LS_ERR_FORMAT, "no output");
+        return c->err->code;
     }
     s->t = *t;
     return LS_OK;
@@ -238,11 +253,14 @@ static int emit(lower_ctx *c, ls_op op, int n_in, const int *in, int ndim, const
                 ls_node **out_node)
 {
     if (out_node) *out_node = NULL;
-    int rc = check_single_output(c);
-    if (rc) return rc;
-    for (int d = 0; d < ndim; d++)
-        if (dims[d] <= 0)
-            return fail(c, LS_ERR_UNSUPPORTED, "output dimension %d is %lld", d, (long long)dims[d]);
+    if (bounded_count(ndim, dims, 1) < 0) {
+        char text[160] = "";
+        for (int d = 0; d < ndim; d++) {
+            size_t used = strlen(text);
+            snprintf(text + used, sizeof text - used, "%s%lld", d ? "," : "", (long long)dims[d]);
+        }
+        return fail(c, LS_ERR_UNSUPPORTED, "output shape [%s] is empty or too large", text);
+    }
     int v = ls_builder_add_value(&c->b, c->node->output[0], ndim, dims, NULL, c->err);
     if (v < 0) return v;
     int k = ls_builder_add_node(&c->b, op, c->label, n_in, in, v, c->err);
@@ -427,8 +445,6 @@ static int op_identity(lower_ctx *c)
     sym *s;
     int rc = get_sym(c, 0, &s);
     if (rc) return rc;
-    rc = check_single_output(c);
-    if (rc) return rc;
     sym *o = bind(c, c->node->output[0], s->kind);
     if (!o) return c->err->code;
     o->value = s->value;
@@ -571,11 +587,12 @@ static int op_reshape(lower_ctx *c)
             if (infer >= 0) return fail(c, LS_ERR_FORMAT, "two -1 in the shape");
             infer = d;
             v = 1;
-        } else if (v < 0) {
+        } else if (v < 0 || v > LS_DIM_MAX) {
             return fail(c, LS_ERR_FORMAT, "bad size %lld in the shape", (long long)v);
         }
         out.dims[d] = v;
         known *= v;
+        if (known > LS_COUNT_MAX) return fail(c, LS_ERR_FORMAT, "shape too large");
     }
     if (infer >= 0) {
         if (known == 0 || total % known)
@@ -719,17 +736,17 @@ static int op_slice(lower_ctx *c)
         int a;
         if ((rc = norm_axis(c, ax ? ax->i[k] : k, nd, &a))) return rc;
         int64_t dim = data->dims[a], s = st->i[k], e = en->i[k], p = sp ? sp->i[k] : 1;
-        if (p == 0) return fail(c, LS_ERR_FORMAT, "step 0");
+        if (p == 0 || p == INT64_MIN) return fail(c, LS_ERR_FORMAT, "step %lld", (long long)p);
         if (s < 0) s += dim;
         if (e < 0) e += dim;
         if (p > 0) {
             s = s < 0 ? 0 : s > dim ? dim : s;
             e = e < 0 ? 0 : e > dim ? dim : e;
-            dims[a] = e > s ? (e - s + p - 1) / p : 0;
+            dims[a] = e > s ? 1 + (e - s - 1) / p : 0;
         } else {
             s = s < 0 ? 0 : s > dim - 1 ? dim - 1 : s;
             e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
-            dims[a] = s > e ? (s - e + (-p) - 1) / (-p) : 0;
+            dims[a] = s > e ? 1 + (s - e - 1) / (-p) : 0;
         }
         start[a] = s;
         step[a] = p;
@@ -928,7 +945,8 @@ static int op_conv(lower_ctx *c)
         return fail(c, LS_ERR_FORMAT, "weights [%lld,%lld,..] do not fit %lld input channels in %lld groups",
                     (long long)wd[0], (long long)wd[1], (long long)cin, (long long)group);
     for (int d = 0; d < 2; d++)
-        if (st[d] < 1 || dil[d] < 1 || pads[d] < 0 || pads[d + 2] < 0 || wd[2 + d] < 1)
+        if (st[d] < 1 || dil[d] < 1 || pads[d] < 0 || pads[d + 2] < 0 || wd[2 + d] < 1 ||
+            st[d] > LS_DIM_MAX || dil[d] > LS_DIM_MAX || pads[d] > LS_DIM_MAX || pads[d + 2] > LS_DIM_MAX)
             return fail(c, LS_ERR_FORMAT, "bad stride, dilation, pad or kernel size");
     int64_t out[4] = {vx->dims[0], wd[0], 0, 0};
     for (int d = 0; d < 2; d++) {
@@ -1029,7 +1047,8 @@ static int op_resize(lower_ctx *c)
     int64_t out[4];
     for (int d = 0; d < 4; d++) {
         if (scales) {
-            if (!(scales->f[d] > 0.0f)) return fail(c, LS_ERR_FORMAT, "scale %g", (double)scales->f[d]);
+            if (!(scales->f[d] > 0.0f && scales->f[d] < 1e6f))
+                return fail(c, LS_ERR_FORMAT, "scale %g", (double)scales->f[d]);
             out[d] = (int64_t)floor((double)vx->dims[d] * (double)scales->f[d]);
         } else {
             out[d] = sizes->i[d];
@@ -1065,6 +1084,7 @@ static int op_pad(lower_ctx *c)
     for (int d = 0; d < vx->ndim; d++) {
         int64_t b = pads->i[d], e = pads->i[d + vx->ndim];
         if (b < 0 || e < 0) return fail(c, LS_ERR_UNSUPPORTED, "negative pads (cropping)");
+        if (b > LS_DIM_MAX || e > LS_DIM_MAX) return fail(c, LS_ERR_FORMAT, "pads too large");
         pa.pads[d] = b;
         pa.pads[d + vx->ndim] = e;
         out[d] = vx->dims[d] + b + e;
@@ -1128,6 +1148,8 @@ static int bind_inputs(lower_ctx *c, int batch)
                             "input '%s' has a symbolic size on axis %d: only the batch axis may vary",
                             io->name, d);
         }
+        if (bounded_count(io->ndim, dims, 1) < 0)
+            return fail(c, LS_ERR_UNSUPPORTED, "input '%s' has an empty or too large shape", io->name);
         int v = ls_builder_add_value(&c->b, io->name, io->ndim, dims, NULL, c->err);
         if (v < 0) return v;
         sym *s = bind(c, io->name, SYM_ACT);
@@ -1185,7 +1207,8 @@ static int lower_nodes(lower_ctx *c)
         for (size_t k = 0; k < sizeof op_table / sizeof op_table[0]; k++)
             if (!strcmp(op_table[k].type, n->op_type)) e = &op_table[k];
         if (!e) return fail(c, LS_ERR_UNSUPPORTED, "operator '%s' is not supported", n->op_type);
-        int rc = e->lower(c);
+        int rc = check_single_output(c);
+        if (!rc) rc = e->lower(c);
         if (rc) return rc;
     }
     c->node = NULL;
@@ -1233,7 +1256,7 @@ static int build(const ls_onnx_model *m, int batch, int optimize, ls_graph **out
     if (!rc) rc = lower_nodes(&c);
     if (!rc) rc = bind_outputs(&c);
     ctx_free(&c);
-    if (!rc) ls_graph_relink(c.b.g);
+    if (!rc) ls_graph_relink(c.b.g, NULL);
     if (!rc && optimize) rc = ls_graph_optimize(&c.b, err);
     if (rc) {
         ls_graph_destroy(c.b.g);

@@ -257,7 +257,7 @@ const Onnx__AttributeProto *ls_onnx_attr(const Onnx__NodeProto *n, const char *n
 const char *ls_onnx_node_label(const Onnx__NodeProto *n, int index, char *buf, size_t cap)
 {
     if (n->name && n->name[0]) return n->name;
-    snprintf(buf, cap, "%s#%d", n->op_type ? n->op_type : "?", index);
+    snprintf(buf, cap, "%s_%d", n->op_type ? n->op_type : "?", index);
     return buf;
 }
 
@@ -358,10 +358,61 @@ static int index_model(ls_onnx_model *m, ls_error *err)
     return LS_OK;
 }
 
+/* protobuf-c unpacks nested messages recursively without a depth limit,
+ * and ONNX nests without bound (a node's attribute holds a graph of nodes
+ * with attributes...): a small file can thus exhaust the stack. This walk
+ * of the wire format refuses nesting deeper than any real model has before
+ * unpacking; framing errors are left for the unpacker to report. */
+#define LS_ONNX_MAX_NESTING 64
+
+static int read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *i < len; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return 1;
+    }
+    return 0;
+}
+
+static int nesting_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len, int depth)
+{
+    if (depth > LS_ONNX_MAX_NESTING) return 0;
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key, n;
+        if (!read_varint(p, len, &i, &key)) return 1;
+        switch (key & 7) {
+        case 0:
+            if (!read_varint(p, len, &i, &n)) return 1;
+            break;
+        case 1: i += 8; break;
+        case 5: i += 4; break;
+        case 2: {
+            if (!read_varint(p, len, &i, &n) || n > len - i) return 1;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
+                                       : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && !nesting_ok(f->descriptor, p + i, (size_t)n, depth + 1))
+                return 0;
+            i += (size_t)n;
+            break;
+        }
+        default: return 1; /* groups or garbage: the unpacker refuses them */
+        }
+    }
+    return 1;
+}
+
 int ls_onnx_load_bytes(const uint8_t *bytes, size_t len, ls_onnx_model **out, ls_error *err)
 {
     *out = NULL;
     if (!bytes && len) return ls_error_set(err, LS_ERR_INVALID_ARG, "no bytes given");
+    if (len && !nesting_ok(&onnx__model_proto__descriptor, bytes, len, 0))
+        return ls_error_set(err, LS_ERR_FORMAT,
+                            "not a valid ONNX model: messages nested more than %d deep",
+                            LS_ONNX_MAX_NESTING);
     ls_onnx_model *m = calloc(1, sizeof *m);
     if (!m) return ls_error_set(err, LS_ERR_NOMEM, "out of memory");
     m->proto = onnx__model_proto__unpack(NULL, len, bytes ? bytes : (const uint8_t *)"");

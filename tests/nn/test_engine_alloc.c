@@ -15,8 +15,8 @@ static long allocs_per_run(tg *t, int threads, int *dnnl_calls)
     ls_error err;
     ls_engine *e;
     ls_engine_ctx *c;
-    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_OK);
-    assert_int_equal(ls_engine_ctx_create(e, threads, &c, &err), LS_OK);
+    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, threads, &e, &err), LS_OK);
+    assert_int_equal(ls_engine_ctx_create(e, &c, &err), LS_OK);
     float **in = tg_random_inputs(t, 1), **out = tg_alloc_outputs(t);
     for (int r = 0; r < 3; r++) assert_int_equal(ls_engine_run(c, (const float *const *)in, out, &err), LS_OK);
     long before = alloc_count();
