@@ -93,7 +93,8 @@ int bench_pipeline(int argc, char **argv)
     ls_error err = {0};
     ls_pool *pool = ls_pool_create(threads, &err);
     ls_model *model = NULL;
-    if (!pool || ls_model_load(dir, NULL, pool, &model, &err)) {
+    ls_model_options mo = {.engine_threads = threads};
+    if (!pool || ls_model_load(dir, &mo, pool, &model, &err)) {
         ls_pool_destroy(pool);
         return cli_fail("bench pipeline", &err);
     }
@@ -108,8 +109,8 @@ int bench_pipeline(int argc, char **argv)
         const ls_model_engines *e;
         ls_engine_ctx *uc = NULL, *ec = NULL;
         engine_bufs ub, eb;
-        if (ls_model_engines_get(model, B, &e, &err) || ls_engine_ctx_create(e->unet, threads, &uc, &err) ||
-            ls_engine_ctx_create(e->enc, threads, &ec, &err) || bufs_alloc(&ub, e->unet_graph) ||
+        if (ls_model_engines_get(model, B, threads, &e, &err) || ls_engine_ctx_create(e->unet, &uc, &err) ||
+            ls_engine_ctx_create(e->enc, &ec, &err) || bufs_alloc(&ub, e->unet_graph) ||
             bufs_alloc(&eb, e->enc_graph)) {
             status = cli_fail("bench pipeline", &err);
             ls_engine_ctx_destroy(uc);

@@ -71,7 +71,7 @@ struct ls_session {
         ls_error err;
         ls_pool_job job;
         int started;
-    } paint;
+    } painting;
     int64_t frames_staged;  /* frames of the current stream staged */
     int64_t stream_base;    /* output index of the current stream's frame 0 */
 
@@ -221,7 +221,7 @@ static void paint_band(void *ctx, int begin, int end, int band)
 /* Waits for the batch being painted and hands on its error, if any. */
 static int finish_paint(ls_session *s, ls_error *err)
 {
-    paint_job *p = &s->paint;
+    paint_job *p = &s->painting;
     if (!p->n) return LS_OK;
     if (!p->started) ls_pool_start(s->pool, &p->job, 1, 1, paint_band, p);
     ls_pool_wait(s->pool, &p->job);
@@ -236,9 +236,9 @@ static int run_unet(ls_session *s, ls_error *err)
 {
     if (s->unet_fill == 0) return LS_OK;
     /* Paint the previous batch on the pool while this one runs. */
-    if (s->paint.n && !s->paint.started) {
-        ls_pool_start(s->pool, &s->paint.job, 1, 1, paint_band, &s->paint);
-        s->paint.started = 1;
+    if (s->painting.n && !s->painting.started) {
+        ls_pool_start(s->pool, &s->painting.job, 1, 1, paint_band, &s->painting);
+        s->painting.started = 1;
     }
     double t0 = ls_now();
     const float *in[2];
@@ -251,7 +251,7 @@ static int run_unet(ls_session *s, ls_error *err)
     if (rc) return ls_error_prefix(err, "UNet");
     if (prc) return prc;
     s->times.batches++;
-    s->paint = (paint_job){.s = s, .out = s->unet_out[s->out_cur],
+    s->painting = (paint_job){.s = s, .out = s->unet_out[s->out_cur],
                            .first = next_output_index(s) - s->unet_fill, .n = s->unet_fill};
     s->out_cur ^= 1;
     s->unet_fill = 0;
@@ -456,7 +456,7 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
         return ls_error_set(err, LS_ERR_INVALID_ARG, "unknown frame format %d", (int)opt->format);
     int batch = opt->batch > 0 ? opt->batch : info.batch;
     const ls_model_engines *eng;
-    int rc = ls_model_engines_get(model, batch, &eng, err);
+    int rc = ls_model_engines_get(model, batch, info.engine_threads, &eng, err);
     if (rc) return rc;
 
     ls_session *s = calloc(1, sizeof *s);
@@ -475,9 +475,8 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
     s->n_windows = -1;
     /* E rows live from the first window a staged frame needs to the newest. */
     s->feat_cap = 2 * batch + 64;
-    int threads = ls_pool_threads(pool);
-    rc = ls_engine_ctx_create(eng->unet, threads, &s->unet_ctx, err);
-    if (!rc) rc = ls_engine_ctx_create(eng->enc, threads, &s->enc_ctx, err);
+    rc = ls_engine_ctx_create(eng->unet, &s->unet_ctx, err);
+    if (!rc) rc = ls_engine_ctx_create(eng->enc, &s->enc_ctx, err);
     if (!rc && !(s->painter = ls_painter_create(s->avatar, err))) rc = err ? err->code : LS_ERR_NOMEM;
     if (!rc && !(s->mel = ls_mel_create(err))) rc = err ? err->code : LS_ERR_NOMEM;
     if (!rc) {
