@@ -166,7 +166,7 @@ static int decode_typed(const Onnx__TensorProto *tp, const char *what, int dt, l
     } else {
         int64_t *v = t->owned;
         for (int64_t k = 0; k < t->count; k++) {
-            if (n == tp->n_uint64_data && tp->uint64_data) {
+            if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32 || dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT64) {
                 if (tp->uint64_data[k] > INT64_MAX)
                     return ls_error_set(err, LS_ERR_RANGE, "tensor '%s': value beyond int64", what);
                 v[k] = (int64_t)tp->uint64_data[k];

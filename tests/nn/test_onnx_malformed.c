@@ -612,6 +612,14 @@ static void test_tensor_decode_types(void **state)
     tp->raw_data.len = sizeof big;
     tp->raw_data.data = (uint8_t *)big;
     assert_int_equal(ls_tensor_decode(tp, "u", &t, &err), LS_ERR_RANGE);
+    tp->has_raw_data = 0; /* the same in uint64_data, then within range */
+    tp->n_uint64_data = 3;
+    tp->uint64_data = big;
+    assert_int_equal(ls_tensor_decode(tp, "u", &t, &err), LS_ERR_RANGE);
+    big[2] = 7;
+    assert_int_equal(ls_tensor_decode(tp, "u", &t, &err), LS_OK);
+    assert_true(t.dtype == LS_DT_I64 && t.i[0] == 1 && t.i[2] == 7);
+    ls_tensor_free(&t);
     tp = tensor("s", ONNX__TENSOR_PROTO__DATA_TYPE__STRING, 1, dims);
     assert_int_equal(ls_tensor_decode(tp, "s", &t, &err), LS_ERR_UNSUPPORTED);
     tp = tensor("n", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 1, dims); /* no data at all */
