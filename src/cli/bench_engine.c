@@ -44,11 +44,7 @@ static int parse(int argc, char **argv, bench_opts *o)
             if ((*target = cli_parse_int(a, v, !strcmp(a, "--warmup") ? 0 : 1, 100000)) < 0) return -1;
             i++;
         } else if (!strcmp(a, "--precision")) {
-            ls_error err;
-            if (ls_precision_parse(v, &o->prec, &err)) {
-                fprintf(stderr, "lipsync: %s\n", err.msg);
-                return -1;
-            }
+            if (cli_parse_precision(v, &o->prec)) return -1;
             i++;
         } else if (!strcmp(a, "--profile")) {
             o->profile = 1;

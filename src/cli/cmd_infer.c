@@ -36,6 +36,16 @@ int cli_default_threads(void)
     return n > 0 ? (int)n : 1;
 }
 
+int cli_parse_precision(const char *text, ls_precision *out)
+{
+    ls_error err;
+    if (ls_precision_parse(text, out, &err)) {
+        fprintf(stderr, "lipsync: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_compile_model(const char *path, int batch, int prec, int threads, ls_onnx_model **model,
                       ls_graph **graph, ls_engine **engine, ls_error *err)
 {
@@ -139,11 +149,7 @@ static int parse_args(int argc, char **argv, infer_opts *o, infer_input *in, int
             if ((o->repeat = cli_parse_int(a, val, 1, 100000)) < 0) return -1;
             i++;
         } else if (!strcmp(a, "--precision")) {
-            ls_error err;
-            if (ls_precision_parse(val, &o->prec, &err)) {
-                fprintf(stderr, "lipsync: %s\n", err.msg);
-                return -1;
-            }
+            if (cli_parse_precision(val, &o->prec)) return -1;
             i++;
         } else if (!strcmp(a, "--reference")) {
             o->reference = 1;

@@ -8,6 +8,7 @@
 #define LS_CLI_COMMANDS_H
 
 #include "core/error.h"
+#include "nn/engine.h"
 
 typedef struct cli_command {
     const char *name;
@@ -33,6 +34,9 @@ int bench_engine(int argc, char **argv);
 
 /* Online CPUs: the default thread count of the nn commands. */
 int cli_default_threads(void);
+/* "fp32" / "bf16" into an ls_precision (engine.h); prints the error and
+ * returns -1 otherwise. */
+int cli_parse_precision(const char *text, ls_precision *out);
 /* Loads MODEL.onnx, lowers it for `batch` and, when engine is not NULL,
  * compiles it for `threads` threads (cmd_infer.c); on failure everything
  * is released. */

@@ -1275,7 +1275,7 @@ int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *ou
         }
         case ST_ROUND: {
             ls_view d = view_of(c, s->dst);
-            ls_k_round_bf16(&d, T);
+            ls_k_unary_op(LS_K_ROUND_BF16, &d, &d, T);
             break;
         }
         case ST_REF: rc = run_ref_step(c, s, err); break;
