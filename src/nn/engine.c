@@ -35,7 +35,7 @@
 #define ALIGN_ELEMS 16 /* 64-byte alignment of arena buffers */
 /* Steps smaller than this run on one thread: a parallel region costs a
  * barrier (microseconds on idle cores, a scheduler slice on busy ones). */
-#define SMALL_CONV_FLOPS 4e6
+#define SMALL_CONV_FLOPS 10e6
 #define SMALL_KERNEL_ELEMS 65536
 
 typedef enum { EV_ARENA, EV_INPUT, EV_OUTPUT, EV_CONST, EV_UNUSED } ev_kind;
