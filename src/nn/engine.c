@@ -10,9 +10,13 @@
  *     block), a fused residual's buffer is reused in place by the conv that
  *     adds it (oneDNN's sum post-op), a plain Reshape is a view, and a
  *     Resize whose only consumer is a spatial Pad writes the padded tensor;
- *  3. steps in node order; a conv whose source or destination is a slot of
- *     a larger buffer at batch > 1 runs per item (oneDNN's strided-tensor
- *     convolutions are reference code, its dense per-item ones are JIT);
+ *  3. steps in node order; a 1x1 conv feeding only a 3x3 depthwise conv
+ *     becomes one primitive (oneDNN's depthwise post-op) where oneDNN has a
+ *     native kernel for the pair; a conv whose source or destination is a
+ *     slot of a larger buffer at batch > 1 runs per item (oneDNN's
+ *     strided-tensor convolutions are reference code, its dense per-item
+ *     ones are JIT); small steps run on one thread; bf16 adds a rounding
+ *     step after every intermediate value;
  *  4. one arena per context: each buffer's lifetime is its steps' span and
  *     buffers whose lifetimes do not overlap share bytes (greedy by size).
  * Anything the fast path does not cover runs as the reference op on plain
@@ -27,7 +31,6 @@
 #include <string.h>
 
 #include "core/clock.h"
-
 #include "nn/engine_internal.h"
 #include "nn/ref.h"
 
@@ -38,7 +41,7 @@
 #define SMALL_CONV_FLOPS 10e6
 #define SMALL_KERNEL_ELEMS 65536
 
-typedef enum { EV_ARENA, EV_INPUT, EV_OUTPUT, EV_CONST, EV_UNUSED } ev_kind;
+typedef enum { EV_ARENA, EV_INPUT, EV_OUTPUT, EV_CONST } ev_kind;
 
 typedef struct ev {
     ev_kind kind;
@@ -229,7 +232,7 @@ static step *new_step(ls_engine *e, st_kind kind, int ni, ls_error *err)
 static int add_copy(ls_engine *e, int ni, int src, int dst, int64_t c_off, ls_error *err)
 {
     step *s = new_step(e, ST_COPY, ni, err);
-    if (!s) return err ? err->code : LS_ERR_NOMEM;
+    if (!s) return LS_ERR_NOMEM;
     s->src = src;
     s->dst = dst;
     s->c_off = c_off;
@@ -322,7 +325,7 @@ static int compile_ref(ls_engine *e, int ni, ls_error *err)
         if (dst < 0) return dst;
     }
     step *s = new_step(e, ST_REF, ni, err);
-    if (!s) return err->code;
+    if (!s) return LS_ERR_NOMEM;
     memcpy(s->ref_in, ins, sizeof(int) * (size_t)n->n_in);
     s->dst = dst;
     return dst != out ? add_copy(e, ni, dst, out, 0, err) : LS_OK;
@@ -569,7 +572,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     step *s = rc ? NULL : new_step(e, ST_CONV, ni, err);
     if (!s) {
         dnnl_primitive_desc_destroy(pd);
-        return rc ? rc : err->code;
+        return rc ? rc : LS_ERR_NOMEM;
     }
     s->src = csrc;
     s->dst = cdst;
@@ -614,7 +617,7 @@ static int compile_elementwise(ls_engine *e, int ni, ls_error *err)
     switch (n->op) {
     case LS_OP_BATCHNORM: {
         s = new_step(e, ST_AFFINE, ni, err);
-        if (!s) return err->code;
+        if (!s) return LS_ERR_NOMEM;
         int64_t C = e->evs[dst].c, cpad = round_up(C, cb);
         s->scale = calloc((size_t)cpad, sizeof(float));
         s->shift = calloc((size_t)cpad, sizeof(float));
@@ -631,7 +634,7 @@ static int compile_elementwise(ls_engine *e, int ni, ls_error *err)
     case LS_OP_RELU:
     case LS_OP_SIGMOID:
         s = new_step(e, ST_UNARY, ni, err);
-        if (!s) return err->code;
+        if (!s) return LS_ERR_NOMEM;
         s->unary = n->op == LS_OP_RELU ? LS_K_RELU : LS_K_SIGMOID;
         break;
     default: return ls_error_set(err, LS_ERR_INTERNAL, "engine: not elementwise");
@@ -653,7 +656,7 @@ static int compile_add(ls_engine *e, int ni, ls_error *err)
     int sb = in_layout(e, ni, n->in[1], cb, 0, err);
     if (sb < 0) return sb;
     step *s = new_step(e, ST_ADD, ni, err);
-    if (!s) return err->code;
+    if (!s) return LS_ERR_NOMEM;
     s->src = sa;
     s->src2 = sb;
     s->dst = n->out;
@@ -719,7 +722,7 @@ static int compile_resize_pad(ls_engine *e, int ni, int rz, int pd, ls_error *er
     int s_in = in_layout(e, ni, src, e->evs[dst].cb, 0, err);
     if (s_in < 0) return s_in;
     step *s = new_step(e, ST_RESIZE, ni, err);
-    if (!s) return err->code;
+    if (!s) return LS_ERR_NOMEM;
     s->src = s_in;
     s->dst = dst;
     s->border = pd >= 0 ? g->nodes[pd].attr.pad.value : 0.0f;
@@ -1063,7 +1066,7 @@ static int compile(ls_engine *e, ls_error *err)
         for (int k = 0; k < g->n_outputs; k++) is_output |= g->outputs[k] == out;
         if (e->prec == LS_PREC_BF16 && !is_output) {
             step *s = new_step(e, ST_ROUND, ni, err);
-            if (!s) return err->code;
+            if (!s) return LS_ERR_NOMEM;
             s->dst = out;
         }
     }
@@ -1126,7 +1129,6 @@ static ls_view view_of(const ls_engine_ctx *c, int evi)
     case EV_INPUT: out.base = (float *)c->inputs[v->ext]; break;
     case EV_OUTPUT: out.base = c->outputs[v->ext]; break;
     case EV_CONST: out.base = (float *)v->cdata; break;
-    case EV_UNUSED: break;
     }
     return out;
 }
