@@ -46,7 +46,7 @@ int cli_parse_precision(const char *text, ls_precision *out)
     return 0;
 }
 
-int cli_compile_model(const char *path, int batch, int prec, int threads, ls_onnx_model **model,
+int cli_compile_model(const char *path, int batch, ls_precision prec, int threads, ls_onnx_model **model,
                       ls_graph **graph, ls_engine **engine, ls_error *err)
 {
     *model = NULL;
@@ -54,7 +54,7 @@ int cli_compile_model(const char *path, int batch, int prec, int threads, ls_onn
     if (engine) *engine = NULL;
     int rc = ls_onnx_load(path, model, err);
     if (!rc) rc = ls_graph_build(*model, batch, graph, err);
-    if (!rc && engine) rc = ls_engine_create(*graph, (ls_precision)prec, threads, engine, err);
+    if (!rc && engine) rc = ls_engine_create(*graph, prec, threads, engine, err);
     if (rc) {
         ls_graph_destroy(*graph);
         ls_onnx_destroy(*model);

@@ -41,9 +41,7 @@ int cli_parse_precision(const char *text, ls_precision *out);
  * compiles it for `threads` threads (cmd_infer.c); on failure everything
  * is released. */
 struct ls_onnx_model;
-struct ls_graph;
-struct ls_engine;
-int cli_compile_model(const char *path, int batch, int precision, int threads, struct ls_onnx_model **model,
-                      struct ls_graph **graph, struct ls_engine **engine, ls_error *err);
+int cli_compile_model(const char *path, int batch, ls_precision precision, int threads,
+                      struct ls_onnx_model **model, ls_graph **graph, ls_engine **engine, ls_error *err);
 
 #endif
