@@ -67,7 +67,7 @@ FORK_JOIN_UNCHECKED static void par_rows(int64_t rows, int threads, rows_fn fn, 
 }
 
 /* Rows of a view: (item, channel block, y) for r in [0, n * blocks * h). */
-#define ROW_COORDS(v, r, n, b, y)                                        \
+#define ROW_COORDS(v, r, n, b, y)                                                                  \
     int64_t y = (r) % (v)->h, b = (r) / (v)->h % cblocks(v), n = (r) / ((v)->h * cblocks(v))
 
 static void copy_blocks(const kargs *a, int64_t begin, int64_t end)
@@ -253,4 +253,3 @@ void ls_k_add(const ls_view *a, const ls_view *b, const ls_view *dst, int thread
     kargs k = {.src = a, .src2 = b, .dst = dst};
     par_rows(a->n * cblocks(a) * a->h, threads, add_rows, &k);
 }
-

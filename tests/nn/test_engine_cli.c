@@ -45,8 +45,8 @@ static double max_diff(const ls_npy *a, const float *b, size_t n)
 
 /* `lipsync infer MODELS/model INPUT -o TMP/out EXTRA`, which must succeed;
  * loads the output into got and leaves the command's text in out. */
-static void infer_ok(const char *model, const char *input, const char *extra, const char *out_name, ls_npy *got,
-                     char *out, size_t cap)
+static void infer_ok(const char *model, const char *input, const char *extra, const char *out_name,
+                     ls_npy *got, char *out, size_t cap)
 {
     char args[4096], path[1024];
     ls_error err;
@@ -78,7 +78,8 @@ static void test_infer_encoder(void **state)
     /* --batch 3 tiles the single item: three copies of the same output */
     infer_ok("encoder_op11.onnx", named, "--batch 3", "e3.npy", &got, out, sizeof out);
     assert_int_equal(got.shape[0], 3);
-    for (int b = 0; b < 3; b++) assert_true(max_diff(&want, got.data + b * want.count, want.count) <= 2e-3);
+    for (int b = 0; b < 3; b++)
+        assert_true(max_diff(&want, got.data + b * want.count, want.count) <= 2e-3);
     ls_npy_free(&got);
     /* the reference executor, and bf16 within bf16's reach */
     infer_ok("encoder_op17.onnx", in1, "--reference", "er.npy", &got, out, sizeof out);
@@ -96,23 +97,29 @@ static void test_infer_errors(void **state)
     (void)state;
     char args[4096], out[8192];
     const char *res = test_tmp_dir();
-    snprintf(args, sizeof args, "infer %s/encoder_op11.onnx %s/missing.npy -o %s/x.npy", models, res, res);
+    snprintf(args, sizeof args, "infer %s/encoder_op11.onnx %s/missing.npy -o %s/x.npy", models,
+             res, res);
     assert_int_equal(lipsync(args, out, sizeof out), 1);
     assert_non_null(strstr(out, "missing.npy"));
     /* a UNet input given to the encoder: no input has its shape */
-    snprintf(args, sizeof args, "infer %s/encoder_op11.onnx %s/unet_in_audio_b1.npy -o %s/x.npy", models, models, res);
+    snprintf(args, sizeof args, "infer %s/encoder_op11.onnx %s/unet_in_audio_b1.npy -o %s/x.npy",
+             models, models, res);
     assert_int_equal(lipsync(args, out, sizeof out), 1);
-    snprintf(args, sizeof args, "infer %s/encoder_op11.onnx nosuch=%s/encoder_in_b1.npy -o %s/x.npy", models, models,
+    snprintf(args, sizeof args,
+             "infer %s/encoder_op11.onnx nosuch=%s/encoder_in_b1.npy -o %s/x.npy", models, models,
              res);
     assert_int_equal(lipsync(args, out, sizeof out), 1);
     assert_non_null(strstr(out, "nosuch"));
     /* a fixed-batch model asked for another batch */
-    snprintf(args, sizeof args, "infer %s/encoder_op17.onnx %s/encoder_in_b3.npy -o %s/x.npy", models, models, res);
+    snprintf(args, sizeof args, "infer %s/encoder_op17.onnx %s/encoder_in_b3.npy -o %s/x.npy",
+             models, models, res);
     assert_int_equal(lipsync(args, out, sizeof out), 1);
     /* not an ONNX file */
-    snprintf(args, sizeof args, "infer %s/encoder_in_b1.npy %s/encoder_in_b1.npy -o %s/x.npy", models, models, res);
+    snprintf(args, sizeof args, "infer %s/encoder_in_b1.npy %s/encoder_in_b1.npy -o %s/x.npy",
+             models, models, res);
     assert_int_equal(lipsync(args, out, sizeof out), 1);
-    snprintf(args, sizeof args, "infer %s/encoder_op11.onnx %s/encoder_in_b1.npy -o %s/x.npy --precision int8", models,
+    snprintf(args, sizeof args,
+             "infer %s/encoder_op11.onnx %s/encoder_in_b1.npy -o %s/x.npy --precision int8", models,
              models, res);
     assert_int_equal(lipsync(args, out, sizeof out), 2);
     assert_int_equal(lipsync("infer", out, sizeof out), 2);
