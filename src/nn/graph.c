@@ -157,8 +157,9 @@ int ls_graph_find_input(const ls_graph *g, ls_input_role role, const char *name_
         found = i;
     }
     if (found < 0)
-        return ls_error_set(err, LS_ERR_NOT_FOUND, "no input has the shape of the %s input (inputs: %s)",
-                            role_name(role), names);
+        return ls_error_set(err, LS_ERR_NOT_FOUND,
+                            "no input has the shape of the %s input (inputs: %s)", role_name(role),
+                            names);
     return found;
 }
 

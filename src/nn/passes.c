@@ -94,7 +94,8 @@ static int fold_batchnorm(pass_ctx *p)
         for (int64_t o = 0; o < m; o++) {
             double s = (double)scale[o] / sqrt((double)var[o] + (double)bn->attr.bn_eps);
             for (int64_t k = 0; k < per; k++) nw[o * per + k] = (float)(w->data[o * per + k] * s);
-            nb[o] = (float)(((bias ? (double)bias[o] : 0.0) - (double)mean[o]) * s + (double)beta[o]);
+            nb[o] =
+                (float)(((bias ? (double)bias[o] : 0.0) - (double)mean[o]) * s + (double)beta[o]);
         }
         char name[256];
         int64_t wdims[4];
@@ -131,7 +132,8 @@ static void fuse_residual_add(pass_ctx *p)
         for (int k = 0; k < 2; k++) {
             int v = add->in[k], other = add->in[1 - k];
             ls_node *conv = producer_node(p, v, LS_OP_CONV);
-            if (!conv || conv->attr.conv.fuse_relu || conv->attr.conv.residual >= 0 || !private_edge(p, v))
+            if (!conv || conv->attr.conv.fuse_relu || conv->attr.conv.residual >= 0 ||
+                !private_edge(p, v))
                 continue;
             int ci = g->values[v].producer;
             if (g->values[other].producer >= ci) continue;

@@ -56,7 +56,8 @@ static ls_graph *build(const ls_onnx_model *m, int batch, int optimize)
 {
     ls_error err = {0};
     ls_graph *g = NULL;
-    int rc = optimize ? ls_graph_build(m, batch, &g, &err) : ls_graph_build_unoptimized(m, batch, &g, &err);
+    int rc = optimize ? ls_graph_build(m, batch, &g, &err)
+                      : ls_graph_build_unoptimized(m, batch, &g, &err);
     if (rc) fail_msg("lowering for batch %d: %s", batch, err.msg);
     return g;
 }
@@ -75,7 +76,8 @@ static op_counts count_ops(const ls_graph *g)
         if (n->op != LS_OP_CONV) continue;
         c.conv_relu += n->attr.conv.fuse_relu;
         c.conv_residual += n->attr.conv.residual >= 0;
-        c.conv_depthwise += n->attr.conv.group > 1 && n->attr.conv.group == g->values[n->in[0]].dims[1];
+        c.conv_depthwise +=
+            n->attr.conv.group > 1 && n->attr.conv.group == g->values[n->in[0]].dims[1];
     }
     return c;
 }
@@ -161,7 +163,8 @@ static void check_unet(const ls_onnx_model *m, int batch, const char *visual, co
         const ls_node *n = &g->nodes[i];
         if (n->op == LS_OP_CONV && n->attr.conv.stride[0] == 2 && n->attr.conv.pad[0] == 3) {
             const ls_value *o = &g->values[n->out];
-            assert_true(n->attr.conv.kernel[0] == 3 && n->attr.conv.pad[3] == 3 && n->attr.conv.fuse_relu);
+            assert_true(n->attr.conv.kernel[0] == 3 && n->attr.conv.pad[3] == 3 &&
+                        n->attr.conv.fuse_relu);
             assert_true(o->dims[1] == 512 && o->dims[2] == 10 && o->dims[3] == 10);
             found++;
         }
@@ -262,7 +265,8 @@ static void naive_conv(const ls_graph *g, const ls_node *n, float **vals)
 {
     const ls_conv_attr *a = &n->attr.conv;
     const ls_value *xv = &g->values[n->in[0]], *wv = &g->values[n->in[1]], *ov = &g->values[n->out];
-    const float *x = vals[n->in[0]], *w = wv->data, *bias = n->n_in > 2 ? g->values[n->in[2]].data : NULL;
+    const float *x = vals[n->in[0]], *w = wv->data,
+                *bias = n->n_in > 2 ? g->values[n->in[2]].data : NULL;
     const float *res = a->residual >= 0 ? vals[n->in[a->residual]] : NULL;
     int64_t B = ov->dims[0], M = ov->dims[1], OH = ov->dims[2], OW = ov->dims[3];
     int64_t C = xv->dims[1], H = xv->dims[2], W = xv->dims[3], cg = wv->dims[1], mg = M / a->group;
@@ -328,7 +332,8 @@ static void check_encoder(const char *file, int batch, const char *input_name, i
     float **vals = calloc((size_t)g->n_values, sizeof *vals);
     assert_non_null(vals);
     for (int v = 0; v < g->n_values; v++)
-        vals[v] = g->values[v].data ? g->values[v].data : calloc((size_t)ls_value_count(&g->values[v]), 4);
+        vals[v] = g->values[v].data ? g->values[v].data
+                                    : calloc((size_t)ls_value_count(&g->values[v]), 4);
     memcpy(vals[g->inputs[0]], x.data, x.count * sizeof(float));
     for (int i = 0; i < g->n_nodes; i++) {
         const ls_node *n = &g->nodes[i];
@@ -343,7 +348,8 @@ static void check_encoder(const char *file, int batch, const char *input_name, i
         maxerr = fmaxf(maxerr, fabsf(want.data[k] - vals[g->outputs[0]][k]));
     }
     assert_true(maxref > 1.0f); /* the reference is not degenerate */
-    if (maxerr > 1e-4f * maxref) fail_msg("%s batch %d: max error %g for max |y| %g", file, batch, maxerr, maxref);
+    if (maxerr > 1e-4f * maxref)
+        fail_msg("%s batch %d: max error %g for max |y| %g", file, batch, maxerr, maxref);
     for (int v = 0; v < g->n_values; v++)
         if (!g->values[v].data) free(vals[v]);
     free(vals);
@@ -389,7 +395,8 @@ static void test_concurrent_builds(void **state)
     ls_onnx_model *m = load("encoder_op11.onnx");
     build_job jobs[2] = {{m, 1, -1, 0}, {m, 2, -1, 0}};
     pthread_t th[2];
-    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, build_thread, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, build_thread, &jobs[i]), 0);
     for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
     assert_int_equal(jobs[0].rc, LS_OK);
     assert_int_equal(jobs[1].rc, LS_OK);

@@ -125,7 +125,8 @@ static Onnx__TensorProto *f32_typed(const char *name, int ndim, const int64_t *d
     return t;
 }
 
-static Onnx__TensorProto *f64_typed(const char *name, int ndim, const int64_t *dims, const double *v)
+static Onnx__TensorProto *f64_typed(const char *name, int ndim, const int64_t *dims,
+                                    const double *v)
 {
     Onnx__TensorProto *t = tensor(name, ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, ndim, dims);
     t->n_double_data = (size_t)count_of(ndim, dims);
@@ -134,7 +135,8 @@ static Onnx__TensorProto *f64_typed(const char *name, int ndim, const int64_t *d
     return t;
 }
 
-static Onnx__TensorProto *i64_typed(const char *name, int ndim, const int64_t *dims, const int64_t *v)
+static Onnx__TensorProto *i64_typed(const char *name, int ndim, const int64_t *dims,
+                                    const int64_t *v)
 {
     Onnx__TensorProto *t = tensor(name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, ndim, dims);
     t->n_int64_data = (size_t)count_of(ndim, dims);
@@ -143,7 +145,8 @@ static Onnx__TensorProto *i64_typed(const char *name, int ndim, const int64_t *d
     return t;
 }
 
-static Onnx__TensorProto *i32_typed(const char *name, int ndim, const int64_t *dims, const int32_t *v)
+static Onnx__TensorProto *i32_typed(const char *name, int ndim, const int64_t *dims,
+                                    const int32_t *v)
 {
     Onnx__TensorProto *t = tensor(name, ONNX__TENSOR_PROTO__DATA_TYPE__INT32, ndim, dims);
     t->n_int32_data = (size_t)count_of(ndim, dims);
@@ -344,7 +347,8 @@ static void test_typed_fields_and_folding(void **state)
         const float *w = g->values[conv->in[1]].data, *b = g->values[conv->in[2]].data;
         for (int o = 0; o < 3; o++) {
             double sc = bn_scale[o] / sqrt((double)bn_var[o] + 1e-5);
-            for (int k = 0; k < 18; k++) assert_float_equal(w[o * 18 + k], conv_w[o * 18 + k] * sc, 1e-6);
+            for (int k = 0; k < 18; k++)
+                assert_float_equal(w[o * 18 + k], conv_w[o * 18 + k] * sc, 1e-6);
             assert_float_equal(b[o], (conv_b[o] - bn_mean[o]) * sc + bn_bias[o], 1e-6);
         }
         ls_graph_destroy(g);
@@ -432,7 +436,8 @@ static void test_resize_pad_flatten(void **state)
     arena_free();
 }
 
-static void expect_error(const model_spec *s, int batch, int code, const char *needle1, const char *needle2)
+static void expect_error(const model_spec *s, int batch, int code, const char *needle1,
+                         const char *needle2)
 {
     ls_graph *g = (ls_graph *)1;
     ls_error err = {0};
@@ -555,14 +560,24 @@ static void test_tensor_decode_types(void **state)
         {ONNX__TENSOR_PROTO__DATA_TYPE__BOOL, {1, 0, 1}, 3, {1, 0, 1}},
         {ONNX__TENSOR_PROTO__DATA_TYPE__INT16, {0xfe, 0xff, 7, 0, 0, 0x80}, 6, {-2, 7, -32768}},
         {ONNX__TENSOR_PROTO__DATA_TYPE__UINT16, {0xfe, 0xff, 7, 0, 0, 0x80}, 6, {65534, 7, 32768}},
-        {ONNX__TENSOR_PROTO__DATA_TYPE__INT32, {0xff, 0xff, 0xff, 0xff, 5, 0, 0, 0, 0, 0, 0, 0x80}, 12,
+        {ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
+         {0xff, 0xff, 0xff, 0xff, 5, 0, 0, 0, 0, 0, 0, 0x80},
+         12,
          {-1, 5, -2147483648.0}},
-        {ONNX__TENSOR_PROTO__DATA_TYPE__UINT32, {0xff, 0xff, 0xff, 0xff, 5, 0, 0, 0, 0, 0, 0, 0x80}, 12,
+        {ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
+         {0xff, 0xff, 0xff, 0xff, 5, 0, 0, 0, 0, 0, 0, 0x80},
+         12,
          {4294967295.0, 5, 2147483648.0}},
         /* float16: 1.0, -2.0, 65504 (max) */
-        {ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16, {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b}, 6, {1, -2, 65504}},
+        {ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
+         {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b},
+         6,
+         {1, -2, 65504}},
         /* bfloat16: 1.0, -2.0, 0.5 */
-        {ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16, {0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3f}, 6, {1, -2, 0.5}},
+        {ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
+         {0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3f},
+         6,
+         {1, -2, 0.5}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Onnx__TensorProto *tp = tensor("t", cases[i].dt, 1, dims);
@@ -572,8 +587,8 @@ static void test_tensor_decode_types(void **state)
         if (ls_tensor_decode(tp, "t", &t, &err)) fail_msg("type %d: %s", cases[i].dt, err.msg);
         for (int k = 0; k < 3; k++) {
             double got = t.dtype == LS_DT_F32 ? t.f[k] : (double)t.i[k];
-            if (got != cases[i].want[k]) fail_msg("type %d element %d: %g, want %g", cases[i].dt, k, got,
-                                                  cases[i].want[k]);
+            if (got != cases[i].want[k])
+                fail_msg("type %d element %d: %g, want %g", cases[i].dt, k, got, cases[i].want[k]);
         }
         ls_tensor_free(&t);
         /* The same values in int32_data (where ONNX keeps the small types). */
@@ -612,6 +627,14 @@ static void test_tensor_decode_types(void **state)
     tp->raw_data.len = sizeof big;
     tp->raw_data.data = (uint8_t *)big;
     assert_int_equal(ls_tensor_decode(tp, "u", &t, &err), LS_ERR_RANGE);
+    tp->has_raw_data = 0; /* the same in uint64_data, then within range */
+    tp->n_uint64_data = 3;
+    tp->uint64_data = big;
+    assert_int_equal(ls_tensor_decode(tp, "u", &t, &err), LS_ERR_RANGE);
+    big[2] = 7;
+    assert_int_equal(ls_tensor_decode(tp, "u", &t, &err), LS_OK);
+    assert_true(t.dtype == LS_DT_I64 && t.i[0] == 1 && t.i[2] == 7);
+    ls_tensor_free(&t);
     tp = tensor("s", ONNX__TENSOR_PROTO__DATA_TYPE__STRING, 1, dims);
     assert_int_equal(ls_tensor_decode(tp, "s", &t, &err), LS_ERR_UNSUPPORTED);
     tp = tensor("n", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 1, dims); /* no data at all */
@@ -657,7 +680,8 @@ static void test_truncated(void **state)
     uint8_t *bytes = read_model("encoder_op11.onnx", &len);
     ls_error err = {0};
     assert_int_equal(try_bytes(bytes, len, &err), LS_OK);
-    size_t cuts[] = {0, 1, 2, 7, 64, 1000, 5000, len / 3, len / 2, len - 100, len - 20, len - 3, len - 1};
+    size_t cuts[] = {0,       1,       2,         7,        64,      1000,   5000,
+                     len / 3, len / 2, len - 100, len - 20, len - 3, len - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         /* A copy of exactly the cut length, so that ASan sees any over-read. */
         uint8_t *cut = malloc(cuts[i] + 1);
@@ -701,7 +725,8 @@ static void test_corrupted(void **state)
     assert_true(refused > 0);
     const char text[] = "ir_version: 8\ngraph { node { op_type: \"Relu\" } }\n";
     ls_onnx_model *m = (ls_onnx_model *)1;
-    assert_int_equal(ls_onnx_load_bytes((const uint8_t *)text, sizeof text - 1, &m, &err), LS_ERR_FORMAT);
+    assert_int_equal(ls_onnx_load_bytes((const uint8_t *)text, sizeof text - 1, &m, &err),
+                     LS_ERR_FORMAT);
     assert_null(m);
     free(copy);
     free(bytes);
