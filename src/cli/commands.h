@@ -42,6 +42,7 @@ int cli_parse_precision(const char *text, ls_precision *out);
  * is released. */
 struct ls_onnx_model;
 int cli_compile_model(const char *path, int batch, ls_precision precision, int threads,
-                      struct ls_onnx_model **model, ls_graph **graph, ls_engine **engine, ls_error *err);
+                      struct ls_onnx_model **model, ls_graph **graph, ls_engine **engine,
+                      ls_error *err);
 
 #endif
