@@ -23,7 +23,10 @@
  * caller gives the engine the cores its pool loops leave idle, e.g. compiles
  * with C threads and runs pool work between engine runs, or with C - P
  * threads while P pool workers are busy beside it. Runs from k threads at
- * once use k teams: budget k * threads <= C.
+ * once use k teams: budget k * threads <= C. On cores shared with other
+ * work, run with OMP_WAIT_POLICY=passive (libgomp reads it at start-up):
+ * oneDNN splits each primitive statically, and spinning idle threads make
+ * every barrier wait for a descheduled one.
  *
  * Precision: LS_PREC_FP32 computes in float32 like torch. LS_PREC_BF16 stores
  * weights and every intermediate activation rounded to bfloat16 (graph inputs

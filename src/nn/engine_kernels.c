@@ -67,7 +67,7 @@ FORK_JOIN_UNCHECKED static void par_rows(int64_t rows, int threads, rows_fn fn, 
 }
 
 /* Rows of a view: (item, channel block, y) for r in [0, n * blocks * h). */
-#define ROW_COORDS(v, r, n, b, y)                                        \
+#define ROW_COORDS(v, r, n, b, y)                                                                  \
     int64_t y = (r) % (v)->h, b = (r) / (v)->h % cblocks(v), n = (r) / ((v)->h * cblocks(v))
 
 static void copy_blocks(const kargs *a, int64_t begin, int64_t end)
@@ -202,6 +202,17 @@ void ls_k_affine(const ls_view *src, const ls_view *dst, const float *scale, con
     par_rows(src->n * cblocks(src) * src->h, threads, affine_rows, &a);
 }
 
+float ls_round_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u) return x; /* inf and NaN stay as they are */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 static void unary_rows(const kargs *a, int64_t begin, int64_t end)
 {
     const ls_view *src = a->src;
@@ -212,8 +223,10 @@ static void unary_rows(const kargs *a, int64_t begin, int64_t end)
         float *d = row_ptr(a->dst, n, b, y);
         if (a->unary == LS_K_RELU)
             for (int64_t i = 0; i < len; i++) d[i] = s[i] > 0 ? s[i] : 0;
-        else
+        else if (a->unary == LS_K_SIGMOID)
             for (int64_t i = 0; i < len; i++) d[i] = 1.0f / (1.0f + expf(-s[i]));
+        else
+            for (int64_t i = 0; i < len; i++) d[i] = ls_round_bf16(s[i]);
     }
 }
 
@@ -239,32 +252,4 @@ void ls_k_add(const ls_view *a, const ls_view *b, const ls_view *dst, int thread
 {
     kargs k = {.src = a, .src2 = b, .dst = dst};
     par_rows(a->n * cblocks(a) * a->h, threads, add_rows, &k);
-}
-
-float ls_round_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7f800000u) == 0x7f800000u) return x; /* inf and NaN stay as they are */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
-static void round_rows(const kargs *a, int64_t begin, int64_t end)
-{
-    const ls_view *v = a->dst;
-    int64_t len = v->w * v->cb;
-    for (int64_t r = begin; r < end; r++) {
-        ROW_COORDS(v, r, n, b, y);
-        float *d = row_ptr(v, n, b, y);
-        for (int64_t i = 0; i < len; i++) d[i] = ls_round_bf16(d[i]);
-    }
-}
-
-void ls_k_round_bf16(const ls_view *v, int threads)
-{
-    kargs a = {.dst = v};
-    par_rows(v->n * cblocks(v) * v->h, threads, round_rows, &a);
 }

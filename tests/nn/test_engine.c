@@ -125,7 +125,9 @@ static void test_conv_residual(void **state)
 static void test_expand_depthwise(void **state)
 {
     (void)state;
-    static const struct { int b, ch, h, w, stride, fused; } cases[] = {
+    static const struct {
+        int b, ch, h, w, stride, fused;
+    } cases[] = {
         {3, 16, 80, 80, 1, 1}, {1, 32, 320, 320, 2, 1}, {1, 8, 15, 17, 1, 0},
         {3, 8, 15, 17, 2, 0},  {3, 64, 9, 7, 1, 0},
     };
@@ -135,7 +137,8 @@ static void test_expand_depthwise(void **state)
             tg *t = tg_new(b, 13);
             int x = tg_input4(t, b, ch, cases[i].h, cases[i].w);
             tg_conv_spec ex = {2 * ch, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, variant, 1, -1};
-            tg_conv_spec dw = {2 * ch, 3, 3, st, st, {1, 1, 1, 1}, 2 * ch, 1, variant, !variant, -1};
+            tg_conv_spec dw = {2 * ch, 3, 3,       st,       st, {1, 1, 1, 1},
+                               2 * ch, 1, variant, !variant, -1};
             tg_conv_spec pr = {ch, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 0, 0, -1};
             tg_output(t, tg_conv(t, tg_conv(t, tg_conv(t, x, &ex), &dw), &pr));
             ls_engine *e;
@@ -153,7 +156,9 @@ static void test_expand_depthwise(void **state)
 static void test_resize_modes(void **state)
 {
     (void)state;
-    static const struct { int64_t ih, iw, oh, ow; } sizes[] = {{5, 7, 10, 14}, {6, 4, 9, 11}, {8, 8, 3, 5}, {4, 4, 1, 1}};
+    static const struct {
+        int64_t ih, iw, oh, ow;
+    } sizes[] = {{5, 7, 10, 14}, {6, 4, 9, 11}, {8, 8, 3, 5}, {4, 4, 1, 1}};
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
         for (int mode = 0; mode < 2; mode++)
             for (int coord = 0; coord < 4; coord++)
@@ -162,12 +167,14 @@ static void test_resize_modes(void **state)
                     int x = tg_input4(t, 3, 12, sizes[si].ih, sizes[si].iw);
                     float sh = (float)sizes[si].oh / (float)sizes[si].ih;
                     float sw = (float)sizes[si].ow / (float)sizes[si].iw;
-                    tg_output(t, tg_resize(t, x, sizes[si].oh, sizes[si].ow, (ls_resize_mode)mode,
-                                           (ls_resize_coord)coord, (ls_nearest_mode)nearest, sh, sw));
+                    tg_output(t,
+                              tg_resize(t, x, sizes[si].oh, sizes[si].ow, (ls_resize_mode)mode,
+                                        (ls_resize_coord)coord, (ls_nearest_mode)nearest, sh, sw));
                     char what[96];
-                    snprintf(what, sizeof what, "resize %ldx%ld->%ldx%ld mode %d coord %d nearest %d",
-                             (long)sizes[si].ih, (long)sizes[si].iw, (long)sizes[si].oh, (long)sizes[si].ow,
-                             mode, coord, nearest);
+                    snprintf(what, sizeof what,
+                             "resize %ldx%ld->%ldx%ld mode %d coord %d nearest %d",
+                             (long)sizes[si].ih, (long)sizes[si].iw, (long)sizes[si].oh,
+                             (long)sizes[si].ow, mode, coord, nearest);
                     check_fp32(t, what);
                     tg_free(t);
                 }
@@ -181,7 +188,8 @@ static void test_pad(void **state)
         for (int b = 1; b <= 3; b += 2) {
             tg *t = tg_new(b, 5);
             int x = tg_input4(t, b, 10, 6, 7);
-            tg_output(t, tg_pad4(t, x, pads[i][0], pads[i][1], pads[i][2], pads[i][3], i == 1 ? 0.5f : 0.0f));
+            tg_output(t, tg_pad4(t, x, pads[i][0], pads[i][1], pads[i][2], pads[i][3],
+                                 i == 1 ? 0.5f : 0.0f));
             check_fp32(t, "pad");
             tg_free(t);
         }
@@ -250,8 +258,8 @@ static void test_elementwise(void **state)
         tg *t = tg_new(b, 4);
         int x = tg_input4(t, b, 11, 5, 6);
         int64_t cd[1] = {11};
-        int bn_in[5] = {x, tg_const(t, 1, cd, 0.5f, 1.5f), tg_const(t, 1, cd, -1, 1), tg_const(t, 1, cd, -1, 1),
-                        tg_const(t, 1, cd, 0.2f, 2)};
+        int bn_in[5] = {x, tg_const(t, 1, cd, 0.5f, 1.5f), tg_const(t, 1, cd, -1, 1),
+                        tg_const(t, 1, cd, -1, 1), tg_const(t, 1, cd, 0.2f, 2)};
         int64_t d[4] = {b, 11, 5, 6};
         int bn = tg_node(t, LS_OP_BATCHNORM, bn_in, 5, 4, d);
         t->g.nodes[t->g.n_nodes - 1].attr.bn_eps = 1e-5f;
@@ -410,12 +418,17 @@ static void test_concurrent_runs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv_shapes),     cmocka_unit_test(test_conv_residual),
-        cmocka_unit_test(test_expand_depthwise), cmocka_unit_test(test_resize_modes),
+        cmocka_unit_test(test_conv_shapes),
+        cmocka_unit_test(test_conv_residual),
+        cmocka_unit_test(test_expand_depthwise),
+        cmocka_unit_test(test_resize_modes),
         cmocka_unit_test(test_pad),
-        cmocka_unit_test(test_up_block),        cmocka_unit_test(test_concat_variants),
-        cmocka_unit_test(test_elementwise),     cmocka_unit_test(test_reshape),
-        cmocka_unit_test(test_bf16),            cmocka_unit_test(test_bad_graphs),
+        cmocka_unit_test(test_up_block),
+        cmocka_unit_test(test_concat_variants),
+        cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_reshape),
+        cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_bad_graphs),
         cmocka_unit_test(test_concurrent_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,7 +28,9 @@ static void load_npy(const char *name, ls_npy *a)
     if (ls_npy_read(path, a, &err)) fail_msg("%s", err.msg);
 }
 
-typedef struct errs { double max_abs, mean_abs, p999_abs, max_ref; } errs;
+typedef struct errs {
+    double max_abs, mean_abs, p999_abs, max_ref;
+} errs;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -60,7 +62,10 @@ static errs compare(const float *got, const ls_npy *want)
 /* Runs MODEL on the torch inputs of batch b with `prec`; returns the errors
  * against torch's fp32 output. */
 /* Each model file is parsed once per process (the UNet is 49 MB). */
-static struct { char name[64]; ls_onnx_model *m; } cache[8];
+static struct {
+    char name[64];
+    ls_onnx_model *m;
+} cache[8];
 
 static int free_models(void **state)
 {
@@ -145,8 +150,10 @@ static void test_unet_fp32(void **state)
 static void test_encoder_fp32(void **state)
 {
     (void)state;
-    static const struct { const char *model; int b; } cases[] = {
-        {"encoder_op11.onnx", 1}, {"encoder_op11.onnx", 3}, {"encoder_op17.onnx", 1}};
+    static const struct {
+        const char *model;
+        int b;
+    } cases[] = {{"encoder_op11.onnx", 1}, {"encoder_op11.onnx", 3}, {"encoder_op17.onnx", 1}};
     for (int i = 0; i < 3; i++) {
         errs r = run_model(cases[i].model, 0, cases[i].b, LS_PREC_FP32);
         assert_true(r.max_ref > 0);
