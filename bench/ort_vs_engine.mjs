@@ -3,7 +3,13 @@
 // `lipsync bench engine --serve` child), runs interleaved one by one.
 //
 //   node ort_vs_engine.mjs --lipsync PATH --model M.onnx [--batch B] [--threads T]
-//        [--precision fp32|bf16] [--warmup W] [--runs R] [--label TEXT]
+//        [--precision fp32|bf16] [--warmup W] [--runs R] [--label TEXT] [--spin 0|1]
+//
+// --spin sets whether both runtimes' idle worker threads spin: ONNX Runtime's
+// session.intra_op.allow_spinning here, and OMP_WAIT_POLICY (active/passive)
+// for the engine's OpenMP threads, passed to the child (libgomp reads it at
+// start-up). Default 0: on shared cores spinning threads steal the time
+// the working ones need (it slows both runtimes, ours far more).
 //
 // Both sides get the same thread count, the same seeded uniform [0,1) inputs
 // (shapes as the engine lowered the graph) and a short pause before every
@@ -15,7 +21,7 @@ import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 
 function args() {
-  const a = { batch: 1, threads: 2, precision: 'fp32', warmup: 3, runs: 10, label: '' };
+  const a = { batch: 1, threads: 2, precision: 'fp32', warmup: 3, runs: 10, label: '', spin: '0' };
   const v = process.argv.slice(2);
   for (let i = 0; i < v.length; i += 2) {
     const k = v[i].replace(/^--/, '');
@@ -35,8 +41,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The engine child: a queue of its stdout lines.
 function startEngine(a) {
+  const env = { ...process.env, OMP_WAIT_POLICY: a.spin === '1' ? 'active' : 'passive' };
   const child = spawn(a.lipsync, ['bench', 'engine', a.model, '--batch', String(a.batch), '--threads',
-    String(a.threads), '--precision', a.precision, '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    String(a.threads), '--precision', a.precision, '--serve'], { stdio: ['pipe', 'pipe', 'inherit'], env });
   const lines = [];
   const waiters = [];
   createInterface({ input: child.stdout }).on('line', (l) => {
@@ -61,6 +68,7 @@ async function main() {
   const session = await ort.InferenceSession.create(a.model, {
     intraOpNumThreads: a.threads, interOpNumThreads: 1, executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: a.spin } } },
   });
   let seed = 12345;
   const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
@@ -94,7 +102,7 @@ async function main() {
   eng.child.stdin.write('quit\n');
   const mo = median(tOrt), me = median(tEng);
   const label = a.label || a.model;
-  console.log(`${label} batch=${a.batch} threads=${a.threads} engine=${a.precision} runs=${a.runs}: ` +
+  console.log(`${label} batch=${a.batch} threads=${a.threads} spin=${a.spin} engine=${a.precision} runs=${a.runs}: ` +
     `ort_fp32 median ${mo.toFixed(1)} ms (${(mo / a.batch).toFixed(1)} ms/item), ` +
     `engine median ${me.toFixed(1)} ms (${(me / a.batch).toFixed(1)} ms/item), ratio ${(mo / me).toFixed(2)}x`);
   console.log(`  ort ms:    ${tOrt.map((x) => x.toFixed(1)).join(' ')}`);

@@ -9,7 +9,8 @@
 # Defaults: the test models of build/ (build/models/unet_op11.onnx and
 # encoder_op11.onnx, the dynamic-batch exports). Environment: THREADS (2),
 # RUNS (10 timed runs per side and case, after WARMUP=3), LIPSYNC
-# (build/lipsync). Cases: UNet fp32 and bf16 at batch 1 and 8, audio encoder
+# (build/lipsync), SPIN (0: idle worker threads of both runtimes sleep; 1:
+# both spin, each runtime's default). Cases: UNet fp32 and bf16 at batch 1 and 8, audio encoder
 # fp32 at batch 1 and 8; each prints both medians and ORT ms / engine ms.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,6 +21,7 @@ lipsync="$(realpath "${LIPSYNC:-$root/build/lipsync}")"
 threads="${THREADS:-2}"
 runs="${RUNS:-10}"
 warmup="${WARMUP:-3}"
+spin="${SPIN:-0}"
 for f in "$unet" "$encoder" "$lipsync"; do
   [ -e "$f" ] || { echo "bench/run.sh: $f not found (build first: scripts/build.sh or scripts/test.sh)" >&2; exit 1; }
 done
@@ -30,8 +32,8 @@ if [ "$want" != "$have" ]; then
   # The CPU provider ships in the npm package; skip the CUDA download.
   ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm install --no-audit --no-fund --loglevel=error
 fi
-echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) cores; onnxruntime-node $want; threads $threads"
-run() { node ort_vs_engine.mjs --lipsync "$lipsync" --threads "$threads" --runs "$runs" --warmup "$warmup" "$@"; }
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) cores; onnxruntime-node $want; threads $threads; spin $spin; load $(cut -d' ' -f1-3 /proc/loadavg)"
+run() { node ort_vs_engine.mjs --lipsync "$lipsync" --threads "$threads" --runs "$runs" --warmup "$warmup" --spin "$spin" "$@"; }
 run --label unet --model "$unet" --batch 1 --precision fp32
 run --label unet --model "$unet" --batch 8 --precision fp32
 run --label unet --model "$unet" --batch 1 --precision bf16

@@ -23,7 +23,12 @@ import os
 import sys
 import warnings
 
+# Idle OpenMP workers must sleep, not spin: CI shares 2 cores between this
+# and other builds, and spinning workers slowed generation tenfold there.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -233,6 +238,10 @@ def export(model, args, path, opset, in_names, out_name, dynamic):
     torch.onnx.export(model, args, path, opset_version=opset, input_names=in_names,
                       output_names=[out_name], dynamic_axes=dyn,
                       training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=True)
+    exported = onnx.load(path)
+    onnx.checker.check_model(exported)
+    if exported.opset_import[0].version != opset:
+        raise SystemExit('%s: exported with opset %d' % (path, exported.opset_import[0].version))
 
 
 def save(out_dir, name, t):

@@ -14,14 +14,15 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: lipsync bench engine MODEL.onnx [--batch B] [--threads T] [--precision fp32|bf16]\n"
-            "                            [--warmup W] [--runs R] [--profile] [--describe] [--serve]\n\n"
-            "Times the engine on seeded random inputs: W warm-up runs (default 2), then R\n"
-            "timed runs (default 10); prints the median per run and per item and GFLOP/s\n"
-            "(2 x conv multiply-adds / median). --profile adds the mean time of every step.\n"
-            "--serve prints the graph inputs (`input NAME d0,d1,...`) and `ready`, then\n"
-            "answers each stdin line `run` with `ms <time of one run>` until `quit`.\n");
+    fprintf(
+        out,
+        "usage: lipsync bench engine MODEL.onnx [--batch B] [--threads T] [--precision fp32|bf16]\n"
+        "                            [--warmup W] [--runs R] [--profile] [--describe] [--serve]\n\n"
+        "Times the engine on seeded random inputs: W warm-up runs (default 2), then R\n"
+        "timed runs (default 10); prints the median per run and per item and GFLOP/s\n"
+        "(2 x conv multiply-adds / median). --profile adds the mean time of every step.\n"
+        "--serve prints the graph inputs (`input NAME d0,d1,...`) and `ready`, then\n"
+        "answers each stdin line `run` with `ms <time of one run>` until `quit`.\n");
 }
 
 typedef struct bench_opts {
@@ -35,20 +36,17 @@ static int parse(int argc, char **argv, bench_opts *o)
     *o = (bench_opts){NULL, 1, cli_default_threads(), 2, 10, 0, 0, 0, LS_PREC_FP32};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int *target = !strcmp(a, "--batch") ? &o->batch
+        int *target = !strcmp(a, "--batch")     ? &o->batch
                       : !strcmp(a, "--threads") ? &o->threads
-                      : !strcmp(a, "--warmup") ? &o->warmup
-                      : !strcmp(a, "--runs") ? &o->runs
-                      : NULL;
+                      : !strcmp(a, "--warmup")  ? &o->warmup
+                      : !strcmp(a, "--runs")    ? &o->runs
+                                                : NULL;
         if (target) {
-            if ((*target = cli_parse_int(a, v, !strcmp(a, "--warmup") ? 0 : 1, 100000)) < 0) return -1;
+            if ((*target = cli_parse_int(a, v, !strcmp(a, "--warmup") ? 0 : 1, 100000)) < 0)
+                return -1;
             i++;
         } else if (!strcmp(a, "--precision")) {
-            ls_error err;
-            if (ls_precision_parse(v, &o->prec, &err)) {
-                fprintf(stderr, "lipsync: %s\n", err.msg);
-                return -1;
-            }
+            if (cli_parse_precision(v, &o->prec)) return -1;
             i++;
         } else if (!strcmp(a, "--profile")) {
             o->profile = 1;
@@ -107,7 +105,8 @@ int bench_engine(int argc, char **argv)
     ls_onnx_model *model;
     ls_graph *g;
     ls_engine *e;
-    if (cli_compile_model(o.model, o.batch, o.prec, &model, &g, &e, &err)) return cli_fail(o.model, &err);
+    if (cli_compile_model(o.model, o.batch, o.prec, o.threads, &model, &g, &e, &err))
+        return cli_fail(o.model, &err);
     int status = 1;
     ls_engine_ctx *ctx = NULL;
     float *ins[LS_NN_MAX_INPUTS] = {0}, *outs[LS_NN_MAX_INPUTS] = {0};
@@ -122,8 +121,9 @@ int bench_engine(int argc, char **argv)
         }
     }
     for (int k = 0; k < g->n_outputs; k++)
-        if (!(outs[k] = malloc((size_t)ls_value_count(&g->values[g->outputs[k]]) * sizeof(float)))) goto done;
-    if (!t || ls_engine_ctx_create(e, o.threads, &ctx, &err)) {
+        if (!(outs[k] = malloc((size_t)ls_value_count(&g->values[g->outputs[k]]) * sizeof(float))))
+            goto done;
+    if (!t || ls_engine_ctx_create(e, &ctx, &err)) {
         cli_fail("engine", &err);
         goto done;
     }
@@ -143,10 +143,10 @@ int bench_engine(int argc, char **argv)
     }
     double med = ls_median(t, (size_t)o.runs), p10 = ls_percentile(t, (size_t)o.runs, 10),
            p90 = ls_percentile(t, (size_t)o.runs, 90);
-    printf("engine model=%s batch=%d threads=%d precision=%s runs=%d\n", o.model, o.batch, o.threads,
-           ls_precision_name(o.prec), o.runs);
-    printf("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f per_item_ms=%.2f gflop=%.3f gflops=%.1f\n", med, p10, p90,
-           med / o.batch, ls_engine_flops(e) / 1e9, ls_engine_flops(e) / (med * 1e6));
+    printf("engine model=%s batch=%d threads=%d precision=%s runs=%d\n", o.model, o.batch,
+           o.threads, ls_precision_name(o.prec), o.runs);
+    printf("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f per_item_ms=%.2f gflop=%.3f gflops=%.1f\n", med,
+           p10, p90, med / o.batch, ls_engine_flops(e) / 1e9, ls_engine_flops(e) / (med * 1e6));
     if (o.profile) {
         ls_engine_ctx_profile(ctx, 1);
         for (int r = 0; r < o.runs; r++)

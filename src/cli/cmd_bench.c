@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 
 static const cli_command benches[] = {
+    {"pipeline", "end-to-end fps vs engine-only fps on a model directory", bench_pipeline},
     {"mel", "mel spectrogram real-time factor, one thread, 60 s of audio", bench_mel},
     {"engine", "the neural engine on an ONNX model: median ms, GFLOP/s", bench_engine},
     {"image", "model input + composite + JPEG per 1280x720 frame, 1-2 threads", bench_image},

@@ -36,15 +36,25 @@ int cli_default_threads(void)
     return n > 0 ? (int)n : 1;
 }
 
-int cli_compile_model(const char *path, int batch, int prec, ls_onnx_model **model,
-                      ls_graph **graph, ls_engine **engine, ls_error *err)
+int cli_parse_precision(const char *text, ls_precision *out)
+{
+    ls_error err;
+    if (ls_precision_parse(text, out, &err)) {
+        fprintf(stderr, "lipsync: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_compile_model(const char *path, int batch, ls_precision prec, int threads,
+                      ls_onnx_model **model, ls_graph **graph, ls_engine **engine, ls_error *err)
 {
     *model = NULL;
     *graph = NULL;
     if (engine) *engine = NULL;
     int rc = ls_onnx_load(path, model, err);
     if (!rc) rc = ls_graph_build(*model, batch, graph, err);
-    if (!rc && engine) rc = ls_engine_create(*graph, (ls_precision)prec, engine, err);
+    if (!rc && engine) rc = ls_engine_create(*graph, prec, threads, engine, err);
     if (rc) {
         ls_graph_destroy(*graph);
         ls_onnx_destroy(*model);
@@ -58,7 +68,7 @@ typedef struct infer_input {
     const char *name; /* NULL for a bare file */
     const char *path;
     ls_npy a;
-    int slot;         /* graph input index it feeds */
+    int slot; /* graph input index it feeds */
 } infer_input;
 
 static int item_matches(const ls_npy *a, const ls_value *v)
@@ -80,12 +90,14 @@ static int bind_inputs(const ls_graph *g, infer_input *in, int n, ls_error *err)
             for (int k = 0; k < g->n_inputs && in[i].slot < 0; k++) {
                 const ls_value *v = &g->values[g->inputs[k]];
                 if (used[k]) continue;
-                if (in[i].name ? (v->name && !strcmp(v->name, in[i].name)) : item_matches(&in[i].a, v))
+                if (in[i].name ? (v->name && !strcmp(v->name, in[i].name))
+                               : item_matches(&in[i].a, v))
                     in[i].slot = k;
             }
             if (in[i].slot < 0)
                 return ls_error_set(err, LS_ERR_NOT_FOUND, "%s: no %s graph input %s%s", in[i].path,
-                                    in[i].name ? "" : "unbound", in[i].name ? "named " : "matches its shape",
+                                    in[i].name ? "" : "unbound",
+                                    in[i].name ? "named " : "matches its shape",
                                     in[i].name ? in[i].name : "");
             used[in[i].slot] = 1;
         }
@@ -95,8 +107,8 @@ static int bind_inputs(const ls_graph *g, infer_input *in, int n, ls_error *err)
                                 g->values[g->inputs[k]].name ? g->values[g->inputs[k]].name : "?");
     for (int i = 0; i < n; i++)
         if (!item_matches(&in[i].a, &g->values[g->inputs[in[i].slot]]))
-            return ls_error_set(err, LS_ERR_FORMAT, "%s: shape does not fit graph input '%s'", in[i].path,
-                                g->values[g->inputs[in[i].slot]].name);
+            return ls_error_set(err, LS_ERR_FORMAT, "%s: shape does not fit graph input '%s'",
+                                in[i].path, g->values[g->inputs[in[i].slot]].name);
     return LS_OK;
 }
 
@@ -139,11 +151,7 @@ static int parse_args(int argc, char **argv, infer_opts *o, infer_input *in, int
             if ((o->repeat = cli_parse_int(a, val, 1, 100000)) < 0) return -1;
             i++;
         } else if (!strcmp(a, "--precision")) {
-            ls_error err;
-            if (ls_precision_parse(val, &o->prec, &err)) {
-                fprintf(stderr, "lipsync: %s\n", err.msg);
-                return -1;
-            }
+            if (cli_parse_precision(val, &o->prec)) return -1;
             i++;
         } else if (!strcmp(a, "--reference")) {
             o->reference = 1;
@@ -185,7 +193,8 @@ static int run_infer(const infer_opts *o, infer_input *in, int n_in)
     ls_onnx_model *model;
     ls_graph *g;
     ls_engine *e = NULL;
-    if (cli_compile_model(o->model, (int)batch, o->prec, &model, &g, o->reference ? NULL : &e, &err))
+    if (cli_compile_model(o->model, (int)batch, o->prec, o->threads, &model, &g,
+                          o->reference ? NULL : &e, &err))
         return cli_fail(o->model, &err);
     int status = 1;
     ls_engine_ctx *ctx = NULL;
@@ -193,7 +202,8 @@ static int run_infer(const infer_opts *o, infer_input *in, int n_in)
     float *outs[LS_NN_MAX_INPUTS] = {0};
     double *times = NULL;
     if (o->n_outs > g->n_outputs) {
-        fprintf(stderr, "lipsync: the model has %d outputs, %d -o given\n", g->n_outputs, o->n_outs);
+        fprintf(stderr, "lipsync: the model has %d outputs, %d -o given\n", g->n_outputs,
+                o->n_outs);
         goto done;
     }
     if (bind_inputs(g, in, n_in, &err)) {
@@ -203,10 +213,11 @@ static int run_infer(const infer_opts *o, infer_input *in, int n_in)
     for (int i = 0; i < n_in; i++)
         if (!(ins[in[i].slot] = tile(&in[i].a, batch))) goto done;
     for (int k = 0; k < g->n_outputs; k++)
-        if (!(outs[k] = malloc((size_t)ls_value_count(&g->values[g->outputs[k]]) * sizeof(float)))) goto done;
+        if (!(outs[k] = malloc((size_t)ls_value_count(&g->values[g->outputs[k]]) * sizeof(float))))
+            goto done;
     if (e) {
         if (o->describe) ls_engine_describe(e, stdout);
-        if (ls_engine_ctx_create(e, o->threads, &ctx, &err)) {
+        if (ls_engine_ctx_create(e, &ctx, &err)) {
             cli_fail("engine", &err);
             goto done;
         }

@@ -163,7 +163,7 @@ int cmd_render(int argc, char **argv)
         cli_fail("threads", &err);
         goto done;
     }
-    ls_model_options mo = {.batch = a.batch, .precision = a.precision};
+    ls_model_options mo = {.batch = a.batch, .precision = a.precision, .engine_threads = a.threads};
     if (ls_model_load(a.model_dir, &mo, pool, &model, &err)) {
         cli_fail("model", &err);
         goto done;

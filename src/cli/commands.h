@@ -8,6 +8,7 @@
 #define LS_CLI_COMMANDS_H
 
 #include "core/error.h"
+#include "nn/engine.h"
 
 typedef struct cli_command {
     const char *name;
@@ -35,17 +36,21 @@ int cmd_serve(int argc, char **argv);
 /* Benchmarks, dispatched by `lipsync bench NAME`. */
 int bench_image(int argc, char **argv);
 int bench_mel(int argc, char **argv);
+int bench_pipeline(int argc, char **argv);
 int bench_serve(int argc, char **argv);
 int bench_engine(int argc, char **argv);
 
 /* Online CPUs: the default thread count of the nn commands. */
 int cli_default_threads(void);
+/* "fp32" / "bf16" into an ls_precision (engine.h); prints the error and
+ * returns -1 otherwise. */
+int cli_parse_precision(const char *text, ls_precision *out);
 /* Loads MODEL.onnx, lowers it for `batch` and, when engine is not NULL,
- * compiles it (cmd_infer.c); on failure everything is released. */
+ * compiles it for `threads` threads (cmd_infer.c); on failure everything
+ * is released. */
 struct ls_onnx_model;
-struct ls_graph;
-struct ls_engine;
-int cli_compile_model(const char *path, int batch, int precision, struct ls_onnx_model **model,
-                      struct ls_graph **graph, struct ls_engine **engine, ls_error *err);
+int cli_compile_model(const char *path, int batch, ls_precision precision, int threads,
+                      struct ls_onnx_model **model, ls_graph **graph, ls_engine **engine,
+                      ls_error *err);
 
 #endif

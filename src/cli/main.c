@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 
@@ -90,8 +91,22 @@ int cli_parse_int(const char *opt, const char *text, int min, int max)
     return (int)v;
 }
 
+/* oneDNN runs on libgomp here, whose idle threads spin by default. On cores
+ * shared with our own pool (and other sessions) spinning costs up to 4x (see
+ * bench/README.md), so lipsync runs with passive waiting unless the user
+ * chose a policy. libgomp reads the variable once, when it loads (before
+ * main), so the only way to set it from here is to start again with it set. */
+static void prefer_passive_openmp(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* No /proc (or exec failed): carry on with libgomp's default. */
+}
+
 int main(int argc, char **argv)
 {
+    prefer_passive_openmp(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

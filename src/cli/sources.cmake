@@ -4,6 +4,7 @@ target_sources(lipsync PRIVATE
   src/cli/cmd_render.c
   src/cli/cmd_model.c
   src/cli/bench_mel.c
+  src/cli/bench_pipeline.c
   src/cli/cmd_info.c
   src/cli/cmd_infer.c
   src/cli/bench_engine.c

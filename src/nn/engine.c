@@ -10,9 +10,13 @@
  *     block), a fused residual's buffer is reused in place by the conv that
  *     adds it (oneDNN's sum post-op), a plain Reshape is a view, and a
  *     Resize whose only consumer is a spatial Pad writes the padded tensor;
- *  3. steps in node order; a conv whose source or destination is a slot of
- *     a larger buffer at batch > 1 runs per item (oneDNN's strided-tensor
- *     convolutions are reference code, its dense per-item ones are JIT);
+ *  3. steps in node order; a 1x1 conv feeding only a 3x3 depthwise conv
+ *     becomes one primitive (oneDNN's depthwise post-op) where oneDNN has a
+ *     native kernel for the pair; a conv whose source or destination is a
+ *     slot of a larger buffer at batch > 1 runs per item (oneDNN's
+ *     strided-tensor convolutions are reference code, its dense per-item
+ *     ones are JIT); small steps run on one thread; bf16 adds a rounding
+ *     step after every intermediate value;
  *  4. one arena per context: each buffer's lifetime is its steps' span and
  *     buffers whose lifetimes do not overlap share bytes (greedy by size).
  * Anything the fast path does not cover runs as the reference op on plain
@@ -26,28 +30,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "nn/engine_internal.h"
 #include "nn/ref.h"
 
-#define CB 8          /* channel block of 4-D activations (nChw8c) */
+#define CB 8           /* channel block of 4-D activations (nChw8c) */
 #define ALIGN_ELEMS 16 /* 64-byte alignment of arena buffers */
+/* Steps smaller than this run on one thread: a parallel region costs a
+ * barrier (microseconds on idle cores, a scheduler slice on busy ones). */
+#define SMALL_CONV_FLOPS 10e6
+#define SMALL_KERNEL_ELEMS 65536
 
-typedef enum { EV_ARENA, EV_INPUT, EV_OUTPUT, EV_CONST, EV_UNUSED } ev_kind;
+typedef enum { EV_ARENA, EV_INPUT, EV_OUTPUT, EV_CONST } ev_kind;
 
 typedef struct ev {
     ev_kind kind;
-    int ext;                /* EV_INPUT / EV_OUTPUT: index in the run's arrays */
-    const float *cdata;     /* EV_CONST */
+    int ext;            /* EV_INPUT / EV_OUTPUT: index in the run's arrays */
+    const float *cdata; /* EV_CONST */
     int64_t n, c, h, w;
     int cb;
-    int64_t isize;          /* elements per item, channel padding included */
-    int alias;              /* ev this one lives inside, or -1 */
-    int64_t alias_off;      /* element offset inside that ev's item */
-    int flat;               /* a reshape's view: items of its own size back to back */
-    int root;               /* resolved storage: root ev, offset, item stride */
+    int64_t isize;     /* elements per item, channel padding included */
+    int alias;         /* ev this one lives inside, or -1 */
+    int64_t alias_off; /* element offset inside that ev's item */
+    int flat;          /* a reshape's view: items of its own size back to back */
+    int root;          /* resolved storage: root ev, offset, item stride */
     int64_t off, istride;
-    int first, last;        /* steps touching it (roots: their whole class) */
-    int64_t arena_off;      /* roots only */
+    int first, last;   /* steps touching it (roots: their whole class) */
+    int64_t arena_off; /* roots only */
 } ev;
 
 typedef enum { ST_CONV, ST_COPY, ST_RESIZE, ST_AFFINE, ST_UNARY, ST_ADD, ST_ROUND, ST_REF } st_kind;
@@ -55,12 +64,14 @@ typedef enum { ST_CONV, ST_COPY, ST_RESIZE, ST_AFFINE, ST_UNARY, ST_ADD, ST_ROUN
 typedef struct step {
     st_kind kind;
     int node;
-    int src, src2, dst;     /* ev indices, -1 when unused */
-    int64_t c_off;          /* ST_COPY */
+    int threads;        /* OpenMP threads it runs on */
+    int src, src2, dst; /* ev indices, -1 when unused */
+    int64_t c_off;      /* ST_COPY */
     /* ST_CONV */
     dnnl_primitive_t prim;
     dnnl_memory_desc_t src_md, dst_md, scratch_md;
     dnnl_memory_t wei, bias;
+    dnnl_memory_t dw_wei, dw_bias; /* a depthwise conv fused as a post-op */
     int per_item, n_exec;
     char impl[48];
     /* ST_RESIZE */
@@ -76,6 +87,7 @@ typedef struct step {
 struct ls_engine {
     const ls_graph *g;
     ls_precision prec;
+    int threads;
     dnnl_engine_t dnnl;
     dnnl_stream_t stream; /* compile-time weight reorders */
     ev *evs;
@@ -84,6 +96,7 @@ struct ls_engine {
     int n_steps, cap_steps;
     int *consumers, *last_consumer; /* per graph value */
     int *skip;                      /* per node: absorbed into another step */
+    int *dw_of;                     /* per node: depthwise conv fused into it, or -1 */
     int64_t arena_elems;
     size_t scratch_bytes;
     double flops;
@@ -91,7 +104,6 @@ struct ls_engine {
 
 struct ls_engine_ctx {
     const ls_engine *e;
-    int threads;
     float *arena;
     void *scratch;
     dnnl_stream_t stream;
@@ -100,15 +112,22 @@ struct ls_engine_ctx {
     int n_mem;
     const float *const *inputs;
     float *const *outputs;
+    int profiling;
+    int profiled_runs;
+    double *step_ms; /* per step, summed over profiled runs */
 };
 
 const char *ls_precision_name(ls_precision p) { return p == LS_PREC_BF16 ? "bf16" : "fp32"; }
 
 int ls_precision_parse(const char *text, ls_precision *out, ls_error *err)
 {
-    if (text && !strcmp(text, "fp32")) *out = LS_PREC_FP32;
-    else if (text && !strcmp(text, "bf16")) *out = LS_PREC_BF16;
-    else return ls_error_set(err, LS_ERR_INVALID_ARG, "precision must be fp32 or bf16, got '%s'", text ? text : "");
+    if (text && !strcmp(text, "fp32"))
+        *out = LS_PREC_FP32;
+    else if (text && !strcmp(text, "bf16"))
+        *out = LS_PREC_BF16;
+    else
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "precision must be fp32 or bf16, got '%s'",
+                            text ? text : "");
     return LS_OK;
 }
 
@@ -118,12 +137,13 @@ static const char *node_name(const ls_engine *e, int ni)
     return s ? s : "?";
 }
 
-#define DN(call)                                                                                  \
-    do {                                                                                          \
-        dnnl_status_t st_ = (call);                                                               \
-        if (st_ != dnnl_success)                                                                  \
-            return ls_error_set(err, LS_ERR_INTERNAL, "node '%s': oneDNN call %s failed (status %d)", \
-                                node_name(e, ni), #call, (int)st_);                               \
+#define DN(call)                                                                                   \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success)                                                                   \
+            return ls_error_set(err, LS_ERR_INTERNAL,                                              \
+                                "node '%s': oneDNN call %s failed (status %d)", node_name(e, ni),  \
+                                #call, (int)st_);                                                  \
     } while (0)
 
 /* ---- engine values ---- */
@@ -217,7 +237,7 @@ static step *new_step(ls_engine *e, st_kind kind, int ni, ls_error *err)
 static int add_copy(ls_engine *e, int ni, int src, int dst, int64_t c_off, ls_error *err)
 {
     step *s = new_step(e, ST_COPY, ni, err);
-    if (!s) return err ? err->code : LS_ERR_NOMEM;
+    if (!s) return LS_ERR_NOMEM;
     s->src = src;
     s->dst = dst;
     s->c_off = c_off;
@@ -310,7 +330,7 @@ static int compile_ref(ls_engine *e, int ni, ls_error *err)
         if (dst < 0) return dst;
     }
     step *s = new_step(e, ST_REF, ni, err);
-    if (!s) return err->code;
+    if (!s) return LS_ERR_NOMEM;
     memcpy(s->ref_in, ins, sizeof(int) * (size_t)n->n_in);
     s->dst = dst;
     return dst != out ? add_copy(e, ni, dst, out, 0, err) : LS_OK;
@@ -334,7 +354,8 @@ static int upload(ls_engine *e, int ni, const float *data, int ndim, const dnnl_
     DN(dnnl_memory_desc_init_by_tag(&user_md, ndim, dims, dnnl_f32, tag));
     DN(dnnl_memory_create(&user, &user_md, e->dnnl, (void *)data));
     DN(dnnl_memory_create(out, want, e->dnnl, DNNL_MEMORY_ALLOCATE));
-    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&rpd, &user_md, e->dnnl, want, e->dnnl, NULL);
+    dnnl_status_t st =
+        dnnl_reorder_primitive_desc_create(&rpd, &user_md, e->dnnl, want, e->dnnl, NULL);
     if (st == dnnl_success) st = dnnl_primitive_create(&r, rpd);
     if (st == dnnl_success) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, *out}};
@@ -345,14 +366,16 @@ static int upload(ls_engine *e, int ni, const float *data, int ndim, const dnnl_
     if (rpd) dnnl_primitive_desc_destroy(rpd);
     dnnl_memory_destroy(user);
     if (st != dnnl_success)
-        return ls_error_set(err, LS_ERR_INTERNAL, "node '%s': oneDNN weight reorder failed (status %d)",
-                            node_name(e, ni), (int)st);
+        return ls_error_set(err, LS_ERR_INTERNAL,
+                            "node '%s': oneDNN weight reorder failed (status %d)", node_name(e, ni),
+                            (int)st);
     return LS_OK;
 }
 
 /* Tries one convolution primitive descriptor; src/dst tags may be any. */
-static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, int64_t nb, dnnl_format_tag_t src_tag,
-                                 dnnl_format_tag_t dst_tag, int has_bias, dnnl_primitive_desc_t *pd)
+static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *dw, int64_t nb,
+                                 dnnl_format_tag_t src_tag, dnnl_format_tag_t dst_tag, int has_bias,
+                                 dnnl_primitive_desc_t *pd)
 {
     const ls_conv_attr *a = &n->attr.conv;
     const ls_value *x = &e->g->values[n->in[0]], *y = &e->g->values[n->out];
@@ -376,9 +399,9 @@ static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, int64_t nb, dnn
     dnnl_dims_t dil = {a->dilation[0] - 1, a->dilation[1] - 1};
     dnnl_dims_t pl = {a->pad[0], a->pad[1]}, pr = {a->pad[2], a->pad[3]};
     dnnl_convolution_desc_t cd;
-    st = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
-                                                    &src, &wei, has_bias ? &bias : NULL, &dst, strides,
-                                                    dil, pl, pr);
+    st = dnnl_dilated_convolution_forward_desc_init(
+        &cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei, has_bias ? &bias : NULL,
+        &dst, strides, dil, pl, pr);
     if (st) return st;
     dnnl_primitive_attr_t attr;
     dnnl_post_ops_t po;
@@ -388,7 +411,15 @@ static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, int64_t nb, dnn
         return st;
     }
     if (a->residual >= 0) st = dnnl_post_ops_append_sum(po, 1.0f);
-    if (!st && a->fuse_relu) st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    if (!st && a->fuse_relu)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    if (!st && dw) {
+        st = dw->attr.conv.stride[0] == 1
+                 ? dnnl_post_ops_append_dw_k3s1p1(po, dnnl_f32, dnnl_f32, dnnl_f32, 0, 0, NULL)
+                 : dnnl_post_ops_append_dw_k3s2p1(po, dnnl_f32, dnnl_f32, dnnl_f32, 0, 0, NULL);
+        if (!st && dw->attr.conv.fuse_relu)
+            st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    }
     if (!st) st = dnnl_primitive_attr_set_post_ops(attr, po);
     if (!st) st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (!st) st = dnnl_primitive_desc_create(pd, &cd, attr, e->dnnl, NULL);
@@ -408,32 +439,127 @@ static const char *pd_impl(dnnl_primitive_desc_t pd)
 static int md_layout(const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
 {
     dnnl_memory_desc_t cand;
-    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, dnnl_nChw8c) && dnnl_memory_desc_equal(md, &cand))
+    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, dnnl_nChw8c) &&
+        dnnl_memory_desc_equal(md, &cand))
         return CB;
-    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, dnnl_nchw) && dnnl_memory_desc_equal(md, &cand))
+    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, dnnl_nchw) &&
+        dnnl_memory_desc_equal(md, &cand))
         return 1;
     return 0;
+}
+
+/* A 1x1 conv whose only consumer is a 3x3 depthwise conv (stride 1 or 2,
+ * pad 1): oneDNN runs the pair as one primitive (its depthwise post-op), so
+ * the expanded tensor between them never goes to memory. */
+static int dw_partner(const ls_engine *e, int ni)
+{
+    const ls_graph *g = e->g;
+    const ls_node *n = &g->nodes[ni];
+    const ls_conv_attr *a = &n->attr.conv;
+    if (n->op != LS_OP_CONV || a->kernel[0] != 1 || a->kernel[1] != 1 || a->stride[0] != 1 ||
+        a->stride[1] != 1 || a->pad[0] || a->pad[1] || a->pad[2] || a->pad[3] || a->group != 1 ||
+        a->residual >= 0 || e->consumers[n->out] != 1)
+        return -1;
+    int di = e->last_consumer[n->out];
+    const ls_node *d = &g->nodes[di];
+    const ls_conv_attr *b = &d->attr.conv;
+    int64_t C = g->values[n->out].dims[1];
+    if (d->op != LS_OP_CONV || d->in[0] != n->out || b->group != C ||
+        g->values[d->out].dims[1] != C || b->kernel[0] != 3 || b->kernel[1] != 3 ||
+        b->stride[0] != b->stride[1] || (b->stride[0] != 1 && b->stride[0] != 2) ||
+        b->dilation[0] != 1 || b->dilation[1] != 1 || b->pad[0] != 1 || b->pad[1] != 1 ||
+        b->pad[2] != 1 || b->pad[3] != 1 || b->residual >= 0)
+        return -1;
+    return di;
+}
+
+/* Conv weights in oneDNN's chosen layout (bf16: rounded to bf16 first). */
+static int upload_weights(ls_engine *e, int ni, const ls_value *w, int group,
+                          const dnnl_memory_desc_t *want, dnnl_memory_t *out, ls_error *err)
+{
+    size_t count = (size_t)ls_ref_count(w);
+    float *data = (float *)w->data, *rounded = NULL;
+    if (e->prec == LS_PREC_BF16) {
+        if (!(rounded = malloc(count * sizeof *rounded)))
+            return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+        for (size_t i = 0; i < count; i++) rounded[i] = ls_round_bf16(data[i]);
+        data = rounded;
+    }
+    int64_t OC = w->dims[0];
+    int rc;
+    if (group > 1) {
+        dnnl_dims_t wd = {group, OC / group, w->dims[1], w->dims[2], w->dims[3]};
+        rc = upload(e, ni, data, 5, wd, dnnl_goihw, want, out, err);
+    } else {
+        dnnl_dims_t wd = {OC, w->dims[1], w->dims[2], w->dims[3]};
+        rc = upload(e, ni, data, 4, wd, dnnl_oihw, want, out, err);
+    }
+    free(rounded);
+    return rc;
+}
+
+/* A conv's bias (zeros when it has none) into the memory pd wants for it. */
+static int upload_bias(ls_engine *e, int ni, const ls_node *n, dnnl_primitive_desc_t pd,
+                       dnnl_query_t what, int index, dnnl_memory_t *out, ls_error *err)
+{
+    int slot = conv_bias_slot(n);
+    int64_t OC = e->g->values[n->out].dims[1];
+    float *zeros = slot >= 0 ? NULL : calloc((size_t)OC, sizeof(float));
+    const float *bias = slot >= 0 ? e->g->values[n->in[slot]].data : zeros;
+    if (!bias) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+    dnnl_dims_t bd = {OC};
+    int rc =
+        upload(e, ni, bias, 1, bd, dnnl_a, dnnl_primitive_desc_query_md(pd, what, index), out, err);
+    free(zeros);
+    return rc;
+}
+
+static double conv_flops(const ls_graph *g, const ls_node *n)
+{
+    const ls_conv_attr *a = &n->attr.conv;
+    return 2.0 * (double)ls_ref_count(&g->values[n->out]) *
+           (double)(g->values[n->in[0]].dims[1] / a->group) * a->kernel[0] * a->kernel[1];
 }
 
 static int compile_conv(ls_engine *e, int ni, ls_error *err)
 {
     const ls_node *n = &e->g->nodes[ni];
     const ls_conv_attr *a = &n->attr.conv;
-    const ls_value *x = &e->g->values[n->in[0]], *w = &e->g->values[n->in[1]], *y = &e->g->values[n->out];
+    const ls_node *dw = e->dw_of[ni] >= 0 ? &e->g->nodes[e->dw_of[ni]] : NULL;
+    const ls_value *x = &e->g->values[n->in[0]], *w = &e->g->values[n->in[1]];
+    const ls_value *y = &e->g->values[dw ? dw->out : n->out];
     int bslot = conv_bias_slot(n);
     int64_t N = y->dims[0];
-    int src = n->in[0], dst = n->out;
-    int per_item = N > 1 && !(e->evs[src].kind == EV_ARENA && dense(&e->evs[src]) && dense(&e->evs[dst]));
+    int src = n->in[0], dst = dw ? dw->out : n->out;
+    int per_item =
+        N > 1 && !(e->evs[src].kind == EV_ARENA && dense(&e->evs[src]) && dense(&e->evs[dst]));
     int64_t nb = per_item ? 1 : N;
 
     /* Our layout on both sides first; if that only has reference code, let
      * oneDNN choose and convert around it. */
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = try_conv_pd(e, n, nb, dnnl_nChw8c, dnnl_nChw8c, bslot >= 0, &pd);
+    /* oneDNN sizes its work split (and scratchpad) for the threads current
+     * when the primitive is created: create it for the threads it runs on. */
+    int threads =
+        conv_flops(e->g, n) + (dw ? conv_flops(e->g, dw) : 0) < SMALL_CONV_FLOPS ? 1 : e->threads;
+    omp_set_num_threads(threads);
+    /* oneDNN 2.6's fused 1x1+depthwise kernel corrupts memory when the 1x1
+     * has no bias: fused pairs always get one (zeros if the model has none). */
+    int with_bias = bslot >= 0 || dw;
+    dnnl_status_t st = try_conv_pd(e, n, dw, nb, dnnl_nChw8c, dnnl_nChw8c, with_bias, &pd);
+    if (dw && (st != dnnl_success || !strncmp(pd_impl(pd), "ref", 3))) {
+        /* No fast fused kernel: run the two convs apart. */
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        e->skip[e->dw_of[ni]] = 0;
+        e->dw_of[ni] = -1;
+        return compile_conv(e, ni, err);
+    }
     if (st == dnnl_success && !strncmp(pd_impl(pd), "ref", 3)) {
         dnnl_primitive_desc_t any = NULL;
-        if (try_conv_pd(e, n, nb, dnnl_format_tag_any, dnnl_format_tag_any, bslot >= 0, &any) == dnnl_success) {
-            dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]}, dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
+        if (try_conv_pd(e, n, NULL, nb, dnnl_format_tag_any, dnnl_format_tag_any, bslot >= 0,
+                        &any) == dnnl_success) {
+            dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
+                        dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
             if (strncmp(pd_impl(any), "ref", 3) &&
                 md_layout(dnnl_primitive_desc_query_md(any, dnnl_query_src_md, 0), sd) &&
                 md_layout(dnnl_primitive_desc_query_md(any, dnnl_query_dst_md, 0), dd)) {
@@ -446,9 +572,12 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     }
     if (st != dnnl_success) return compile_ref(e, ni, err);
 
-    dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]}, dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
+    dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
+                dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
+    const dnnl_memory_desc_t *dst_md =
+        dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_DST);
     int src_cb = md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd);
-    int dst_cb = md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dd);
+    int dst_cb = md_layout(dst_md, dd);
     int rc = LS_OK;
     int csrc = in_layout(e, ni, src, src_cb, !per_item, err);
     if (csrc < 0) rc = csrc;
@@ -462,50 +591,39 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     step *s = rc ? NULL : new_step(e, ST_CONV, ni, err);
     if (!s) {
         dnnl_primitive_desc_destroy(pd);
-        return rc ? rc : err->code;
+        return rc ? rc : LS_ERR_NOMEM;
     }
     s->src = csrc;
     s->dst = cdst;
     s->per_item = per_item;
     s->n_exec = per_item ? (int)N : 1;
+    s->threads = threads;
     snprintf(s->impl, sizeof s->impl, "%s", pd_impl(pd));
     s->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    s->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    s->dst_md = *dst_md;
     s->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t sbytes = dnnl_memory_desc_get_size(&s->scratch_md);
     if (sbytes > e->scratch_bytes) e->scratch_bytes = sbytes;
 
-    /* Weights (bf16: rounded, so the conv sees bf16 values), then bias. */
-    int64_t G = a->group, OC = w->dims[0];
-    size_t wcount = (size_t)ls_ref_count(w);
-    float *wdata = (float *)w->data, *rounded = NULL;
-    if (e->prec == LS_PREC_BF16) {
-        rounded = malloc(wcount * sizeof *rounded);
-        if (!rounded) {
-            dnnl_primitive_desc_destroy(pd);
-            return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
-        }
-        for (size_t i = 0; i < wcount; i++) rounded[i] = ls_round_bf16(wdata[i]);
-        wdata = rounded;
-    }
-    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    if (G > 1) {
-        dnnl_dims_t wd = {G, OC / G, w->dims[1], w->dims[2], w->dims[3]};
-        rc = upload(e, ni, wdata, 5, wd, dnnl_goihw, wmd, &s->wei, err);
-    } else {
-        dnnl_dims_t wd = {OC, w->dims[1], w->dims[2], w->dims[3]};
-        rc = upload(e, ni, wdata, 4, wd, dnnl_oihw, wmd, &s->wei, err);
-    }
-    free(rounded);
-    if (!rc && bslot >= 0) {
-        dnnl_dims_t bd = {OC};
-        rc = upload(e, ni, e->g->values[n->in[bslot]].data, 1, bd, dnnl_a,
-                    dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), &s->bias, err);
+    rc = upload_weights(e, ni, w, a->group,
+                        dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &s->wei, err);
+    if (!rc && with_bias) rc = upload_bias(e, ni, n, pd, dnnl_query_weights_md, 1, &s->bias, err);
+    if (!rc && dw) {
+        int arg = DNNL_ARG_ATTR_POST_OP_DW;
+        rc = upload_weights(
+            e, ni, &e->g->values[dw->in[1]], dw->attr.conv.group,
+            dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg | DNNL_ARG_WEIGHTS),
+            &s->dw_wei, err);
+        /* The fused depthwise always takes a bias too. */
+        if (!rc)
+            rc = upload_bias(e, ni, dw, pd, dnnl_query_exec_arg_md, arg | DNNL_ARG_BIAS,
+                             &s->dw_bias, err);
+        if (!rc) snprintf(s->impl + strlen(s->impl), sizeof s->impl - strlen(s->impl), "+dw");
     }
     if (!rc) DN(dnnl_primitive_create(&s->prim, pd));
     dnnl_primitive_desc_destroy(pd);
     if (rc) return rc;
-    e->flops += 2.0 * (double)ls_ref_count(y) * (double)(x->dims[1] / G) * a->kernel[0] * a->kernel[1];
+    e->flops += conv_flops(e->g, n) + (dw ? conv_flops(e->g, dw) : 0);
     return cdst != dst ? add_copy(e, ni, cdst, dst, 0, err) : LS_OK;
 }
 
@@ -521,7 +639,7 @@ static int compile_elementwise(ls_engine *e, int ni, ls_error *err)
     switch (n->op) {
     case LS_OP_BATCHNORM: {
         s = new_step(e, ST_AFFINE, ni, err);
-        if (!s) return err->code;
+        if (!s) return LS_ERR_NOMEM;
         int64_t C = e->evs[dst].c, cpad = round_up(C, cb);
         s->scale = calloc((size_t)cpad, sizeof(float));
         s->shift = calloc((size_t)cpad, sizeof(float));
@@ -538,7 +656,7 @@ static int compile_elementwise(ls_engine *e, int ni, ls_error *err)
     case LS_OP_RELU:
     case LS_OP_SIGMOID:
         s = new_step(e, ST_UNARY, ni, err);
-        if (!s) return err->code;
+        if (!s) return LS_ERR_NOMEM;
         s->unary = n->op == LS_OP_RELU ? LS_K_RELU : LS_K_SIGMOID;
         break;
     default: return ls_error_set(err, LS_ERR_INTERNAL, "engine: not elementwise");
@@ -560,7 +678,7 @@ static int compile_add(ls_engine *e, int ni, ls_error *err)
     int sb = in_layout(e, ni, n->in[1], cb, 0, err);
     if (sb < 0) return sb;
     step *s = new_step(e, ST_ADD, ni, err);
-    if (!s) return err->code;
+    if (!s) return LS_ERR_NOMEM;
     s->src = sa;
     s->src2 = sb;
     s->dst = n->out;
@@ -626,12 +744,14 @@ static int compile_resize_pad(ls_engine *e, int ni, int rz, int pd, ls_error *er
     int s_in = in_layout(e, ni, src, e->evs[dst].cb, 0, err);
     if (s_in < 0) return s_in;
     step *s = new_step(e, ST_RESIZE, ni, err);
-    if (!s) return err->code;
+    if (!s) return LS_ERR_NOMEM;
     s->src = s_in;
     s->dst = dst;
     s->border = pd >= 0 ? g->nodes[pd].attr.pad.value : 0.0f;
-    if (build_taps(&s->th, y->dims[2], p ? p[2] : 0, mid->dims[2], x->dims[2], a, a ? a->scale[0] : 0) ||
-        build_taps(&s->tw, y->dims[3], p ? p[3] : 0, mid->dims[3], x->dims[3], a, a ? a->scale[1] : 0))
+    if (build_taps(&s->th, y->dims[2], p ? p[2] : 0, mid->dims[2], x->dims[2], a,
+                   a ? a->scale[0] : 0) ||
+        build_taps(&s->tw, y->dims[3], p ? p[3] : 0, mid->dims[3], x->dims[3], a,
+                   a ? a->scale[1] : 0))
         return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
     return LS_OK;
 }
@@ -730,8 +850,8 @@ static void plan_aliases(ls_engine *e)
         }
         if (n->op == LS_OP_RESHAPE) {
             ev *x = &e->evs[n->in[0]], *y = &e->evs[n->out];
-            if (x->kind == EV_ARENA && x->cb == 1 && y->cb == 1 && x->n == y->n && x->isize == y->isize &&
-                y->alias < 0)
+            if (x->kind == EV_ARENA && x->cb == 1 && y->cb == 1 && x->n == y->n &&
+                x->isize == y->isize && y->alias < 0)
                 y->alias = n->in[0];
         }
     }
@@ -767,7 +887,9 @@ static void touch(ls_engine *e, int evi, int st)
     if (st > v->last) v->last = st;
 }
 
-typedef struct span { int64_t off, size; } span;
+typedef struct span {
+    int64_t off, size;
+} span;
 
 static int cmp_span(const void *a, const void *b)
 {
@@ -807,7 +929,8 @@ static int plan_arena(ls_engine *e, ls_error *err)
     /* Largest first (insertion sort: a few hundred buffers). */
     for (int i = 1; i < n_roots; i++)
         for (int j = i; j > 0 && e->evs[order[j]].isize * e->evs[order[j]].n >
-                                     e->evs[order[j - 1]].isize * e->evs[order[j - 1]].n; j--) {
+                                     e->evs[order[j - 1]].isize * e->evs[order[j - 1]].n;
+             j--) {
             int t = order[j];
             order[j] = order[j - 1];
             order[j - 1] = t;
@@ -846,6 +969,8 @@ void ls_engine_destroy(ls_engine *e)
         if (s->prim) dnnl_primitive_destroy(s->prim);
         if (s->wei) dnnl_memory_destroy(s->wei);
         if (s->bias) dnnl_memory_destroy(s->bias);
+        if (s->dw_wei) dnnl_memory_destroy(s->dw_wei);
+        if (s->dw_bias) dnnl_memory_destroy(s->dw_bias);
         free_taps(&s->th);
         free_taps(&s->tw);
         free(s->scale);
@@ -858,6 +983,7 @@ void ls_engine_destroy(ls_engine *e)
     free(e->consumers);
     free(e->last_consumer);
     free(e->skip);
+    free(e->dw_of);
     free(e);
 }
 
@@ -879,7 +1005,8 @@ static int setup_values(ls_engine *e, ls_error *err)
         }
         for (int d = 0; d < gv->ndim; d++)
             if (gv->dims[d] < 1 || gv->dims[d] > ((int64_t)1 << 31))
-                return ls_error_set(err, LS_ERR_FORMAT, "value '%s' has a bad dimension", gv->name ? gv->name : "?");
+                return ls_error_set(err, LS_ERR_FORMAT, "value '%s' has a bad dimension",
+                                    gv->name ? gv->name : "?");
     }
     for (int ni = 0; ni < g->n_nodes; ni++) {
         const ls_node *n = &g->nodes[ni];
@@ -895,7 +1022,8 @@ static int setup_values(ls_engine *e, ls_error *err)
 
 static int check_graph(const ls_graph *g, ls_error *err)
 {
-    if (g->n_inputs < 0 || g->n_inputs > LS_NN_MAX_INPUTS || g->n_outputs < 1 || g->n_outputs > LS_NN_MAX_INPUTS)
+    if (g->n_inputs < 0 || g->n_inputs > LS_NN_MAX_INPUTS || g->n_outputs < 1 ||
+        g->n_outputs > LS_NN_MAX_INPUTS)
         return ls_error_set(err, LS_ERR_FORMAT, "graph has a bad number of inputs or outputs");
     for (int k = 0; k < g->n_inputs; k++)
         if (g->inputs[k] < 0 || g->inputs[k] >= g->n_values || g->values[g->inputs[k]].data)
@@ -915,15 +1043,17 @@ static int check_graph(const ls_graph *g, ls_error *err)
         const ls_node *n = &g->nodes[ni];
         for (int k = 0; k < n->n_in && !rc; k++)
             if (n->in[k] >= 0 && !ready[n->in[k]])
-                rc = ls_error_set(err, LS_ERR_FORMAT, "node %d '%s' reads a value no earlier node produced", ni,
+                rc = ls_error_set(err, LS_ERR_FORMAT,
+                                  "node %d '%s' reads a value no earlier node produced", ni,
                                   n->name ? n->name : "?");
         if (!rc && ready[n->out])
-            rc = ls_error_set(err, LS_ERR_FORMAT, "node %d '%s' writes a value already produced", ni,
-                              n->name ? n->name : "?");
+            rc = ls_error_set(err, LS_ERR_FORMAT, "node %d '%s' writes a value already produced",
+                              ni, n->name ? n->name : "?");
         ready[n->out] = 1;
     }
     for (int k = 0; k < g->n_outputs && !rc; k++)
-        if (!ready[g->outputs[k]]) rc = ls_error_set(err, LS_ERR_FORMAT, "graph output %d is never produced", k);
+        if (!ready[g->outputs[k]])
+            rc = ls_error_set(err, LS_ERR_FORMAT, "graph output %d is never produced", k);
     free(ready);
     return rc;
 }
@@ -935,6 +1065,10 @@ static int compile(ls_engine *e, ls_error *err)
     int rc = setup_values(e, err);
     if (rc) return rc;
     for (int k = 0; k < g->n_nodes; k++) e->skip[k] = resize_folds_into_pad(e, k);
+    for (int k = 0; k < g->n_nodes; k++) {
+        e->dw_of[k] = dw_partner(e, k);
+        if (e->dw_of[k] >= 0) e->skip[e->dw_of[k]] = 1;
+    }
     /* Graph inputs and outputs are the caller's dense NCHW buffers. */
     int ext_in[LS_NN_MAX_INPUTS], ext_out[LS_NN_MAX_INPUTS];
     for (int k = 0; k < g->n_inputs + g->n_outputs; k++) {
@@ -946,8 +1080,10 @@ static int compile(ls_engine *e, ls_error *err)
         shape_ev(x, &g->values[gv], 1);
         x->kind = is_in ? EV_INPUT : EV_OUTPUT;
         x->ext = is_in ? k : k - g->n_inputs;
-        if (is_in) ext_in[k] = v;
-        else ext_out[k - g->n_inputs] = v;
+        if (is_in)
+            ext_in[k] = v;
+        else
+            ext_out[k - g->n_inputs] = v;
     }
     plan_aliases(e);
     resolve(e);
@@ -958,37 +1094,47 @@ static int compile(ls_engine *e, ls_error *err)
         int before = e->n_evs;
         if ((rc = compile_node(e, ni, err))) return rc;
         if (e->n_evs != before) resolve(e); /* new temporaries */
-        int out = g->nodes[ni].out;
+        int out = g->nodes[e->dw_of[ni] >= 0 ? e->dw_of[ni] : ni].out;
         int is_output = 0;
         for (int k = 0; k < g->n_outputs; k++) is_output |= g->outputs[k] == out;
         if (e->prec == LS_PREC_BF16 && !is_output) {
             step *s = new_step(e, ST_ROUND, ni, err);
-            if (!s) return err->code;
+            if (!s) return LS_ERR_NOMEM;
             s->dst = out;
         }
     }
     for (int k = 0; k < g->n_outputs; k++)
         if ((rc = add_copy(e, -1, g->outputs[k], ext_out[k], 0, err))) return rc;
+    for (int i = 0; i < e->n_steps; i++) {
+        step *s = &e->steps[i];
+        const ev *v = &e->evs[s->dst >= 0 ? s->dst : s->src];
+        if (s->kind != ST_CONV) s->threads = v->n * v->isize < SMALL_KERNEL_ELEMS ? 1 : e->threads;
+    }
     resolve(e);
     return plan_arena(e, err);
 }
 
-int ls_engine_create(const ls_graph *g, ls_precision precision, ls_engine **out, ls_error *err)
+int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_engine **out,
+                     ls_error *err)
 {
     if (!out) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_create: NULL out");
     *out = NULL;
-    if (!g || (precision != LS_PREC_FP32 && precision != LS_PREC_BF16))
-        return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_create: bad graph or precision");
+    if (!g || (precision != LS_PREC_FP32 && precision != LS_PREC_BF16) || threads < 1 ||
+        threads > 1024)
+        return ls_error_set(err, LS_ERR_INVALID_ARG,
+                            "ls_engine_create: bad graph, precision or thread count");
     int rc = check_graph(g, err);
     if (rc) return rc;
     ls_engine *e = calloc(1, sizeof *e);
     if (!e) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
     e->g = g;
     e->prec = precision;
+    e->threads = threads;
     e->consumers = calloc((size_t)g->n_values + 1, sizeof(int));
     e->last_consumer = calloc((size_t)g->n_values + 1, sizeof(int));
     e->skip = calloc((size_t)g->n_nodes + 1, sizeof(int));
-    if (!e->consumers || !e->last_consumer || !e->skip) {
+    e->dw_of = calloc((size_t)g->n_nodes + 1, sizeof(int));
+    if (!e->consumers || !e->last_consumer || !e->skip || !e->dw_of) {
         ls_engine_destroy(e);
         return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
     }
@@ -997,7 +1143,9 @@ int ls_engine_create(const ls_graph *g, ls_precision precision, ls_engine **out,
         ls_engine_destroy(e);
         return ls_error_set(err, LS_ERR_INTERNAL, "engine: cannot create a oneDNN CPU engine");
     }
+    int saved_threads = omp_get_max_threads();
     rc = compile(e, err);
+    omp_set_num_threads(saved_threads);
     if (rc) {
         ls_engine_destroy(e);
         return rc;
@@ -1017,7 +1165,6 @@ static ls_view view_of(const ls_engine_ctx *c, int evi)
     case EV_INPUT: out.base = (float *)c->inputs[v->ext]; break;
     case EV_OUTPUT: out.base = c->outputs[v->ext]; break;
     case EV_CONST: out.base = (float *)v->cdata; break;
-    case EV_UNUSED: break;
     }
     return out;
 }
@@ -1030,24 +1177,24 @@ void ls_engine_ctx_destroy(ls_engine_ctx *c)
     if (c->stream) dnnl_stream_destroy(c->stream);
     free(c->mem);
     free(c->mem_base);
+    free(c->step_ms);
     free(c->arena);
     free(c->scratch);
     free(c);
 }
 
-int ls_engine_ctx_create(const ls_engine *e, int threads, ls_engine_ctx **out, ls_error *err)
+int ls_engine_ctx_create(const ls_engine *e, ls_engine_ctx **out, ls_error *err)
 {
     if (!out) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_ctx_create: NULL out");
     *out = NULL;
-    if (!e || threads < 1 || threads > 1024)
-        return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_ctx_create: bad engine or thread count %d", threads);
+    if (!e) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_ctx_create: NULL engine");
     ls_engine_ctx *c = calloc(1, sizeof *c);
     if (!c) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
     c->e = e;
-    c->threads = threads;
     size_t abytes = (size_t)(e->arena_elems > 0 ? e->arena_elems : ALIGN_ELEMS) * sizeof(float);
     c->arena = aligned_alloc(64, abytes);
-    c->scratch = e->scratch_bytes ? aligned_alloc(64, round_up((int64_t)e->scratch_bytes, 64)) : NULL;
+    c->scratch =
+        e->scratch_bytes ? aligned_alloc(64, round_up((int64_t)e->scratch_bytes, 64)) : NULL;
     c->mem_base = calloc((size_t)e->n_steps + 1, sizeof(int));
     int n_mem = 0;
     for (int i = 0; i < e->n_steps; i++) {
@@ -1055,9 +1202,11 @@ int ls_engine_ctx_create(const ls_engine *e, int threads, ls_engine_ctx **out, l
         if (e->steps[i].kind == ST_CONV) n_mem += 2 * e->steps[i].n_exec + 1;
     }
     c->mem = calloc((size_t)n_mem + 1, sizeof *c->mem);
-    if (!c->arena || (e->scratch_bytes && !c->scratch) || !c->mem_base || !c->mem) {
+    c->step_ms = calloc((size_t)e->n_steps + 1, sizeof *c->step_ms);
+    if (!c->arena || (e->scratch_bytes && !c->scratch) || !c->mem_base || !c->mem || !c->step_ms) {
         ls_engine_ctx_destroy(c);
-        return ls_error_set(err, LS_ERR_NOMEM, "engine: cannot allocate %zu bytes of activations", abytes);
+        return ls_error_set(err, LS_ERR_NOMEM, "engine: cannot allocate %zu bytes of activations",
+                            abytes);
     }
     /* Zeroed once so channel padding reads as zeros in every layout. */
     memset(c->arena, 0, abytes);
@@ -1073,15 +1222,18 @@ int ls_engine_ctx_create(const ls_engine *e, int threads, ls_engine_ctx **out, l
         dnnl_memory_t *m = &c->mem[c->mem_base[i]];
         dnnl_status_t st = dnnl_success;
         for (int k = 0; k < s->n_exec && st == dnnl_success; k++) {
-            st = dnnl_memory_create(&m[2 * k], &s->src_md, e->dnnl, sv.base + (s->per_item ? k * sv.istride : 0));
+            st = dnnl_memory_create(&m[2 * k], &s->src_md, e->dnnl,
+                                    sv.base + (s->per_item ? k * sv.istride : 0));
             if (st == dnnl_success)
-                st = dnnl_memory_create(&m[2 * k + 1], &s->dst_md, e->dnnl, dv.base + (s->per_item ? k * dv.istride : 0));
+                st = dnnl_memory_create(&m[2 * k + 1], &s->dst_md, e->dnnl,
+                                        dv.base + (s->per_item ? k * dv.istride : 0));
         }
         if (st == dnnl_success)
             st = dnnl_memory_create(&m[2 * s->n_exec], &s->scratch_md, e->dnnl, c->scratch);
         if (st != dnnl_success) {
             ls_engine_ctx_destroy(c);
-            return ls_error_set(err, LS_ERR_INTERNAL, "engine: cannot create oneDNN memory (status %d)", (int)st);
+            return ls_error_set(err, LS_ERR_INTERNAL,
+                                "engine: cannot create oneDNN memory (status %d)", (int)st);
         }
     }
     *out = c;
@@ -1097,34 +1249,48 @@ static int run_ref_step(ls_engine_ctx *c, const step *s, ls_error *err)
     return ls_ref_node(c->e->g, s->node, in, view_of(c, s->dst).base, err);
 }
 
-int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *outputs, ls_error *err)
+int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *outputs,
+                  ls_error *err)
 {
     if (!c || (!inputs && c->e->g->n_inputs) || !outputs)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_run: NULL argument");
     const ls_engine *e = c->e;
     for (int k = 0; k < e->g->n_inputs; k++)
-        if (!inputs[k]) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_run: input %d is NULL", k);
+        if (!inputs[k])
+            return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_run: input %d is NULL", k);
     for (int k = 0; k < e->g->n_outputs; k++)
-        if (!outputs[k]) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_run: output %d is NULL", k);
+        if (!outputs[k])
+            return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_run: output %d is NULL", k);
     c->inputs = inputs;
     c->outputs = outputs;
-    int T = c->threads;
-    omp_set_num_threads(T); /* oneDNN sizes its parallel regions from this */
-    int rc = LS_OK;
+    int rc = LS_OK, omp_threads = -1;
+    double t0 = c->profiling ? ls_now() : 0;
     for (int i = 0; i < e->n_steps && !rc; i++) {
         const step *s = &e->steps[i];
+        if (c->profiling) {
+            double t1 = ls_now();
+            if (i > 0) c->step_ms[i - 1] += (t1 - t0) * 1e3;
+            t0 = t1;
+        }
+        int T = s->threads;
         switch (s->kind) {
         case ST_CONV: {
             dnnl_memory_t *m = &c->mem[c->mem_base[i]];
+            if (T != omp_threads) omp_set_num_threads(omp_threads = T); /* what oneDNN reads */
             for (int k = 0; k < s->n_exec && !rc; k++) {
-                dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, m[2 * k]},
+                dnnl_exec_arg_t args[7] = {{DNNL_ARG_SRC, m[2 * k]},
                                            {DNNL_ARG_DST, m[2 * k + 1]},
                                            {DNNL_ARG_SCRATCHPAD, m[2 * s->n_exec]},
                                            {DNNL_ARG_WEIGHTS, s->wei},
+                                           {DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, s->dw_wei},
+                                           {DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS, s->dw_bias},
                                            {DNNL_ARG_BIAS, s->bias}};
-                dnnl_status_t st = dnnl_primitive_execute(s->prim, c->stream, s->bias ? 5 : 4, args);
+                int nargs = s->dw_wei ? 6 : 4;
+                if (s->bias) args[nargs++] = args[6];
+                dnnl_status_t st = dnnl_primitive_execute(s->prim, c->stream, nargs, args);
                 if (st != dnnl_success)
-                    rc = ls_error_set(err, LS_ERR_INTERNAL, "node '%s': oneDNN convolution failed (status %d)",
+                    rc = ls_error_set(err, LS_ERR_INTERNAL,
+                                      "node '%s': oneDNN convolution failed (status %d)",
                                       node_name(e, s->node), (int)st);
             }
             break;
@@ -1156,13 +1322,17 @@ int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *ou
         }
         case ST_ROUND: {
             ls_view d = view_of(c, s->dst);
-            ls_k_round_bf16(&d, T);
+            ls_k_unary_op(LS_K_ROUND_BF16, &d, &d, T);
             break;
         }
         case ST_REF: rc = run_ref_step(c, s, err); break;
         }
     }
     dnnl_stream_wait(c->stream);
+    if (c->profiling) {
+        c->step_ms[e->n_steps - 1] += (ls_now() - t0) * 1e3;
+        c->profiled_runs++;
+    }
     c->inputs = NULL;
     c->outputs = NULL;
     return rc;
@@ -1170,9 +1340,42 @@ int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *ou
 
 /* ---- introspection ---- */
 
+static const char *const step_kind_names[] = {"conv",  "copy", "resize",     "affine",
+                                              "unary", "add",  "round-bf16", "reference"};
+
+void ls_engine_ctx_profile(ls_engine_ctx *c, int enable)
+{
+    c->profiling = enable;
+    c->profiled_runs = 0;
+    memset(c->step_ms, 0, (size_t)c->e->n_steps * sizeof *c->step_ms);
+}
+
+void ls_engine_ctx_print_profile(const ls_engine_ctx *c, FILE *out)
+{
+    const ls_engine *e = c->e;
+    int runs = c->profiled_runs ? c->profiled_runs : 1;
+    double by_kind[8] = {0}, total = 0;
+    for (int i = 0; i < e->n_steps; i++) {
+        const step *s = &e->steps[i];
+        double ms = c->step_ms[i] / runs;
+        by_kind[s->kind] += ms;
+        total += ms;
+        fprintf(out, "%3d %-10s %-24s %8.3f ms %s\n", i, step_kind_names[s->kind],
+                s->node >= 0 ? node_name(e, s->node) : "(io)", ms,
+                s->kind == ST_CONV ? s->impl : "");
+    }
+    fprintf(out, "mean of %d runs: %.2f ms;", runs, total);
+    for (int k = 0; k < 8; k++)
+        if (by_kind[k] > 0) fprintf(out, " %s %.2f", step_kind_names[k], by_kind[k]);
+    fputc('\n', out);
+}
+
 double ls_engine_flops(const ls_engine *e) { return e ? e->flops : 0; }
 
-size_t ls_engine_arena_bytes(const ls_engine *e) { return e ? (size_t)e->arena_elems * sizeof(float) : 0; }
+size_t ls_engine_arena_bytes(const ls_engine *e)
+{
+    return e ? (size_t)e->arena_elems * sizeof(float) : 0;
+}
 
 int ls_engine_dnnl_calls(const ls_engine *e)
 {
@@ -1190,24 +1393,38 @@ int ls_engine_ref_convs(const ls_engine *e)
     return n;
 }
 
+int ls_engine_fused_convs(const ls_engine *e)
+{
+    int n = 0;
+    for (int i = 0; e && i < e->n_steps; i++) n += e->steps[i].dw_wei != NULL;
+    return n;
+}
+
 void ls_engine_describe(const ls_engine *e, FILE *out)
 {
-    static const char *kinds[] = {"conv", "copy", "resize", "affine", "unary", "add", "round-bf16", "reference"};
+    const char *const *kinds = step_kind_names;
     int counts[8] = {0};
     for (int i = 0; i < e->n_steps; i++) {
         const step *s = &e->steps[i];
         counts[s->kind]++;
         const ev *d = s->dst >= 0 ? &e->evs[s->dst] : NULL;
-        fprintf(out, "%3d %-10s %-24s", i, kinds[s->kind], s->node >= 0 ? node_name(e, s->node) : "(io)");
-        if (d) fprintf(out, " -> [%ld,%ld,%ld,%ld]/%s", (long)d->n, (long)d->c, (long)d->h, (long)d->w,
-                       d->kind != EV_ARENA ? "nchw-io" : d->cb == CB ? "nChw8c" : "nchw");
+        fprintf(out, "%3d %-10s %-24s", i, kinds[s->kind],
+                s->node >= 0 ? node_name(e, s->node) : "(io)");
+        if (d)
+            fprintf(out, " -> [%ld,%ld,%ld,%ld]/%s", (long)d->n, (long)d->c, (long)d->h, (long)d->w,
+                    d->kind != EV_ARENA ? "nchw-io"
+                    : d->cb == CB       ? "nChw8c"
+                                        : "nchw");
         if (s->kind == ST_CONV) fprintf(out, " %s%s", s->impl, s->per_item ? " per-item" : "");
+        fprintf(out, " threads=%d", s->threads);
         if (s->kind == ST_COPY) fprintf(out, " c_off=%ld", (long)s->c_off);
         fputc('\n', out);
     }
-    fprintf(out, "steps %d: conv %d, copy %d, resize %d, other %d; reference convs %d; arena %.1f MB; "
-                 "%.3f GFLOP per run; precision %s\n",
+    fprintf(out,
+            "steps %d: conv %d, copy %d, resize %d, other %d; reference convs %d; arena %.1f MB; "
+            "%.3f GFLOP per run; precision %s\n",
             e->n_steps, counts[ST_CONV], counts[ST_COPY], counts[ST_RESIZE],
-            e->n_steps - counts[ST_CONV] - counts[ST_COPY] - counts[ST_RESIZE], ls_engine_ref_convs(e),
-            (double)ls_engine_arena_bytes(e) / 1e6, e->flops / 1e9, ls_precision_name(e->prec));
+            e->n_steps - counts[ST_CONV] - counts[ST_COPY] - counts[ST_RESIZE],
+            ls_engine_ref_convs(e), (double)ls_engine_arena_bytes(e) / 1e6, e->flops / 1e9,
+            ls_precision_name(e->prec));
 }

@@ -16,12 +16,17 @@
  * allocated by our code during ls_engine_run (see tests/nn/test_engine_alloc.c
  * for what oneDNN itself does per primitive call).
  *
- * Threads: oneDNN here is built on OpenMP, so a run uses `threads` OpenMP
- * threads of the calling thread (set per run; the engine's own kernels use
- * the same team). Those threads are not the ls_pool's: a caller that also
- * runs pool loops gives the engine the cores the pool leaves idle while it
- * runs, e.g. a pipeline on C cores runs the UNet with C threads and does its
- * pool work between runs, or splits C = engine threads + busy pool workers.
+ * Threads: oneDNN here is built on OpenMP, so a run uses up to `threads`
+ * OpenMP threads of the calling thread (the engine sets the calling thread's
+ * omp_set_num_threads per step; its own kernels use the same team). Those
+ * threads are not the ls_pool's: to share C cores without oversubscription a
+ * caller gives the engine the cores its pool loops leave idle, e.g. compiles
+ * with C threads and runs pool work between engine runs, or with C - P
+ * threads while P pool workers are busy beside it. Runs from k threads at
+ * once use k teams: budget k * threads <= C. On cores shared with other
+ * work, run with OMP_WAIT_POLICY=passive (libgomp reads it at start-up):
+ * oneDNN splits each primitive statically, and spinning idle threads make
+ * every barrier wait for a descheduled one.
  *
  * Precision: LS_PREC_FP32 computes in float32 like torch. LS_PREC_BF16 stores
  * weights and every intermediate activation rounded to bfloat16 (graph inputs
@@ -41,13 +46,17 @@ typedef enum ls_precision { LS_PREC_FP32 = 0, LS_PREC_BF16 = 1 } ls_precision;
 typedef struct ls_engine ls_engine;
 typedef struct ls_engine_ctx ls_engine_ctx;
 
-/* Compiles g. The graph must outlive the engine (constants are read at
- * compile time; shapes and names are read for messages and fallbacks). */
-int ls_engine_create(const ls_graph *g, ls_precision precision, ls_engine **out, ls_error *err);
+/* Compiles g to run on `threads` (1..1024) threads: oneDNN splits the work
+ * of each primitive for a thread count fixed when it is created, so the
+ * count belongs to the engine (small steps run on one thread). The graph
+ * must outlive the engine (constants are read at compile time; shapes and
+ * names for messages and the reference fallback). */
+int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_engine **out,
+                     ls_error *err);
 void ls_engine_destroy(ls_engine *e);
 
-/* Per-caller run state for e, running with `threads` >= 1 threads. */
-int ls_engine_ctx_create(const ls_engine *e, int threads, ls_engine_ctx **out, ls_error *err);
+/* Per-caller run state for e. */
+int ls_engine_ctx_create(const ls_engine *e, ls_engine_ctx **out, ls_error *err);
 void ls_engine_ctx_destroy(ls_engine_ctx *c);
 
 /* One run: inputs[i] holds the graph's i-th input and outputs[i] receives its
@@ -66,6 +75,13 @@ void ls_engine_describe(const ls_engine *e, FILE *out);
  * got oneDNN's slow reference implementation. */
 int ls_engine_dnnl_calls(const ls_engine *e);
 int ls_engine_ref_convs(const ls_engine *e);
+/* 1x1 + depthwise conv pairs running as one fused oneDNN primitive. */
+int ls_engine_fused_convs(const ls_engine *e);
+
+/* Per-step timing of the following runs on c (enable resets the sums);
+ * print shows the mean per step and per kind. For `lipsync bench engine`. */
+void ls_engine_ctx_profile(ls_engine_ctx *c, int enable);
+void ls_engine_ctx_print_profile(const ls_engine_ctx *c, FILE *out);
 
 const char *ls_precision_name(ls_precision p);
 /* "fp32" / "bf16" -> precision; LS_ERR_INVALID_ARG otherwise. */

@@ -47,12 +47,11 @@ void ls_k_resize(const ls_view *src, const ls_view *dst, const ls_taps *th, cons
 /* dst[c] = src[c] * scale[c] + shift[c] (same layout; may be in place). */
 void ls_k_affine(const ls_view *src, const ls_view *dst, const float *scale, const float *shift,
                  int threads);
-typedef enum { LS_K_RELU, LS_K_SIGMOID } ls_k_unary;
-/* Elementwise over whole items (channel padding included). */
+/* LS_K_ROUND_BF16 rounds to the nearest bfloat16 (ties to even). */
+typedef enum { LS_K_RELU, LS_K_SIGMOID, LS_K_ROUND_BF16 } ls_k_unary;
+/* Elementwise over whole items (channel padding included; may be in place). */
 void ls_k_unary_op(ls_k_unary op, const ls_view *src, const ls_view *dst, int threads);
 void ls_k_add(const ls_view *a, const ls_view *b, const ls_view *dst, int threads);
-/* Rounds every element to the nearest bfloat16 (ties to even), in place. */
-void ls_k_round_bf16(const ls_view *v, int threads);
 float ls_round_bf16(float x);
 
 #endif

@@ -30,22 +30,44 @@ typedef struct kargs {
 
 typedef void (*rows_fn)(const kargs *a, int64_t begin, int64_t end);
 
+#if defined(__SANITIZE_THREAD__)
+/* libgomp is not built with ThreadSanitizer, so TSan cannot see the fork and
+ * join of a parallel region; these tell it exactly those two edges, and it
+ * still checks every access our rows make against each other. */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define FORK_JOIN_RELEASE(p) __tsan_release(p)
+#define FORK_JOIN_ACQUIRE(p) __tsan_acquire(p)
+/* par_rows itself only hands arguments through libgomp (whose hand-off TSan
+ * cannot see either); the rows functions it calls stay instrumented. */
+#define FORK_JOIN_UNCHECKED __attribute__((no_sanitize_thread))
+#else
+#define FORK_JOIN_UNCHECKED
+#define FORK_JOIN_RELEASE(p) ((void)(p))
+#define FORK_JOIN_ACQUIRE(p) ((void)(p))
+#endif
+
 /* Splits [0, rows) into `threads` contiguous static parts. */
-static void par_rows(int64_t rows, int threads, rows_fn fn, const kargs *a)
+FORK_JOIN_UNCHECKED static void par_rows(int64_t rows, int threads, rows_fn fn, const kargs *a)
 {
     if (threads <= 1 || rows < 2) {
         fn(a, 0, rows);
         return;
     }
+    int fork_join = 0;
+    FORK_JOIN_RELEASE(&fork_join);
 #pragma omp parallel num_threads(threads)
     {
+        FORK_JOIN_ACQUIRE(&fork_join);
         int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
         fn(a, rows * t / n, rows * (t + 1) / n);
+        FORK_JOIN_RELEASE(&fork_join);
     }
+    FORK_JOIN_ACQUIRE(&fork_join);
 }
 
 /* Rows of a view: (item, channel block, y) for r in [0, n * blocks * h). */
-#define ROW_COORDS(v, r, n, b, y)                                        \
+#define ROW_COORDS(v, r, n, b, y)                                                                  \
     int64_t y = (r) % (v)->h, b = (r) / (v)->h % cblocks(v), n = (r) / ((v)->h * cblocks(v))
 
 static void copy_blocks(const kargs *a, int64_t begin, int64_t end)
@@ -70,11 +92,39 @@ static void copy_rows(const kargs *a, int64_t begin, int64_t end)
     }
 }
 
+/* Plain to blocked (or back) a block-row at a time: cb source rows read
+ * in step, one contiguous destination row written (or the reverse). */
+static void copy_block_rows(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *src = a->src, *dst = a->dst;
+    int to_blocked = dst->cb > 1;
+    const ls_view *bv = to_blocked ? dst : src, *pv = to_blocked ? src : dst;
+    int cb = bv->cb;
+    int64_t W = src->w;
+    for (int64_t r = begin; r < end; r++) {
+        ROW_COORDS(bv, r, n, b, y);
+        int64_t lanes = bv->c - b * cb < cb ? bv->c - b * cb : cb;
+        float *brow = row_ptr(bv, n, b, y);
+        if (to_blocked) /* padding lanes read as zeros, whatever the arena held */
+            for (int64_t l = lanes; l < cb; l++)
+                for (int64_t x = 0; x < W; x++) brow[x * cb + l] = 0;
+        for (int64_t l = 0; l < lanes; l++) {
+            float *prow = pv->base + n * pv->istride + ((b * cb + l) * pv->h + y) * W;
+            if (to_blocked)
+                for (int64_t x = 0; x < W; x++) brow[x * cb + l] = prow[x];
+            else
+                for (int64_t x = 0; x < W; x++) prow[x] = brow[x * cb + l];
+        }
+    }
+}
+
 void ls_k_copy(const ls_view *src, const ls_view *dst, int64_t c_off, int threads)
 {
     kargs a = {.src = src, .dst = dst, .c_off = c_off};
     if (src->cb == dst->cb && c_off % dst->cb == 0)
         par_rows(src->n * cblocks(src), threads, copy_blocks, &a); /* whole blocks are contiguous */
+    else if (c_off == 0 && src->c == dst->c && ((src->cb == 1) != (dst->cb == 1)))
+        par_rows(src->n * cblocks(src->cb > 1 ? src : dst) * src->h, threads, copy_block_rows, &a);
     else
         par_rows(src->n * src->c * src->h, threads, copy_rows, &a);
 }
@@ -152,6 +202,17 @@ void ls_k_affine(const ls_view *src, const ls_view *dst, const float *scale, con
     par_rows(src->n * cblocks(src) * src->h, threads, affine_rows, &a);
 }
 
+float ls_round_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u) return x; /* inf and NaN stay as they are */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 static void unary_rows(const kargs *a, int64_t begin, int64_t end)
 {
     const ls_view *src = a->src;
@@ -162,8 +223,10 @@ static void unary_rows(const kargs *a, int64_t begin, int64_t end)
         float *d = row_ptr(a->dst, n, b, y);
         if (a->unary == LS_K_RELU)
             for (int64_t i = 0; i < len; i++) d[i] = s[i] > 0 ? s[i] : 0;
-        else
+        else if (a->unary == LS_K_SIGMOID)
             for (int64_t i = 0; i < len; i++) d[i] = 1.0f / (1.0f + expf(-s[i]));
+        else
+            for (int64_t i = 0; i < len; i++) d[i] = ls_round_bf16(s[i]);
     }
 }
 
@@ -189,32 +252,4 @@ void ls_k_add(const ls_view *a, const ls_view *b, const ls_view *dst, int thread
 {
     kargs k = {.src = a, .src2 = b, .dst = dst};
     par_rows(a->n * cblocks(a) * a->h, threads, add_rows, &k);
-}
-
-float ls_round_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7f800000u) == 0x7f800000u) return x; /* inf and NaN stay as they are */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
-static void round_rows(const kargs *a, int64_t begin, int64_t end)
-{
-    const ls_view *v = a->dst;
-    int64_t len = v->w * v->cb;
-    for (int64_t r = begin; r < end; r++) {
-        ROW_COORDS(v, r, n, b, y);
-        float *d = row_ptr(v, n, b, y);
-        for (int64_t i = 0; i < len; i++) d[i] = ls_round_bf16(d[i]);
-    }
-}
-
-void ls_k_round_bf16(const ls_view *v, int threads)
-{
-    kargs a = {.dst = v};
-    par_rows(v->n * cblocks(v) * v->h, threads, round_rows, &a);
 }

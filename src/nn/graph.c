@@ -97,13 +97,14 @@ int ls_builder_add_node(ls_graph_builder *b, ls_op op, const char *name, int n_i
     return g->n_nodes++;
 }
 
-void ls_graph_relink(ls_graph *g)
+void ls_graph_relink(ls_graph *g, const char *dead)
 {
     for (int v = 0; v < g->n_values; v++) {
         g->values[v].producer = -1;
         g->values[v].n_consumers = 0;
     }
     for (int i = 0; i < g->n_nodes; i++) {
+        if (dead && dead[i]) continue;
         g->values[g->nodes[i].out].producer = i;
         for (int k = 0; k < g->nodes[i].n_in; k++) g->values[g->nodes[i].in[k]].n_consumers++;
     }
@@ -156,8 +157,9 @@ int ls_graph_find_input(const ls_graph *g, ls_input_role role, const char *name_
         found = i;
     }
     if (found < 0)
-        return ls_error_set(err, LS_ERR_NOT_FOUND, "no input has the shape of the %s input (inputs: %s)",
-                            role_name(role), names);
+        return ls_error_set(err, LS_ERR_NOT_FOUND,
+                            "no input has the shape of the %s input (inputs: %s)", role_name(role),
+                            names);
     return found;
 }
 

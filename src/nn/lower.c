@@ -95,10 +95,28 @@ static sym *bind(lower_ctx *c, const char *name, sym_kind kind)
 
 /* ---- constant tensors ---- */
 
+/* Bounds on every size the lowering computes, so that element counts and
+ * offsets stay far from int64 overflow whatever a (damaged) file says. */
+#define LS_DIM_MAX ((int64_t)1 << 31)
+#define LS_COUNT_MAX ((int64_t)1 << 40)
+
 static int64_t dims_count(int ndim, const int64_t *dims)
 {
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) n *= dims[d];
+    return n;
+}
+
+/* The element count of a shape whose dims are all in [min_dim, LS_DIM_MAX]
+ * with a product of at most LS_COUNT_MAX, else -1. */
+static int64_t bounded_count(int ndim, const int64_t *dims, int64_t min_dim)
+{
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (dims[d] < min_dim || dims[d] > LS_DIM_MAX) return -1;
+        n *= dims[d];
+        if (n > LS_COUNT_MAX) return -1;
+    }
     return n;
 }
 
@@ -109,13 +127,10 @@ static int tensor_new(lower_ctx *c, ls_tensor *t, ls_dtype dt, int ndim, const i
     if (ndim > LS_NN_MAX_DIMS) return fail(c, LS_ERR_UNSUPPORTED, "result of rank %d", ndim);
     t->dtype = dt;
     t->ndim = ndim;
-    for (int d = 0; d < ndim; d++) {
-        if (dims[d] < 0 || dims[d] > ((int64_t)1 << 32))
-            return fail(c, LS_ERR_FORMAT, "bad dimension %lld", (long long)dims[d]);
-        t->dims[d] = dims[d];
-    }
-    t->count = dims_count(ndim, dims);
-    if (t->count > ((int64_t)1 << 30)) return fail(c, LS_ERR_UNSUPPORTED, "constant too large");
+    for (int d = 0; d < ndim; d++) t->dims[d] = dims[d];
+    t->count = bounded_count(ndim, dims, 0);
+    if (t->count < 0 || t->count > ((int64_t)1 << 30))
+        return fail(c, LS_ERR_FORMAT, "constant result of a bad or too large shape");
     t->owned = malloc((size_t)(t->count ? t->count : 1) * 8);
     if (!t->owned) return fail(c, LS_ERR_NOMEM, "out of memory");
     if (dt == LS_DT_F32) t->f = t->owned;
@@ -163,7 +178,8 @@ static int get_sym(lower_ctx *c, size_t k, sym **out)
     if (!has_input(n, k)) return fail(c, LS_ERR_FORMAT, "input %zu is missing", k);
     *out = lookup(c, n->input[k]);
     if (!*out)
-        return fail(c, LS_ERR_FORMAT, "input '%s' is not produced by any earlier node", n->input[k]);
+        return fail(c, LS_ERR_FORMAT, "input '%s' is not produced by any earlier node",
+                    n->input[k]);
     return LS_OK;
 }
 
@@ -189,8 +205,8 @@ static int get_act(lower_ctx *c, size_t k, int *value)
     int rc = get_sym(c, k, &s);
     if (rc) return rc;
     if (s->kind != SYM_ACT)
-        return fail(c, LS_ERR_UNSUPPORTED, "input '%s' is a constant; a run-time tensor is expected",
-                    s->name);
+        return fail(c, LS_ERR_UNSUPPORTED,
+                    "input '%s' is a constant; a run-time tensor is expected", s->name);
     *value = s->value;
     return LS_OK;
 }
@@ -200,10 +216,10 @@ static const ls_value *val(lower_ctx *c, int v) { return &c->b.g->values[v]; }
 /* Takes ownership of t. */
 static int define_const(lower_ctx *c, ls_tensor *t)
 {
-    sym *s = c->node->n_output ? bind(c, c->node->output[0], SYM_CONST) : NULL;
+    sym *s = bind(c, c->node->output[0], SYM_CONST);
     if (!s) {
         ls_tensor_free(t);
-        return c->node->n_output ? c->err->code : fail(c, LS_ERR_FORMAT, "no output");
+        return c->err->code;
     }
     s->t = *t;
     return LS_OK;
@@ -214,7 +230,8 @@ static int const_value(lower_ctx *c, sym *s, int *value)
 {
     if (s->value < 0) {
         if (s->t.dtype != LS_DT_F32)
-            return fail(c, LS_ERR_UNSUPPORTED, "integer tensor '%s' used as a float operand", s->name);
+            return fail(c, LS_ERR_UNSUPPORTED, "integer tensor '%s' used as a float operand",
+                        s->name);
         int v = ls_builder_add_value(&c->b, s->name, s->t.ndim, s->t.dims, s->t.f, c->err);
         if (v < 0) return v;
         s->value = v;
@@ -229,7 +246,8 @@ static int check_single_output(lower_ctx *c)
     if (n->n_output < 1 || !n->output[0][0]) return fail(c, LS_ERR_FORMAT, "no output");
     for (size_t k = 1; k < n->n_output; k++)
         if (n->output[k][0])
-            return fail(c, LS_ERR_UNSUPPORTED, "output %zu ('%s') is not supported", k, n->output[k]);
+            return fail(c, LS_ERR_UNSUPPORTED, "output %zu ('%s') is not supported", k,
+                        n->output[k]);
     return LS_OK;
 }
 
@@ -238,11 +256,14 @@ static int emit(lower_ctx *c, ls_op op, int n_in, const int *in, int ndim, const
                 ls_node **out_node)
 {
     if (out_node) *out_node = NULL;
-    int rc = check_single_output(c);
-    if (rc) return rc;
-    for (int d = 0; d < ndim; d++)
-        if (dims[d] <= 0)
-            return fail(c, LS_ERR_UNSUPPORTED, "output dimension %d is %lld", d, (long long)dims[d]);
+    if (bounded_count(ndim, dims, 1) < 0) {
+        char text[160] = "";
+        for (int d = 0; d < ndim; d++) {
+            size_t used = strlen(text);
+            snprintf(text + used, sizeof text - used, "%s%lld", d ? "," : "", (long long)dims[d]);
+        }
+        return fail(c, LS_ERR_UNSUPPORTED, "output shape [%s] is empty or too large", text);
+    }
     int v = ls_builder_add_value(&c->b, c->node->output[0], ndim, dims, NULL, c->err);
     if (v < 0) return v;
     int k = ls_builder_add_node(&c->b, op, c->label, n_in, in, v, c->err);
@@ -427,8 +448,6 @@ static int op_identity(lower_ctx *c)
     sym *s;
     int rc = get_sym(c, 0, &s);
     if (rc) return rc;
-    rc = check_single_output(c);
-    if (rc) return rc;
     sym *o = bind(c, c->node->output[0], s->kind);
     if (!o) return c->err->code;
     o->value = s->value;
@@ -445,7 +464,8 @@ static int op_shape(lower_ctx *c)
     int rc = input_shape(c, 0, &sh, NULL);
     if (rc) return rc;
     int64_t start, end;
-    if ((rc = attr_int(c, "start", 0, &start)) || (rc = attr_int(c, "end", sh.ndim, &end))) return rc;
+    if ((rc = attr_int(c, "start", 0, &start)) || (rc = attr_int(c, "end", sh.ndim, &end)))
+        return rc;
     if (start < 0) start += sh.ndim;
     if (end < 0) end += sh.ndim;
     start = start < 0 ? 0 : start > sh.ndim ? sh.ndim : start;
@@ -464,7 +484,8 @@ static int op_gather(lower_ctx *c)
     if ((rc = get_const(c, 0, &data)) || (rc = get_const(c, 1, &idx))) return rc;
     int64_t a64;
     int axis;
-    if ((rc = attr_int(c, "axis", 0, &a64)) || (rc = norm_axis(c, a64, data->ndim, &axis))) return rc;
+    if ((rc = attr_int(c, "axis", 0, &a64)) || (rc = norm_axis(c, a64, data->ndim, &axis)))
+        return rc;
     if (idx->dtype != LS_DT_I64) return fail(c, LS_ERR_FORMAT, "indices are not integers");
     int64_t dims[2 * LS_NN_MAX_DIMS];
     int nd = 0;
@@ -497,7 +518,8 @@ static int op_unsqueeze(lower_ctx *c)
     if ((rc = input_shape(c, 0, &in, &s)) || (rc = axes_list(c, 13, 1, axes, &n_axes))) return rc;
     if (n_axes < 0) return fail(c, LS_ERR_FORMAT, "no axes");
     out.ndim = in.ndim + n_axes;
-    if (out.ndim > LS_NN_MAX_DIMS) return fail(c, LS_ERR_UNSUPPORTED, "result of rank %d", out.ndim);
+    if (out.ndim > LS_NN_MAX_DIMS)
+        return fail(c, LS_ERR_UNSUPPORTED, "result of rank %d", out.ndim);
     int inserted[LS_NN_MAX_DIMS] = {0};
     for (int i = 0; i < n_axes; i++) {
         int a;
@@ -522,7 +544,8 @@ static int op_squeeze(lower_ctx *c)
         int a;
         if ((rc = norm_axis(c, axes[i], in.ndim, &a))) return rc;
         if (in.dims[a] != 1)
-            return fail(c, LS_ERR_FORMAT, "cannot squeeze axis %d of size %lld", a, (long long)in.dims[a]);
+            return fail(c, LS_ERR_FORMAT, "cannot squeeze axis %d of size %lld", a,
+                        (long long)in.dims[a]);
         drop[a] = 1;
     }
     out.ndim = 0;
@@ -571,11 +594,12 @@ static int op_reshape(lower_ctx *c)
             if (infer >= 0) return fail(c, LS_ERR_FORMAT, "two -1 in the shape");
             infer = d;
             v = 1;
-        } else if (v < 0) {
+        } else if (v < 0 || v > LS_DIM_MAX) {
             return fail(c, LS_ERR_FORMAT, "bad size %lld in the shape", (long long)v);
         }
         out.dims[d] = v;
         known *= v;
+        if (known > LS_COUNT_MAX) return fail(c, LS_ERR_FORMAT, "shape too large");
     }
     if (infer >= 0) {
         if (known == 0 || total % known)
@@ -591,7 +615,8 @@ static int op_cast(lower_ctx *c)
     int64_t to;
     int rc;
     if ((rc = get_sym(c, 0, &s)) || (rc = attr_int(c, "to", 0, &to))) return rc;
-    int to_float = to == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || to == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ||
+    int to_float = to == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+                   to == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ||
                    to == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
                    to == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
     int to_bool = to == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
@@ -599,7 +624,8 @@ static int op_cast(lower_ctx *c)
         return fail(c, LS_ERR_UNSUPPORTED, "cast to type %lld", (long long)to);
     if (s->kind == SYM_ACT) {
         if (to != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-            return fail(c, LS_ERR_UNSUPPORTED, "cast of a run-time tensor to type %lld", (long long)to);
+            return fail(c, LS_ERR_UNSUPPORTED, "cast of a run-time tensor to type %lld",
+                        (long long)to);
         return op_identity(c);
     }
     ls_tensor t;
@@ -686,7 +712,8 @@ static int op_constant_of_shape(lower_ctx *c)
     const Onnx__AttributeProto *a = ls_onnx_attr(c->node, "value");
     if (a) {
         if (!a->t) return fail(c, LS_ERR_FORMAT, "attribute 'value' is not a tensor");
-        if ((rc = ls_tensor_decode(a->t, "value", &fill, c->err))) return fail(c, rc, "%s", c->err->msg);
+        if ((rc = ls_tensor_decode(a->t, "value", &fill, c->err)))
+            return fail(c, rc, "%s", c->err->msg);
         if (fill.count != 1) {
             ls_tensor_free(&fill);
             return fail(c, LS_ERR_FORMAT, "value holds %lld elements", (long long)fill.count);
@@ -719,17 +746,17 @@ static int op_slice(lower_ctx *c)
         int a;
         if ((rc = norm_axis(c, ax ? ax->i[k] : k, nd, &a))) return rc;
         int64_t dim = data->dims[a], s = st->i[k], e = en->i[k], p = sp ? sp->i[k] : 1;
-        if (p == 0) return fail(c, LS_ERR_FORMAT, "step 0");
+        if (p == 0 || p == INT64_MIN) return fail(c, LS_ERR_FORMAT, "step %lld", (long long)p);
         if (s < 0) s += dim;
         if (e < 0) e += dim;
         if (p > 0) {
             s = s < 0 ? 0 : s > dim ? dim : s;
             e = e < 0 ? 0 : e > dim ? dim : e;
-            dims[a] = e > s ? (e - s + p - 1) / p : 0;
+            dims[a] = e > s ? 1 + (e - s - 1) / p : 0;
         } else {
             s = s < 0 ? 0 : s > dim - 1 ? dim - 1 : s;
             e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
-            dims[a] = s > e ? (s - e + (-p) - 1) / (-p) : 0;
+            dims[a] = s > e ? 1 + (s - e - 1) / (-p) : 0;
         }
         start[a] = s;
         step[a] = p;
@@ -804,9 +831,11 @@ static int op_concat(lower_ctx *c)
     if (all_const) {
         ls_tensor t;
         const ls_tensor *in0;
-        if ((rc = get_const(c, 0, &in0)) || (rc = tensor_new(c, &t, in0->dtype, out.ndim, out.dims)))
+        if ((rc = get_const(c, 0, &in0)) ||
+            (rc = tensor_new(c, &t, in0->dtype, out.ndim, out.dims)))
             return rc;
-        int64_t outer = dims_count(axis, out.dims), inner = dims_count(out.ndim - axis - 1, out.dims + axis + 1);
+        int64_t outer = dims_count(axis, out.dims),
+                inner = dims_count(out.ndim - axis - 1, out.dims + axis + 1);
         int64_t off = 0;
         for (size_t k = 0; k < n->n_input; k++) {
             const ls_tensor *in;
@@ -909,13 +938,16 @@ static int op_conv(lower_ctx *c)
     sym *ws;
     if ((rc = get_sym(c, 1, &ws))) return rc;
     if (vx->ndim != 4 || ws->kind != SYM_CONST || ws->t.ndim != 4)
-        return fail(c, LS_ERR_UNSUPPORTED, "only 2-D convolutions with constant weights are supported");
+        return fail(c, LS_ERR_UNSUPPORTED,
+                    "only 2-D convolutions with constant weights are supported");
     const int64_t *wd = ws->t.dims;
     int64_t group, ks[2], st[2] = {1, 1}, dil[2] = {1, 1}, pads[4] = {0, 0, 0, 0};
     int n_ks, n_st, n_dil, n_pads;
     char auto_pad[32];
-    if ((rc = attr_int(c, "group", 1, &group)) || (rc = attr_ints(c, "kernel_shape", ks, 2, &n_ks)) ||
-        (rc = attr_ints(c, "strides", st, 2, &n_st)) || (rc = attr_ints(c, "dilations", dil, 2, &n_dil)) ||
+    if ((rc = attr_int(c, "group", 1, &group)) ||
+        (rc = attr_ints(c, "kernel_shape", ks, 2, &n_ks)) ||
+        (rc = attr_ints(c, "strides", st, 2, &n_st)) ||
+        (rc = attr_ints(c, "dilations", dil, 2, &n_dil)) ||
         (rc = attr_ints(c, "pads", pads, 4, &n_pads)) ||
         (rc = attr_string(c, "auto_pad", "NOTSET", auto_pad, sizeof auto_pad)))
         return rc;
@@ -925,10 +957,13 @@ static int op_conv(lower_ctx *c)
         return fail(c, LS_ERR_FORMAT, "kernel_shape disagrees with the weights");
     int64_t cin = vx->dims[1];
     if (group < 1 || wd[1] * group != cin || wd[0] % group)
-        return fail(c, LS_ERR_FORMAT, "weights [%lld,%lld,..] do not fit %lld input channels in %lld groups",
+        return fail(c, LS_ERR_FORMAT,
+                    "weights [%lld,%lld,..] do not fit %lld input channels in %lld groups",
                     (long long)wd[0], (long long)wd[1], (long long)cin, (long long)group);
     for (int d = 0; d < 2; d++)
-        if (st[d] < 1 || dil[d] < 1 || pads[d] < 0 || pads[d + 2] < 0 || wd[2 + d] < 1)
+        if (st[d] < 1 || dil[d] < 1 || pads[d] < 0 || pads[d + 2] < 0 || wd[2 + d] < 1 ||
+            st[d] > LS_DIM_MAX || dil[d] > LS_DIM_MAX || pads[d] > LS_DIM_MAX ||
+            pads[d + 2] > LS_DIM_MAX)
             return fail(c, LS_ERR_FORMAT, "bad stride, dilation, pad or kernel size");
     int64_t out[4] = {vx->dims[0], wd[0], 0, 0};
     for (int d = 0; d < 2; d++) {
@@ -974,7 +1009,8 @@ static int op_batchnorm(lower_ctx *c)
     float eps;
     int64_t training;
     if ((rc = get_act(c, 0, &x))) return rc;
-    if ((rc = attr_float(c, "epsilon", 1e-5f, &eps)) || (rc = attr_int(c, "training_mode", 0, &training)))
+    if ((rc = attr_float(c, "epsilon", 1e-5f, &eps)) ||
+        (rc = attr_int(c, "training_mode", 0, &training)))
         return rc;
     if (training) return fail(c, LS_ERR_UNSUPPORTED, "training mode");
     /* Copied: adding the operands' values may move the value array. */
@@ -999,7 +1035,8 @@ static int op_resize(lower_ctx *c)
     if (vx->ndim != 4) return fail(c, LS_ERR_UNSUPPORTED, "only 4-D (NCHW) inputs are supported");
     char mode[32], coord[32], nearest[32];
     if ((rc = attr_string(c, "mode", "nearest", mode, sizeof mode)) ||
-        (rc = attr_string(c, "coordinate_transformation_mode", "half_pixel", coord, sizeof coord)) ||
+        (rc =
+             attr_string(c, "coordinate_transformation_mode", "half_pixel", coord, sizeof coord)) ||
         (rc = attr_string(c, "nearest_mode", "round_prefer_floor", nearest, sizeof nearest)))
         return rc;
     ls_resize_attr ra = {0};
@@ -1025,11 +1062,13 @@ static int op_resize(lower_ctx *c)
     if (!scales == !sizes) return fail(c, LS_ERR_FORMAT, "give exactly one of scales and sizes");
     const ls_tensor *given = scales ? scales : sizes;
     if (given->count != 4 || given->dtype != (scales ? LS_DT_F32 : LS_DT_I64))
-        return fail(c, LS_ERR_FORMAT, "%s must hold 4 values of the right type", scales ? "scales" : "sizes");
+        return fail(c, LS_ERR_FORMAT, "%s must hold 4 values of the right type",
+                    scales ? "scales" : "sizes");
     int64_t out[4];
     for (int d = 0; d < 4; d++) {
         if (scales) {
-            if (!(scales->f[d] > 0.0f)) return fail(c, LS_ERR_FORMAT, "scale %g", (double)scales->f[d]);
+            if (!(scales->f[d] > 0.0f && scales->f[d] < 1e6f))
+                return fail(c, LS_ERR_FORMAT, "scale %g", (double)scales->f[d]);
             out[d] = (int64_t)floor((double)vx->dims[d] * (double)scales->f[d]);
         } else {
             out[d] = sizes->i[d];
@@ -1038,7 +1077,8 @@ static int op_resize(lower_ctx *c)
     if (out[0] != vx->dims[0] || out[1] != vx->dims[1])
         return fail(c, LS_ERR_UNSUPPORTED, "resizing the batch or channel axis");
     for (int d = 0; d < 2; d++)
-        ra.scale[d] = scales ? scales->f[2 + d] : (float)((double)out[2 + d] / (double)vx->dims[2 + d]);
+        ra.scale[d] =
+            scales ? scales->f[2 + d] : (float)((double)out[2 + d] / (double)vx->dims[2 + d]);
     ls_node *node;
     if ((rc = emit(c, LS_OP_RESIZE, 1, &x, 4, out, &node))) return rc;
     node->attr.resize = ra;
@@ -1049,8 +1089,10 @@ static int op_pad(lower_ctx *c)
 {
     int x, rc;
     char mode[32];
-    if ((rc = get_act(c, 0, &x)) || (rc = attr_string(c, "mode", "constant", mode, sizeof mode))) return rc;
-    if (strcmp(mode, "constant")) return fail(c, LS_ERR_UNSUPPORTED, "mode '%s' (only constant)", mode);
+    if ((rc = get_act(c, 0, &x)) || (rc = attr_string(c, "mode", "constant", mode, sizeof mode)))
+        return rc;
+    if (strcmp(mode, "constant"))
+        return fail(c, LS_ERR_UNSUPPORTED, "mode '%s' (only constant)", mode);
     const ls_value *vx = val(c, x);
     const ls_tensor *pads, *value = NULL;
     if ((rc = get_const(c, 1, &pads))) return rc;
@@ -1065,6 +1107,7 @@ static int op_pad(lower_ctx *c)
     for (int d = 0; d < vx->ndim; d++) {
         int64_t b = pads->i[d], e = pads->i[d + vx->ndim];
         if (b < 0 || e < 0) return fail(c, LS_ERR_UNSUPPORTED, "negative pads (cropping)");
+        if (b > LS_DIM_MAX || e > LS_DIM_MAX) return fail(c, LS_ERR_FORMAT, "pads too large");
         pa.pads[d] = b;
         pa.pads[d + vx->ndim] = e;
         out[d] = vx->dims[d] + b + e;
@@ -1102,18 +1145,20 @@ static int bind_inputs(lower_ctx *c, int batch)
     const ls_onnx_model *m = c->m;
     ls_graph *g = c->b.g;
     if (m->n_inputs > LS_NN_MAX_INPUTS || m->n_outputs > LS_NN_MAX_INPUTS)
-        return fail(c, LS_ERR_UNSUPPORTED, "%d inputs and %d outputs (at most %d each)", m->n_inputs,
-                    m->n_outputs, LS_NN_MAX_INPUTS);
+        return fail(c, LS_ERR_UNSUPPORTED, "%d inputs and %d outputs (at most %d each)",
+                    m->n_inputs, m->n_outputs, LS_NN_MAX_INPUTS);
     const Onnx__GraphProto *gp = m->proto->graph;
     for (int i = 0; i < m->n_inputs; i++) {
         const ls_onnx_io *io = &m->inputs[i];
-        if (io->ndim < 1) return fail(c, LS_ERR_UNSUPPORTED, "input '%s' has no declared shape", io->name);
+        if (io->ndim < 1)
+            return fail(c, LS_ERR_UNSUPPORTED, "input '%s' has no declared shape", io->name);
         for (size_t k = 0; k < gp->n_input; k++) {
             const Onnx__TypeProto *ty = gp->input[k]->type;
             if (gp->input[k]->name && !strcmp(gp->input[k]->name, io->name) &&
                 ty->tensor_type->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-                return fail(c, LS_ERR_UNSUPPORTED, "input '%s' has element type %d (float32 expected)",
-                            io->name, ty->tensor_type->elem_type);
+                return fail(c, LS_ERR_UNSUPPORTED,
+                            "input '%s' has element type %d (float32 expected)", io->name,
+                            ty->tensor_type->elem_type);
         }
         int64_t dims[LS_NN_MAX_DIMS];
         for (int d = 0; d < io->ndim; d++) {
@@ -1124,10 +1169,14 @@ static int bind_inputs(lower_ctx *c, int batch)
                             "input '%s' has a fixed batch of %lld: the model cannot run batch %d",
                             io->name, (long long)dims[0], batch);
             else if (dims[d] < 0)
-                return fail(c, LS_ERR_UNSUPPORTED,
-                            "input '%s' has a symbolic size on axis %d: only the batch axis may vary",
-                            io->name, d);
+                return fail(
+                    c, LS_ERR_UNSUPPORTED,
+                    "input '%s' has a symbolic size on axis %d: only the batch axis may vary",
+                    io->name, d);
         }
+        if (bounded_count(io->ndim, dims, 1) < 0)
+            return fail(c, LS_ERR_UNSUPPORTED, "input '%s' has an empty or too large shape",
+                        io->name);
         int v = ls_builder_add_value(&c->b, io->name, io->ndim, dims, NULL, c->err);
         if (v < 0) return v;
         sym *s = bind(c, io->name, SYM_ACT);
@@ -1158,8 +1207,8 @@ static int bind_outputs(lower_ctx *c)
                                               "computed %lld",
                             io->name, (long long)io->dims[d], d, (long long)v->dims[d]);
         if (io->ndim >= 0 && io->ndim != v->ndim)
-            return fail(c, LS_ERR_FORMAT, "output '%s' is declared with rank %d, computed %d", io->name,
-                        io->ndim, v->ndim);
+            return fail(c, LS_ERR_FORMAT, "output '%s' is declared with rank %d, computed %d",
+                        io->name, io->ndim, v->ndim);
         if (strcmp(v->name, io->name)) { /* reached through Identity: take the output's name */
             char *name = strdup(io->name);
             if (!name) return fail(c, LS_ERR_NOMEM, "out of memory");
@@ -1185,7 +1234,8 @@ static int lower_nodes(lower_ctx *c)
         for (size_t k = 0; k < sizeof op_table / sizeof op_table[0]; k++)
             if (!strcmp(op_table[k].type, n->op_type)) e = &op_table[k];
         if (!e) return fail(c, LS_ERR_UNSUPPORTED, "operator '%s' is not supported", n->op_type);
-        int rc = e->lower(c);
+        int rc = check_single_output(c);
+        if (!rc) rc = e->lower(c);
         if (rc) return rc;
     }
     c->node = NULL;
@@ -1205,10 +1255,11 @@ static int build(const ls_onnx_model *m, int batch, int optimize, ls_graph **out
     ls_error local;
     if (!err) err = &local; /* the context reads back codes from it */
     *out = NULL;
-    if (!m || batch < 1) return ls_error_set(err, LS_ERR_INVALID_ARG, "bad model or batch %d", batch);
+    if (!m || batch < 1)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "bad model or batch %d", batch);
     if (m->opset < LS_ONNX_MIN_OPSET || m->opset > LS_ONNX_MAX_OPSET)
-        return ls_error_set(err, LS_ERR_UNSUPPORTED, "opset %d is not supported (%d to %d are)", m->opset,
-                            LS_ONNX_MIN_OPSET, LS_ONNX_MAX_OPSET);
+        return ls_error_set(err, LS_ERR_UNSUPPORTED, "opset %d is not supported (%d to %d are)",
+                            m->opset, LS_ONNX_MIN_OPSET, LS_ONNX_MAX_OPSET);
     lower_ctx c = {.m = m, .err = err};
     const Onnx__GraphProto *gp = m->proto->graph;
     size_t names = (size_t)m->n_init + (size_t)m->n_inputs;
@@ -1233,7 +1284,7 @@ static int build(const ls_onnx_model *m, int batch, int optimize, ls_graph **out
     if (!rc) rc = lower_nodes(&c);
     if (!rc) rc = bind_outputs(&c);
     ctx_free(&c);
-    if (!rc) ls_graph_relink(c.b.g);
+    if (!rc) ls_graph_relink(c.b.g, NULL);
     if (!rc && optimize) rc = ls_graph_optimize(&c.b, err);
     if (rc) {
         ls_graph_destroy(c.b.g);

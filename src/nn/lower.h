@@ -24,8 +24,9 @@ int ls_builder_add_value(ls_graph_builder *b, const char *name, int ndim, const 
 int ls_builder_add_node(ls_graph_builder *b, ls_op op, const char *name, int n_in, const int *in,
                         int out, ls_error *err);
 
-/* Recomputes every value's producer and n_consumers from the nodes. */
-void ls_graph_relink(ls_graph *g);
+/* Recomputes every value's producer and n_consumers from the nodes,
+ * skipping those flagged in `dead` (per node; NULL: none). */
+void ls_graph_relink(ls_graph *g, const char *dead);
 
 /* The passes of graph.h: drop all-zero Pads, fold BatchNormalization into
  * the preceding Conv, fuse Conv+Add(residual) and Conv+Relu; then remove

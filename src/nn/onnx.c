@@ -78,7 +78,8 @@ static size_t raw_elem_size(int dt)
 
 static int is_float_type(int dt)
 {
-    return dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ||
+    return dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+           dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ||
            dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
            dt == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
 }
@@ -166,7 +167,8 @@ static int decode_typed(const Onnx__TensorProto *tp, const char *what, int dt, l
     } else {
         int64_t *v = t->owned;
         for (int64_t k = 0; k < t->count; k++) {
-            if (n == tp->n_uint64_data && tp->uint64_data) {
+            if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32 ||
+                dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT64) {
                 if (tp->uint64_data[k] > INT64_MAX)
                     return ls_error_set(err, LS_ERR_RANGE, "tensor '%s': value beyond int64", what);
                 v[k] = (int64_t)tp->uint64_data[k];
@@ -184,8 +186,9 @@ static int decode_raw(const Onnx__TensorProto *tp, const char *what, int dt, ls_
 {
     size_t es = raw_elem_size(dt);
     if (tp->raw_data.len != (size_t)t->count * es)
-        return ls_error_set(err, LS_ERR_FORMAT, "tensor '%s': raw_data holds %zu bytes, %lld expected",
-                            what, tp->raw_data.len, (long long)t->count * (long long)es);
+        return ls_error_set(err, LS_ERR_FORMAT,
+                            "tensor '%s': raw_data holds %zu bytes, %lld expected", what,
+                            tp->raw_data.len, (long long)t->count * (long long)es);
     const uint8_t *p = tp->raw_data.data;
     /* float32 and int64 are used in place when the buffer is aligned. */
     if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && ((uintptr_t)p % sizeof(float)) == 0) {
@@ -206,7 +209,8 @@ static int decode_raw(const Onnx__TensorProto *tp, const char *what, int dt, ls_
         int64_t *v = t->owned;
         int overflow = 0;
         for (int64_t k = 0; k < t->count; k++) v[k] = raw_get_int(p, dt, k, &overflow);
-        if (overflow) return ls_error_set(err, LS_ERR_RANGE, "tensor '%s': value beyond int64", what);
+        if (overflow)
+            return ls_error_set(err, LS_ERR_RANGE, "tensor '%s': value beyond int64", what);
         t->i = v;
     }
     return LS_OK;
@@ -221,26 +225,29 @@ int ls_tensor_decode(const Onnx__TensorProto *tp, const char *what, ls_tensor *t
                             "supported (save the model with its weights inside the .onnx file)",
                             what);
     if (tp->segment)
-        return ls_error_set(err, LS_ERR_UNSUPPORTED, "tensor '%s' is segmented: not supported", what);
+        return ls_error_set(err, LS_ERR_UNSUPPORTED, "tensor '%s' is segmented: not supported",
+                            what);
     int dt = tp->data_type;
     if (!raw_elem_size(dt))
         return ls_error_set(err, LS_ERR_UNSUPPORTED, "tensor '%s' has data type %d: not supported",
                             what, dt);
     if (tp->n_dims > LS_NN_MAX_DIMS)
-        return ls_error_set(err, LS_ERR_UNSUPPORTED, "tensor '%s' has rank %zu (at most %d supported)",
-                            what, tp->n_dims, LS_NN_MAX_DIMS);
+        return ls_error_set(err, LS_ERR_UNSUPPORTED,
+                            "tensor '%s' has rank %zu (at most %d supported)", what, tp->n_dims,
+                            LS_NN_MAX_DIMS);
     t->dtype = is_float_type(dt) ? LS_DT_F32 : LS_DT_I64;
     t->ndim = (int)tp->n_dims;
     t->count = 1;
     for (int d = 0; d < t->ndim; d++) {
         int64_t v = tp->dims[d];
         if (v < 0 || (v > 0 && t->count > LS_TENSOR_MAX_ELEMS / v))
-            return ls_error_set(err, LS_ERR_FORMAT, "tensor '%s': bad dimension %lld on axis %d", what,
-                                (long long)v, d);
+            return ls_error_set(err, LS_ERR_FORMAT, "tensor '%s': bad dimension %lld on axis %d",
+                                what, (long long)v, d);
         t->dims[d] = v;
         t->count *= v;
     }
-    int rc = tp->has_raw_data ? decode_raw(tp, what, dt, t, err) : decode_typed(tp, what, dt, t, err);
+    int rc =
+        tp->has_raw_data ? decode_raw(tp, what, dt, t, err) : decode_typed(tp, what, dt, t, err);
     if (rc) ls_tensor_free(t);
     return rc;
 }
@@ -257,7 +264,7 @@ const Onnx__AttributeProto *ls_onnx_attr(const Onnx__NodeProto *n, const char *n
 const char *ls_onnx_node_label(const Onnx__NodeProto *n, int index, char *buf, size_t cap)
 {
     if (n->name && n->name[0]) return n->name;
-    snprintf(buf, cap, "%s#%d", n->op_type ? n->op_type : "?", index);
+    snprintf(buf, cap, "%s_%d", n->op_type ? n->op_type : "?", index);
     return buf;
 }
 
@@ -289,17 +296,19 @@ static int parse_io(const Onnx__ValueInfoProto *vi, const char *kind, ls_onnx_io
     io->ndim = -1;
     const Onnx__TypeProto *ty = vi->type;
     if (!ty || ty->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !ty->tensor_type)
-        return ls_error_set(err, LS_ERR_UNSUPPORTED, "graph %s '%s' is not a tensor", kind, vi->name);
+        return ls_error_set(err, LS_ERR_UNSUPPORTED, "graph %s '%s' is not a tensor", kind,
+                            vi->name);
     const Onnx__TensorShapeProto *sh = ty->tensor_type->shape;
     if (!sh) return LS_OK;
     if (sh->n_dim > LS_NN_MAX_DIMS)
-        return ls_error_set(err, LS_ERR_UNSUPPORTED, "graph %s '%s' has rank %zu (at most %d)", kind,
-                            vi->name, sh->n_dim, LS_NN_MAX_DIMS);
+        return ls_error_set(err, LS_ERR_UNSUPPORTED, "graph %s '%s' has rank %zu (at most %d)",
+                            kind, vi->name, sh->n_dim, LS_NN_MAX_DIMS);
     io->ndim = (int)sh->n_dim;
     for (int d = 0; d < io->ndim; d++) {
         const Onnx__TensorShapeProto__Dimension *dim = sh->dim[d];
         io->dims[d] = -1;
-        if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dim->dim_value > 0)
+        if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+            dim->dim_value > 0)
             io->dims[d] = dim->dim_value;
         else if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM)
             io->dim_names[d] = dim->dim_param;
@@ -353,15 +362,69 @@ static int index_model(ls_onnx_model *m, ls_error *err)
         m->n_outputs++;
     }
     if (m->n_inputs == 0 || m->n_outputs == 0)
-        return ls_error_set(err, LS_ERR_FORMAT, "the graph has %d inputs and %d outputs", m->n_inputs,
-                            m->n_outputs);
+        return ls_error_set(err, LS_ERR_FORMAT, "the graph has %d inputs and %d outputs",
+                            m->n_inputs, m->n_outputs);
     return LS_OK;
+}
+
+/* protobuf-c unpacks nested messages recursively without a depth limit,
+ * and ONNX nests without bound (a node's attribute holds a graph of nodes
+ * with attributes...): a small file can thus exhaust the stack. This walk
+ * of the wire format refuses nesting deeper than any real model has before
+ * unpacking; framing errors are left for the unpacker to report. */
+#define LS_ONNX_MAX_NESTING 64
+
+static int read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *i < len; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return 1;
+    }
+    return 0;
+}
+
+static int nesting_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+                      int depth)
+{
+    if (depth > LS_ONNX_MAX_NESTING) return 0;
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key, n;
+        if (!read_varint(p, len, &i, &key)) return 1;
+        switch (key & 7) {
+        case 0:
+            if (!read_varint(p, len, &i, &n)) return 1;
+            break;
+        case 1: i += 8; break;
+        case 5: i += 4; break;
+        case 2: {
+            if (!read_varint(p, len, &i, &n) || n > len - i) return 1;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
+                    : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                !nesting_ok(f->descriptor, p + i, (size_t)n, depth + 1))
+                return 0;
+            i += (size_t)n;
+            break;
+        }
+        default: return 1; /* groups or garbage: the unpacker refuses them */
+        }
+    }
+    return 1;
 }
 
 int ls_onnx_load_bytes(const uint8_t *bytes, size_t len, ls_onnx_model **out, ls_error *err)
 {
     *out = NULL;
     if (!bytes && len) return ls_error_set(err, LS_ERR_INVALID_ARG, "no bytes given");
+    if (len && !nesting_ok(&onnx__model_proto__descriptor, bytes, len, 0))
+        return ls_error_set(err, LS_ERR_FORMAT,
+                            "not a valid ONNX model: messages nested more than %d deep",
+                            LS_ONNX_MAX_NESTING);
     ls_onnx_model *m = calloc(1, sizeof *m);
     if (!m) return ls_error_set(err, LS_ERR_NOMEM, "out of memory");
     m->proto = onnx__model_proto__unpack(NULL, len, bytes ? bytes : (const uint8_t *)"");

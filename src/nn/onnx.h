@@ -47,14 +47,20 @@ const char *ls_onnx_node_op(const ls_onnx_model *m, int i);
 /* The batch size fixed by the inputs' first axes, or 0 when it is dynamic. */
 int ls_onnx_fixed_batch(const ls_onnx_model *m);
 
-/* Learned parameters: elements of the float constants that Conv (weights,
+/* Learned parameters: elements of the float initializers that Conv (weights,
  * bias), BatchNormalization (scale and bias, not the running statistics) and
- * Add take as operands - the count torch's model.parameters() gives. */
+ * Add take as operands, each tensor counted once - the count torch's
+ * model.parameters() gives. -1 if out of memory. */
 int64_t ls_onnx_param_count(const ls_onnx_model *m);
 
 /* Lowers the model for one batch size: concrete shapes, folded shape
  * plumbing, BN folded into Conv, zero Pads dropped, Conv+Relu / Conv+Add
- * fused. The graph owns copies of its constants. */
+ * fused. The graph owns copies of its constants. In the result every value
+ * is used, nodes are in execution order, and n_consumers counts the node
+ * inputs that read a value (graph outputs are not counted). A fused Conv's
+ * residual tensor is an extra input (attr.conv.residual is its index in
+ * node->in), added after the bias and before the ReLU. A model whose inputs
+ * fix the batch size only builds for that size (LS_ERR_INVALID_ARG else). */
 int ls_graph_build(const ls_onnx_model *m, int batch, ls_graph **out, ls_error *err);
 
 /* Lowers without the passes (every BatchNormalization, Pad, Relu and Add as

@@ -42,7 +42,7 @@ int ls_onnx_find_init(const ls_onnx_model *m, const char *name);
 
 /* Attribute lookup; NULL when absent. */
 const Onnx__AttributeProto *ls_onnx_attr(const Onnx__NodeProto *n, const char *name);
-/* Name for messages: the node's name, else "<op_type>#<index>". */
+/* Name for messages and graph nodes: the node's name, else "<op_type>_<index>". */
 const char *ls_onnx_node_label(const Onnx__NodeProto *n, int index, char *buf, size_t cap);
 
 #endif

@@ -26,8 +26,8 @@ static ls_node *producer_node(pass_ctx *p, int value, ls_op op)
     return &p->b->g->nodes[k];
 }
 
-/* A value that only `one` consumer reads and that is no graph output: the
- * producer can be rewritten to write the consumer's output instead. */
+/* A value read by exactly one node and not a graph output: its producer
+ * can be rewritten to write that node's output instead. */
 static int private_edge(pass_ctx *p, int value)
 {
     return p->b->g->values[value].n_consumers == 1 && !p->is_output[value];
@@ -40,20 +40,7 @@ static void replace_uses(ls_graph *g, int from, int to)
             if (g->nodes[i].in[k] == from) g->nodes[i].in[k] = to;
 }
 
-/* Producers and consumer counts over the live nodes. */
-static void relink(pass_ctx *p)
-{
-    ls_graph *g = p->b->g;
-    for (int v = 0; v < g->n_values; v++) {
-        g->values[v].producer = -1;
-        g->values[v].n_consumers = 0;
-    }
-    for (int i = 0; i < g->n_nodes; i++) {
-        if (p->dead[i]) continue;
-        g->values[g->nodes[i].out].producer = i;
-        for (int k = 0; k < g->nodes[i].n_in; k++) g->values[g->nodes[i].in[k]].n_consumers++;
-    }
-}
+static void relink(pass_ctx *p) { ls_graph_relink(p->b->g, p->dead); }
 
 /* Conv absorbs the node `n` that reads its output: conv now writes n's output. */
 static void absorb(pass_ctx *p, ls_node *conv, int n_index)
@@ -107,7 +94,8 @@ static int fold_batchnorm(pass_ctx *p)
         for (int64_t o = 0; o < m; o++) {
             double s = (double)scale[o] / sqrt((double)var[o] + (double)bn->attr.bn_eps);
             for (int64_t k = 0; k < per; k++) nw[o * per + k] = (float)(w->data[o * per + k] * s);
-            nb[o] = (float)(((bias ? (double)bias[o] : 0.0) - (double)mean[o]) * s + (double)beta[o]);
+            nb[o] =
+                (float)(((bias ? (double)bias[o] : 0.0) - (double)mean[o]) * s + (double)beta[o]);
         }
         char name[256];
         int64_t wdims[4];
@@ -144,7 +132,8 @@ static void fuse_residual_add(pass_ctx *p)
         for (int k = 0; k < 2; k++) {
             int v = add->in[k], other = add->in[1 - k];
             ls_node *conv = producer_node(p, v, LS_OP_CONV);
-            if (!conv || conv->attr.conv.fuse_relu || conv->attr.conv.residual >= 0 || !private_edge(p, v))
+            if (!conv || conv->attr.conv.fuse_relu || conv->attr.conv.residual >= 0 ||
+                !private_edge(p, v))
                 continue;
             int ci = g->values[v].producer;
             if (g->values[other].producer >= ci) continue;
@@ -220,7 +209,7 @@ static int compact(pass_ctx *p)
     for (int i = 0; i < g->n_outputs; i++) g->outputs[i] = remap[g->outputs[i]];
     free(needed);
     free(remap);
-    ls_graph_relink(g);
+    ls_graph_relink(g, NULL);
     return LS_OK;
 }
 

@@ -75,9 +75,11 @@ static int check_conv(const ls_graph *g, int ni, ls_error *err)
     if (!x || !w) return bad(err, g, ni, LS_ERR_FORMAT, "needs an input and weights");
     if (x->ndim != 4 || y->ndim != 4)
         return bad(err, g, ni, LS_ERR_UNSUPPORTED, "only 2-D convolutions (4-D tensors)");
-    if (w->ndim != 4 || !w->data) return bad(err, g, ni, LS_ERR_FORMAT, "weights must be a 4-D constant");
+    if (w->ndim != 4 || !w->data)
+        return bad(err, g, ni, LS_ERR_FORMAT, "weights must be a 4-D constant");
     int64_t oc = w->dims[0];
-    if (a->group < 1 || x->dims[1] % a->group || oc % a->group || w->dims[1] * a->group != x->dims[1])
+    if (a->group < 1 || x->dims[1] % a->group || oc % a->group ||
+        w->dims[1] * a->group != x->dims[1])
         return bad(err, g, ni, LS_ERR_FORMAT, "channels do not match the weights and group");
     if (a->kernel[0] != w->dims[2] || a->kernel[1] != w->dims[3])
         return bad(err, g, ni, LS_ERR_FORMAT, "kernel_shape does not match the weights");
@@ -86,10 +88,14 @@ static int check_conv(const ls_graph *g, int ni, ls_error *err)
             return bad(err, g, ni, LS_ERR_FORMAT, "strides and dilations must be >= 1");
     for (int i = 0; i < 4; i++)
         if (a->pad[i] < 0) return bad(err, g, ni, LS_ERR_FORMAT, "negative pads");
-    int64_t oh = (x->dims[2] + a->pad[0] + a->pad[2] - (int64_t)a->dilation[0] * (a->kernel[0] - 1) - 1) /
-                     a->stride[0] + 1;
-    int64_t ow = (x->dims[3] + a->pad[1] + a->pad[3] - (int64_t)a->dilation[1] * (a->kernel[1] - 1) - 1) /
-                     a->stride[1] + 1;
+    int64_t oh =
+        (x->dims[2] + a->pad[0] + a->pad[2] - (int64_t)a->dilation[0] * (a->kernel[0] - 1) - 1) /
+            a->stride[0] +
+        1;
+    int64_t ow =
+        (x->dims[3] + a->pad[1] + a->pad[3] - (int64_t)a->dilation[1] * (a->kernel[1] - 1) - 1) /
+            a->stride[1] +
+        1;
     if (oh < 1 || ow < 1 || y->dims[0] != x->dims[0] || y->dims[1] != oc || y->dims[2] != oh ||
         y->dims[3] != ow)
         return bad(err, g, ni, LS_ERR_FORMAT, "output shape does not follow from the input");
@@ -97,7 +103,8 @@ static int check_conv(const ls_graph *g, int ni, ls_error *err)
     if (bi >= 0) {
         const ls_value *b = input_value(g, n, bi);
         if (!b || !b->data || ls_ref_count(b) != oc)
-            return bad(err, g, ni, LS_ERR_FORMAT, "bias must be a constant of one value per output channel");
+            return bad(err, g, ni, LS_ERR_FORMAT,
+                       "bias must be a constant of one value per output channel");
     }
     if (a->residual >= 0) {
         const ls_value *r = input_value(g, n, a->residual);
@@ -111,10 +118,13 @@ static int check_conv(const ls_graph *g, int ni, ls_error *err)
 
 int ls_ref_check_node(const ls_graph *g, int ni, ls_error *err)
 {
-    if (!g || ni < 0 || ni >= g->n_nodes) return ls_error_set(err, LS_ERR_INVALID_ARG, "no node %d", ni);
+    if (!g || ni < 0 || ni >= g->n_nodes)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "no node %d", ni);
     const ls_node *n = &g->nodes[ni];
-    if (n->out < 0 || n->out >= g->n_values) return bad(err, g, ni, LS_ERR_FORMAT, "output index out of range");
-    if (n->n_in < 1 || n->n_in > LS_NN_MAX_INPUTS) return bad(err, g, ni, LS_ERR_FORMAT, "bad input count");
+    if (n->out < 0 || n->out >= g->n_values)
+        return bad(err, g, ni, LS_ERR_FORMAT, "output index out of range");
+    if (n->n_in < 1 || n->n_in > LS_NN_MAX_INPUTS)
+        return bad(err, g, ni, LS_ERR_FORMAT, "bad input count");
     for (int k = 0; k < n->n_in; k++)
         if (n->in[k] >= g->n_values || (n->in[k] < 0 && !(n->op == LS_OP_CONV && k == 2)))
             return bad(err, g, ni, LS_ERR_FORMAT, "input index out of range");
@@ -126,24 +136,29 @@ int ls_ref_check_node(const ls_graph *g, int ni, ls_error *err)
     switch (n->op) {
     case LS_OP_CONV: return check_conv(g, ni, err);
     case LS_OP_BATCHNORM: {
-        if (n->n_in != 5 || x->ndim < 2) return bad(err, g, ni, LS_ERR_FORMAT, "needs x, scale, bias, mean, var");
+        if (n->n_in != 5 || x->ndim < 2)
+            return bad(err, g, ni, LS_ERR_FORMAT, "needs x, scale, bias, mean, var");
         for (int k = 1; k < 5; k++) {
             const ls_value *p = input_value(g, n, k);
             if (!p || !p->data || ls_ref_count(p) != x->dims[1])
-                return bad(err, g, ni, LS_ERR_FORMAT, "parameters must be constants of one value per channel");
+                return bad(err, g, ni, LS_ERR_FORMAT,
+                           "parameters must be constants of one value per channel");
         }
-        if (!same_dims(x, y)) return bad(err, g, ni, LS_ERR_FORMAT, "output shape differs from input");
+        if (!same_dims(x, y))
+            return bad(err, g, ni, LS_ERR_FORMAT, "output shape differs from input");
         return LS_OK;
     }
     case LS_OP_RELU:
     case LS_OP_SIGMOID:
-        if (n->n_in != 1 || !same_dims(x, y)) return bad(err, g, ni, LS_ERR_FORMAT, "output shape differs from input");
+        if (n->n_in != 1 || !same_dims(x, y))
+            return bad(err, g, ni, LS_ERR_FORMAT, "output shape differs from input");
         return LS_OK;
     case LS_OP_ADD: {
         const ls_value *b = input_value(g, n, 1);
         if (n->n_in != 2 || !b) return bad(err, g, ni, LS_ERR_FORMAT, "needs two inputs");
         if (!same_dims(x, y) || !(same_dims(b, x) || broadcasts_to(b, x)))
-            return bad(err, g, ni, LS_ERR_UNSUPPORTED, "only a same-shape add or one broadcasting its second input");
+            return bad(err, g, ni, LS_ERR_UNSUPPORTED,
+                       "only a same-shape add or one broadcasting its second input");
         return LS_OK;
     }
     case LS_OP_CONCAT: {
@@ -152,33 +167,37 @@ int ls_ref_check_node(const ls_graph *g, int ni, ls_error *err)
         int64_t sum = 0;
         for (int k = 0; k < n->n_in; k++) {
             const ls_value *v = input_value(g, n, k);
-            if (!v || v->ndim != y->ndim) return bad(err, g, ni, LS_ERR_FORMAT, "inputs differ in rank");
+            if (!v || v->ndim != y->ndim)
+                return bad(err, g, ni, LS_ERR_FORMAT, "inputs differ in rank");
             for (int d = 0; d < y->ndim; d++)
                 if (d != axis && v->dims[d] != y->dims[d])
                     return bad(err, g, ni, LS_ERR_FORMAT, "inputs differ off the concat axis");
             sum += v->dims[axis];
         }
-        if (sum != y->dims[axis]) return bad(err, g, ni, LS_ERR_FORMAT, "output size is not the sum of the inputs");
+        if (sum != y->dims[axis])
+            return bad(err, g, ni, LS_ERR_FORMAT, "output size is not the sum of the inputs");
         return LS_OK;
     }
     case LS_OP_RESIZE: {
         const ls_resize_attr *a = &n->attr.resize;
         if (x->ndim != 4 || y->ndim != 4 || x->dims[0] != y->dims[0] || x->dims[1] != y->dims[1])
             return bad(err, g, ni, LS_ERR_UNSUPPORTED, "only resizes of H and W of 4-D tensors");
-        if ((a->mode != LS_RESIZE_NEAREST && a->mode != LS_RESIZE_LINEAR) || a->coord < LS_COORD_HALF_PIXEL ||
-            a->coord > LS_COORD_PYTORCH_HALF_PIXEL || a->nearest < LS_NEAREST_ROUND_PREFER_FLOOR ||
-            a->nearest > LS_NEAREST_CEIL)
+        if ((a->mode != LS_RESIZE_NEAREST && a->mode != LS_RESIZE_LINEAR) ||
+            a->coord < LS_COORD_HALF_PIXEL || a->coord > LS_COORD_PYTORCH_HALF_PIXEL ||
+            a->nearest < LS_NEAREST_ROUND_PREFER_FLOOR || a->nearest > LS_NEAREST_CEIL)
             return bad(err, g, ni, LS_ERR_UNSUPPORTED, "unknown resize mode");
         return LS_OK;
     }
     case LS_OP_PAD:
-        if (x->ndim != y->ndim) return bad(err, g, ni, LS_ERR_FORMAT, "output rank differs from input");
+        if (x->ndim != y->ndim)
+            return bad(err, g, ni, LS_ERR_FORMAT, "output rank differs from input");
         for (int d = 0; d < x->ndim; d++)
             if (x->dims[d] + n->attr.pad.pads[d] + n->attr.pad.pads[d + x->ndim] != y->dims[d])
                 return bad(err, g, ni, LS_ERR_FORMAT, "output shape does not follow from the pads");
         return LS_OK;
     case LS_OP_RESHAPE:
-        if (ls_ref_count(x) != ls_ref_count(y)) return bad(err, g, ni, LS_ERR_FORMAT, "element counts differ");
+        if (ls_ref_count(x) != ls_ref_count(y))
+            return bad(err, g, ni, LS_ERR_FORMAT, "element counts differ");
         return LS_OK;
     }
     return bad(err, g, ni, LS_ERR_UNSUPPORTED, "unknown op");
@@ -187,7 +206,7 @@ int ls_ref_check_node(const ls_graph *g, int ni, ls_error *err)
 /* ---- resize geometry ---- */
 
 double ls_resize_source(const ls_resize_attr *a, double scale, int64_t o, int64_t in_size,
-                       int64_t out_size)
+                        int64_t out_size)
 {
     if (scale <= 0) scale = (double)out_size / (double)in_size;
     switch (a->coord) {
@@ -257,7 +276,8 @@ static void ref_conv(const ls_graph *g, const ls_node *n, const float *const *in
                             if (ih < 0 || ih >= IH) continue;
                             for (int64_t ow = 0; ow < OW; ow++) {
                                 int64_t iw = ow * a->stride[1] - a->pad[1] + kw * a->dilation[1];
-                                if (iw >= 0 && iw < IW) plane[oh * OW + ow] += wv * sp[ih * IW + iw];
+                                if (iw >= 0 && iw < IW)
+                                    plane[oh * OW + ow] += wv * sp[ih * IW + iw];
                             }
                         }
                     }
@@ -317,7 +337,8 @@ static void ref_concat(const ls_graph *g, const ls_node *n, const float *const *
     for (int k = 0; k < n->n_in; k++) {
         int64_t len = g->values[n->in[k]].dims[axis] * inner;
         for (int64_t o = 0; o < outer; o++)
-            memcpy(out + o * y->dims[axis] * inner + off, in[k] + o * len, (size_t)len * sizeof(float));
+            memcpy(out + o * y->dims[axis] * inner + off, in[k] + o * len,
+                   (size_t)len * sizeof(float));
         off += len;
     }
 }
@@ -326,7 +347,8 @@ static void ref_resize(const ls_graph *g, const ls_node *n, const float *const *
 {
     const ls_resize_attr *a = &n->attr.resize;
     const ls_value *x = &g->values[n->in[0]], *y = &g->values[n->out];
-    int64_t NC = x->dims[0] * x->dims[1], IH = x->dims[2], IW = x->dims[3], OH = y->dims[2], OW = y->dims[3];
+    int64_t NC = x->dims[0] * x->dims[1], IH = x->dims[2], IW = x->dims[3], OH = y->dims[2],
+            OW = y->dims[3];
     for (int64_t p = 0; p < NC; p++) {
         const float *src = in[0] + p * IH * IW;
         for (int64_t oh = 0; oh < OH; oh++) {
@@ -396,7 +418,8 @@ int ls_ref_node(const ls_graph *g, int ni, const float *const *in, float *out, l
 
 int ls_ref_run(const ls_graph *g, const float *const *inputs, float *const *outputs, ls_error *err)
 {
-    if (!g || !inputs || !outputs) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_ref_run: NULL argument");
+    if (!g || !inputs || !outputs)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_ref_run: NULL argument");
     float **data = calloc((size_t)g->n_values, sizeof *data);
     if (!data) return ls_error_set(err, LS_ERR_NOMEM, "ls_ref_run: out of memory");
     int rc = LS_OK;
@@ -431,7 +454,8 @@ int ls_ref_run(const ls_graph *g, const float *const *inputs, float *const *outp
         const ls_value *v = &g->values[g->outputs[i]];
         const float *src = v->data ? v->data : data[g->outputs[i]];
         if (!src) {
-            rc = ls_error_set(err, LS_ERR_FORMAT, "graph output '%s' is never produced", v->name ? v->name : "?");
+            rc = ls_error_set(err, LS_ERR_FORMAT, "graph output '%s' is never produced",
+                              v->name ? v->name : "?");
             break;
         }
         memcpy(outputs[i], src, (size_t)ls_ref_count(v) * sizeof(float));

@@ -25,8 +25,7 @@ int ls_ref_node(const ls_graph *g, int node_index, const float *const *in, float
 
 /* Runs the whole graph. inputs[i] holds g->inputs[i]'s elements and
  * outputs[i] receives g->outputs[i]'s, both dense NCHW float32. */
-int ls_ref_run(const ls_graph *g, const float *const *inputs, float *const *outputs,
-               ls_error *err);
+int ls_ref_run(const ls_graph *g, const float *const *inputs, float *const *outputs, ls_error *err);
 
 /* Elements of a value (product of its dims). */
 int64_t ls_ref_count(const ls_value *v);
@@ -35,7 +34,7 @@ int64_t ls_ref_count(const ls_value *v);
  * Source coordinate of output index `o` along an axis of in_size -> out_size
  * pixels under the attribute's coordinate transform (scale <= 0: out/in). */
 double ls_resize_source(const ls_resize_attr *a, double scale, int64_t o, int64_t in_size,
-                       int64_t out_size);
+                        int64_t out_size);
 /* Nearest mode: the source index for coordinate x, clamped to [0, in_size). */
 int64_t ls_resize_nearest(const ls_resize_attr *a, double x, int64_t in_size);
 /* Linear mode: the two source indices and the weight of the second. */

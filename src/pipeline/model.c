@@ -11,13 +11,13 @@
 #include "nn/onnx.h"
 #include "pipeline/model_internal.h"
 
-#define MAX_BATCH_SIZES 8 /* distinct batch sizes compiled per model */
+#define MAX_BATCH_SIZES 8 /* distinct (batch, threads) pairs compiled per model */
 #define MAX_BATCH 64
 
 struct ls_model {
     atomic_int refs;
     char *dir, *name;
-    int batch;
+    int batch, engine_threads;
     ls_precision precision;
     ls_avatar *avatar;
     ls_onnx_model *unet_onnx, *enc_onnx;
@@ -124,10 +124,12 @@ static void engines_free(ls_model_engines *e)
 
 /* Lowers and compiles both networks for one batch size; checks that they
  * have the shapes this pipeline feeds them. */
-static int engines_build(ls_model *m, int batch, ls_model_engines *e, ls_error *err)
+static int engines_build(ls_model *m, int batch, int threads, ls_model_engines *e,
+                         ls_error *err)
 {
     memset(e, 0, sizeof *e);
     e->batch = batch;
+    e->threads = threads;
     int rc = ls_graph_build(m->unet_onnx, batch, &e->unet_graph, err);
     if (rc) return ls_error_prefix(err, "UNet");
     rc = ls_graph_build(m->enc_onnx, batch, &e->enc_graph, err);
@@ -159,8 +161,8 @@ static int engines_build(ls_model *m, int batch, ls_model_engines *e, ls_error *
                             "want B*512) do not fit this pipeline",
                             (long long)unet_out, (long long)enc_out);
     }
-    rc = ls_engine_create(u, m->precision, &e->unet, err);
-    if (!rc) rc = ls_engine_create(a, LS_PREC_FP32, &e->enc, err);
+    rc = ls_engine_create(u, m->precision, threads, &e->unet, err);
+    if (!rc) rc = ls_engine_create(a, LS_PREC_FP32, threads, &e->enc, err);
     if (rc) {
         engines_free(e);
         return ls_error_prefix(err, "compiling");
@@ -168,21 +170,25 @@ static int engines_build(ls_model *m, int batch, ls_model_engines *e, ls_error *
     return LS_OK;
 }
 
-int ls_model_engines_get(ls_model *m, int batch, const ls_model_engines **out, ls_error *err)
+int ls_model_engines_get(ls_model *m, int batch, int threads, const ls_model_engines **out,
+                         ls_error *err)
 {
     *out = NULL;
     if (batch < 1 || batch > MAX_BATCH)
         return ls_error_set(err, LS_ERR_RANGE, "batch %d outside 1..%d", batch, MAX_BATCH);
+    if (threads < 1 || threads > 1024)
+        return ls_error_set(err, LS_ERR_RANGE, "thread count %d outside 1..1024", threads);
     pthread_mutex_lock(&m->lock);
     int rc = LS_OK;
     for (int i = 0; i < m->n_engines; i++)
-        if (m->engines[i].batch == batch) *out = &m->engines[i];
+        if (m->engines[i].batch == batch && m->engines[i].threads == threads) *out = &m->engines[i];
     if (!*out) {
         if (m->n_engines == MAX_BATCH_SIZES) {
-            rc = ls_error_set(err, LS_ERR_BUSY, "model %s already compiled for %d batch sizes",
+            rc = ls_error_set(err, LS_ERR_BUSY,
+                              "model %s already compiled for %d batch sizes and thread counts",
                               m->name, MAX_BATCH_SIZES);
         } else {
-            rc = engines_build(m, batch, &m->engines[m->n_engines], err);
+            rc = engines_build(m, batch, threads, &m->engines[m->n_engines], err);
             if (!rc) *out = &m->engines[m->n_engines++];
         }
     }
@@ -234,6 +240,7 @@ int ls_model_load(const char *dir, const ls_model_options *opt, ls_pool *pool, l
     m->mel_name = c.mel_name;
     c.name = c.visual_name = c.audio_name = c.mel_name = NULL;
     m->batch = opt->batch > 0 ? opt->batch : c.batch;
+    m->engine_threads = opt->engine_threads > 0 ? opt->engine_threads : ls_pool_threads(pool);
     m->precision = (ls_precision)opt->precision;
     rc = load_onnx(dir, c.unet, &m->unet_onnx, &m->onnx_bytes, err);
     if (!rc) rc = load_onnx(dir, c.encoder, &m->enc_onnx, &m->onnx_bytes, err);
@@ -245,7 +252,7 @@ int ls_model_load(const char *dir, const ls_model_options *opt, ls_pool *pool, l
     }
     /* Compile the default batch now so that a bad model fails at load. */
     const ls_model_engines *e;
-    if (!rc) rc = ls_model_engines_get(m, m->batch, &e, err);
+    if (!rc) rc = ls_model_engines_get(m, m->batch, m->engine_threads, &e, err);
     config_free(&c);
     if (rc) {
         ls_error_prefix(err, "model %s", dir);
@@ -279,6 +286,7 @@ void ls_model_get_info(const ls_model *m, ls_model_info *info)
     info->height = av.height;
     info->n_frames = av.n_frames;
     info->batch = m->batch;
+    info->engine_threads = m->engine_threads;
     info->memory_bytes = av.total_bytes + m->onnx_bytes;
 }
 

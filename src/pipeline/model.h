@@ -27,6 +27,12 @@ typedef struct ls_model_options {
     int batch;                   /* default batch size; 0: model.json's, else 8 */
     int precision;               /* an ls_precision of nn/engine.h; 0: fp32 */
     size_t avatar_memory_budget; /* bytes of decoded frames kept; 0: all */
+    int engine_threads;          /* threads each UNet/encoder run uses; 0: the
+                                    load pool's size. oneDNN fixes a kernel's
+                                    work split (and so its rounding) for the
+                                    thread count it is compiled for: frames are
+                                    byte-identical for one engine_threads value,
+                                    whatever the pool size of a session. */
 } ls_model_options;
 
 typedef struct ls_model_info {
@@ -36,6 +42,7 @@ typedef struct ls_model_info {
     int width, height;           /* avatar frame size */
     int n_frames;                /* avatar frames */
     int batch;                   /* default batch size */
+    int engine_threads;
     size_t memory_bytes;         /* weights + avatar, resident */
 } ls_model_info;
 

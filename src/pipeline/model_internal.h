@@ -7,16 +7,18 @@
 #include "nn/graph.h"
 #include "pipeline/model.h"
 
-/* The two networks compiled for one batch size. */
+/* The two networks compiled for one batch size and thread count (oneDNN
+ * fixes a primitive's thread count when it is created). */
 typedef struct ls_model_engines {
-    int batch;
+    int batch, threads;
     ls_graph *unet_graph, *enc_graph;
     ls_engine *unet, *enc;
     int unet_visual, unet_audio; /* positions of the two inputs in unet_graph->inputs */
 } ls_model_engines;
 
-/* The engines for `batch`, compiled on first use and kept with the model. */
-int ls_model_engines_get(ls_model *m, int batch, const ls_model_engines **out, ls_error *err);
+/* The engines for (batch, threads), compiled on first use and kept with the model. */
+int ls_model_engines_get(ls_model *m, int batch, int threads, const ls_model_engines **out,
+                         ls_error *err);
 
 ls_avatar *ls_model_avatar(const ls_model *m);
 

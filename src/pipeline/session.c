@@ -26,6 +26,8 @@
 #define FACE_FLOATS (6 * 320 * 320)
 #define OUT_FLOATS (3 * 320 * 320)
 
+typedef struct paint_job paint_job;
+
 typedef struct queued_frame {
     ls_buffer *buf;
     int64_t index, avatar_frame;
@@ -56,9 +58,20 @@ struct ls_session {
     int64_t windows_staged, windows_encoded;
     int64_t n_windows; /* -1 until the stream ends */
 
-    /* UNet: frames staged into the two input tensors. */
-    float *unet_visual, *unet_audio, *unet_out;
-    int unet_fill;
+    /* UNet: frames staged into the two input tensors; outputs alternate
+     * between two buffers so that one batch is painted while the next runs. */
+    float *unet_visual, *unet_audio, *unet_out[2];
+    int unet_fill, out_cur;
+    struct paint_job {
+        ls_session *s;
+        const float *out;  /* the batch's UNet outputs */
+        int64_t first;     /* output index of its first frame */
+        int n;             /* frames; 0 when nothing waits */
+        int rc;
+        ls_error err;
+        ls_pool_job job;
+        int started;
+    } painting;
     int64_t frames_staged;  /* frames of the current stream staged */
     int64_t stream_base;    /* output index of the current stream's frame 0 */
 
@@ -104,9 +117,12 @@ static void reset_stream(ls_session *s)
     s->finished = 0;
 }
 
+static int finish_paint(ls_session *s, ls_error *err);
+
 static int check_interrupt(ls_session *s)
 {
     if (!atomic_exchange(&s->interrupt_requested, 0)) return 0;
+    finish_paint(s, NULL); /* its frames go with the rest of the queue */
     drop_queue(s);
     reset_stream(s);
     return 1;
@@ -178,35 +194,66 @@ static int stage_windows(ls_session *s, ls_error *err)
     }
 }
 
+/* Composites and encodes a UNet batch into the output queue. Runs as a
+ * one-band pool loop (the painter belongs to one thread at a time; its own
+ * row bands nest on the same pool) while the next batch's UNet runs. */
+static void paint_band(void *ctx, int begin, int end, int band)
+{
+    (void)begin;
+    (void)end;
+    (void)band;
+    paint_job *p = ctx;
+    ls_session *s = p->s;
+    for (int i = 0; i < p->n && !p->rc; i++) {
+        int64_t index = p->first + i;
+        int64_t av = ls_avatar_pingpong(s->n_avatar, (int)s->start_frame, index);
+        double t0 = ls_now();
+        ls_buffer *buf = NULL;
+        p->rc = ls_painter_output(s->painter, s->pool, (int)av, p->out + (size_t)i * OUT_FLOATS,
+                                  &s->paint, s->out_buffers, &buf, &p->err);
+        s->times.composite += ls_now() - t0;
+        if (!p->rc) p->rc = queue_push(s, buf, index, av, &p->err);
+        if (p->rc) ls_buffer_put(buf);
+        else s->times.frames++;
+    }
+}
+
+/* Waits for the batch being painted and hands on its error, if any. */
+static int finish_paint(ls_session *s, ls_error *err)
+{
+    paint_job *p = &s->painting;
+    if (!p->n) return LS_OK;
+    if (!p->started) ls_pool_start(s->pool, &p->job, 1, 1, paint_band, p);
+    ls_pool_wait(s->pool, &p->job);
+    int rc = p->rc;
+    if (rc && err) *err = p->err;
+    p->n = 0;
+    p->started = 0;
+    return rc;
+}
+
 static int run_unet(ls_session *s, ls_error *err)
 {
     if (s->unet_fill == 0) return LS_OK;
+    /* Paint the previous batch on the pool while this one runs. */
+    if (s->painting.n && !s->painting.started) {
+        ls_pool_start(s->pool, &s->painting.job, 1, 1, paint_band, &s->painting);
+        s->painting.started = 1;
+    }
     double t0 = ls_now();
     const float *in[2];
     in[s->eng->unet_visual] = s->unet_visual;
     in[s->eng->unet_audio] = s->unet_audio;
-    float *out[1] = {s->unet_out};
+    float *out[1] = {s->unet_out[s->out_cur]};
     int rc = ls_engine_run(s->unet_ctx, in, out, err);
-    if (rc) return ls_error_prefix(err, "UNet");
     s->times.unet += ls_now() - t0;
+    int prc = finish_paint(s, rc ? NULL : err);
+    if (rc) return ls_error_prefix(err, "UNet");
+    if (prc) return prc;
     s->times.batches++;
-
-    int64_t first = next_output_index(s) - s->unet_fill;
-    for (int i = 0; i < s->unet_fill; i++) {
-        int64_t index = first + i;
-        int64_t av = ls_avatar_pingpong(s->n_avatar, (int)s->start_frame, index);
-        double t1 = ls_now();
-        ls_buffer *buf = NULL;
-        rc = ls_painter_output(s->painter, s->pool, (int)av, s->unet_out + (size_t)i * OUT_FLOATS,
-                               &s->paint, s->out_buffers, &buf, err);
-        s->times.composite += ls_now() - t1;
-        if (!rc) rc = queue_push(s, buf, index, av, err);
-        if (rc) {
-            ls_buffer_put(buf);
-            return rc;
-        }
-        s->times.frames++;
-    }
+    s->painting = (paint_job){.s = s, .out = s->unet_out[s->out_cur],
+                           .first = next_output_index(s) - s->unet_fill, .n = s->unet_fill};
+    s->out_cur ^= 1;
     s->unet_fill = 0;
     return LS_OK;
 }
@@ -239,8 +286,17 @@ static int stage_frames(ls_session *s, ls_error *err)
     }
 }
 
-/* Runs what the audio so far allows; `partial` also runs part-filled batches. */
+/* Runs what the audio so far allows; `partial` also runs part-filled batches.
+ * Returns with every batch that ran painted and queued. */
+static int pump_batches(ls_session *s, int partial, ls_error *err);
 static int pump(ls_session *s, int partial, ls_error *err)
+{
+    int rc = pump_batches(s, partial, err);
+    int prc = finish_paint(s, rc ? NULL : err);
+    return rc ? rc : prc;
+}
+
+static int pump_batches(ls_session *s, int partial, ls_error *err)
 {
     for (;;) {
         int64_t before = s->frames_staged + s->windows_staged;
@@ -360,6 +416,7 @@ void ls_session_get_times(const ls_session *s, ls_stage_times *times)
 void ls_session_destroy(ls_session *s)
 {
     if (!s) return;
+    finish_paint(s, NULL);
     drop_queue(s);
     ls_buffer_put(s->pulled);
     free(s->queue);
@@ -375,7 +432,8 @@ void ls_session_destroy(ls_session *s)
     free(s->feat_ring);
     free(s->unet_visual);
     free(s->unet_audio);
-    free(s->unet_out);
+    free(s->unet_out[0]);
+    free(s->unet_out[1]);
     ls_model_release(s->model);
     free(s);
 }
@@ -398,7 +456,7 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
         return ls_error_set(err, LS_ERR_INVALID_ARG, "unknown frame format %d", (int)opt->format);
     int batch = opt->batch > 0 ? opt->batch : info.batch;
     const ls_model_engines *eng;
-    int rc = ls_model_engines_get(model, batch, &eng, err);
+    int rc = ls_model_engines_get(model, batch, info.engine_threads, &eng, err);
     if (rc) return rc;
 
     ls_session *s = calloc(1, sizeof *s);
@@ -417,9 +475,8 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
     s->n_windows = -1;
     /* E rows live from the first window a staged frame needs to the newest. */
     s->feat_cap = 2 * batch + 64;
-    int threads = ls_pool_threads(pool);
-    rc = ls_engine_ctx_create(eng->unet, threads, &s->unet_ctx, err);
-    if (!rc) rc = ls_engine_ctx_create(eng->enc, threads, &s->enc_ctx, err);
+    rc = ls_engine_ctx_create(eng->unet, &s->unet_ctx, err);
+    if (!rc) rc = ls_engine_ctx_create(eng->enc, &s->enc_ctx, err);
     if (!rc && !(s->painter = ls_painter_create(s->avatar, err))) rc = err ? err->code : LS_ERR_NOMEM;
     if (!rc && !(s->mel = ls_mel_create(err))) rc = err ? err->code : LS_ERR_NOMEM;
     if (!rc) {
@@ -434,9 +491,10 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
         s->feat_ring = calloc((size_t)s->feat_cap * LS_FEATURE_DIM, sizeof(float));
         s->unet_visual = calloc((size_t)batch * FACE_FLOATS, sizeof(float));
         s->unet_audio = calloc((size_t)batch * LS_FEATURE_FLOATS, sizeof(float));
-        s->unet_out = calloc((size_t)batch * OUT_FLOATS, sizeof(float));
+        s->unet_out[0] = calloc((size_t)batch * OUT_FLOATS, sizeof(float));
+        s->unet_out[1] = calloc((size_t)batch * OUT_FLOATS, sizeof(float));
         if (!s->mel_ring || !s->mel_step || !s->enc_in || !s->enc_out || !s->feat_ring ||
-            !s->unet_visual || !s->unet_audio || !s->unet_out)
+            !s->unet_visual || !s->unet_audio || !s->unet_out[0] || !s->unet_out[1])
             rc = ls_error_set(err, LS_ERR_NOMEM, "cannot allocate session buffers (batch %d)", batch);
     }
     if (rc) {

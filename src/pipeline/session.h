@@ -7,8 +7,9 @@
  * audio it depends on has arrived and a batch is full, or at once for what
  * is ready on ls_session_flush, and everything at ls_session_finish. Frames
  * do not depend on how the audio was chunked, on flushes, on the batch size
- * or on the thread count: the same audio and start frame give the same
- * bytes (tests/pipeline/test_session.c holds the engine to that).
+ * or on the session pool's thread count: the same audio and start frame on
+ * the same model give the same bytes (tests/pipeline/test_session.c). The
+ * model's engine_threads is the one setting that changes low-order bits.
  *
  * Output frame i (i = 0 .. N+1 for N mel windows) is avatar frame
  * ls_avatar_pingpong(n, start_frame, i) - start+1, ..., last, last-1, ...,

@@ -4,3 +4,12 @@ ls_add_test(test_engine nn/test_engine.c nn/test_engine_graphs.c)
 ls_add_alloc_test(test_engine_alloc nn/test_engine_alloc.c nn/test_engine_graphs.c)
 ls_add_test(test_engine_models nn/test_engine_models.c)
 add_dependencies(test_engine_models ls_test_models)
+ls_add_test(test_engine_cli nn/test_engine_cli.c)
+add_dependencies(test_engine_cli ls_test_models lipsync)
+# libgomp spins idle threads by default; on shared cores that stalls every
+# parallel region (see bench/README.md), so the executor tests let them sleep.
+foreach(t test_engine test_engine_alloc test_engine_models test_engine_cli)
+  if(TEST ${t})
+    set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=passive")
+  endif()
+endforeach()

@@ -23,9 +23,9 @@ static double engine_vs_ref(tg *t, ls_precision prec, int threads, int describe)
     if (ls_ref_run(&t->g, (const float *const *)in, want, &err)) fail_msg("reference: %s", err.msg);
     ls_engine *e = NULL;
     ls_engine_ctx *c = NULL;
-    if (ls_engine_create(&t->g, prec, &e, &err)) fail_msg("engine: %s", err.msg);
+    if (ls_engine_create(&t->g, prec, threads, &e, &err)) fail_msg("engine: %s", err.msg);
     if (describe) ls_engine_describe(e, stdout);
-    if (ls_engine_ctx_create(e, threads, &c, &err)) fail_msg("ctx: %s", err.msg);
+    if (ls_engine_ctx_create(e, &c, &err)) fail_msg("ctx: %s", err.msg);
     /* Twice: a second run must not depend on what the first left behind. */
     for (int r = 0; r < 2; r++)
         if (ls_engine_run(c, (const float *const *)in, got, &err)) fail_msg("run: %s", err.msg);
@@ -118,10 +118,47 @@ static void test_conv_residual(void **state)
             }
 }
 
+/* The inverted-residual shape: 1x1 expand then 3x3 depthwise, which the
+ * engine runs as one oneDNN primitive where oneDNN has a native fused kernel
+ * (it picks one by size: the first two cases here get it) and as two convs
+ * elsewhere; stride 1 and 2, odd sizes, with and without bias and ReLU. */
+static void test_expand_depthwise(void **state)
+{
+    (void)state;
+    static const struct {
+        int b, ch, h, w, stride, fused;
+    } cases[] = {
+        {3, 16, 80, 80, 1, 1}, {1, 32, 320, 320, 2, 1}, {1, 8, 15, 17, 1, 0},
+        {3, 8, 15, 17, 2, 0},  {3, 64, 9, 7, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int variant = 0; variant < 2; variant++) {
+            int b = cases[i].b, ch = cases[i].ch, st = cases[i].stride;
+            tg *t = tg_new(b, 13);
+            int x = tg_input4(t, b, ch, cases[i].h, cases[i].w);
+            tg_conv_spec ex = {2 * ch, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, variant, 1, -1};
+            tg_conv_spec dw = {2 * ch, 3, 3,       st,       st, {1, 1, 1, 1},
+                               2 * ch, 1, variant, !variant, -1};
+            tg_conv_spec pr = {ch, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 0, 0, -1};
+            tg_output(t, tg_conv(t, tg_conv(t, tg_conv(t, x, &ex), &dw), &pr));
+            ls_engine *e;
+            ls_error err;
+            assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
+            assert_int_equal(ls_engine_fused_convs(e), cases[i].fused);
+            ls_engine_destroy(e);
+            char what[96];
+            snprintf(what, sizeof what, "expand+dw case %zu variant %d", i, variant);
+            check_fp32(t, what);
+            tg_free(t);
+        }
+}
+
 static void test_resize_modes(void **state)
 {
     (void)state;
-    static const struct { int64_t ih, iw, oh, ow; } sizes[] = {{5, 7, 10, 14}, {6, 4, 9, 11}, {8, 8, 3, 5}, {4, 4, 1, 1}};
+    static const struct {
+        int64_t ih, iw, oh, ow;
+    } sizes[] = {{5, 7, 10, 14}, {6, 4, 9, 11}, {8, 8, 3, 5}, {4, 4, 1, 1}};
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
         for (int mode = 0; mode < 2; mode++)
             for (int coord = 0; coord < 4; coord++)
@@ -130,12 +167,14 @@ static void test_resize_modes(void **state)
                     int x = tg_input4(t, 3, 12, sizes[si].ih, sizes[si].iw);
                     float sh = (float)sizes[si].oh / (float)sizes[si].ih;
                     float sw = (float)sizes[si].ow / (float)sizes[si].iw;
-                    tg_output(t, tg_resize(t, x, sizes[si].oh, sizes[si].ow, (ls_resize_mode)mode,
-                                           (ls_resize_coord)coord, (ls_nearest_mode)nearest, sh, sw));
+                    tg_output(t,
+                              tg_resize(t, x, sizes[si].oh, sizes[si].ow, (ls_resize_mode)mode,
+                                        (ls_resize_coord)coord, (ls_nearest_mode)nearest, sh, sw));
                     char what[96];
-                    snprintf(what, sizeof what, "resize %ldx%ld->%ldx%ld mode %d coord %d nearest %d",
-                             (long)sizes[si].ih, (long)sizes[si].iw, (long)sizes[si].oh, (long)sizes[si].ow,
-                             mode, coord, nearest);
+                    snprintf(what, sizeof what,
+                             "resize %ldx%ld->%ldx%ld mode %d coord %d nearest %d",
+                             (long)sizes[si].ih, (long)sizes[si].iw, (long)sizes[si].oh,
+                             (long)sizes[si].ow, mode, coord, nearest);
                     check_fp32(t, what);
                     tg_free(t);
                 }
@@ -149,7 +188,8 @@ static void test_pad(void **state)
         for (int b = 1; b <= 3; b += 2) {
             tg *t = tg_new(b, 5);
             int x = tg_input4(t, b, 10, 6, 7);
-            tg_output(t, tg_pad4(t, x, pads[i][0], pads[i][1], pads[i][2], pads[i][3], i == 1 ? 0.5f : 0.0f));
+            tg_output(t, tg_pad4(t, x, pads[i][0], pads[i][1], pads[i][2], pads[i][3],
+                                 i == 1 ? 0.5f : 0.0f));
             check_fp32(t, "pad");
             tg_free(t);
         }
@@ -218,8 +258,8 @@ static void test_elementwise(void **state)
         tg *t = tg_new(b, 4);
         int x = tg_input4(t, b, 11, 5, 6);
         int64_t cd[1] = {11};
-        int bn_in[5] = {x, tg_const(t, 1, cd, 0.5f, 1.5f), tg_const(t, 1, cd, -1, 1), tg_const(t, 1, cd, -1, 1),
-                        tg_const(t, 1, cd, 0.2f, 2)};
+        int bn_in[5] = {x, tg_const(t, 1, cd, 0.5f, 1.5f), tg_const(t, 1, cd, -1, 1),
+                        tg_const(t, 1, cd, -1, 1), tg_const(t, 1, cd, 0.2f, 2)};
         int64_t d[4] = {b, 11, 5, 6};
         int bn = tg_node(t, LS_OP_BATCHNORM, bn_in, 5, 4, d);
         t->g.nodes[t->g.n_nodes - 1].attr.bn_eps = 1e-5f;
@@ -279,7 +319,7 @@ static void test_bad_graphs(void **state)
     (void)state;
     ls_error err = {0};
     ls_engine *e = (ls_engine *)1;
-    assert_int_equal(ls_engine_create(NULL, LS_PREC_FP32, &e, &err), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_engine_create(NULL, LS_PREC_FP32, 2, &e, &err), LS_ERR_INVALID_ARG);
     assert_null(e);
     tg *t = tg_new(1, 1);
     int x = tg_input4(t, 1, 8, 6, 6);
@@ -288,20 +328,20 @@ static void test_bad_graphs(void **state)
     tg_output(t, y);
     /* weights that do not match the kernel attribute */
     t->g.nodes[0].attr.conv.kernel[0] = 5;
-    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_ERR_FORMAT);
+    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "n0"));
     assert_non_null(strstr(err.msg, "Conv"));
     t->g.nodes[0].attr.conv.kernel[0] = 3;
     /* an output nobody produces */
     t->g.values[y].producer = -1;
     t->g.nodes[0].out = x;
-    assert_int_not_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_OK);
+    assert_int_not_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
     t->g.nodes[0].out = y;
-    assert_int_equal(ls_engine_create(&t->g, (ls_precision)7, &e, &err), LS_ERR_INVALID_ARG);
-    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_OK);
+    assert_int_equal(ls_engine_create(&t->g, (ls_precision)7, 2, &e, &err), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
     ls_engine_ctx *ctx = NULL;
-    assert_int_equal(ls_engine_ctx_create(e, 0, &ctx, &err), LS_ERR_INVALID_ARG);
-    assert_int_equal(ls_engine_ctx_create(e, 1, &ctx, &err), LS_OK);
+    assert_int_equal(ls_engine_ctx_create(NULL, &ctx, &err), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_engine_ctx_create(e, &ctx, &err), LS_OK);
     float *outs[1] = {NULL};
     const float *ins[1] = {NULL};
     assert_int_equal(ls_engine_run(ctx, ins, outs, &err), LS_ERR_INVALID_ARG);
@@ -327,7 +367,7 @@ static void *conc_main(void *p)
     conc_arg *a = p;
     ls_error err;
     ls_engine_ctx *c = NULL;
-    if (ls_engine_ctx_create(a->e, 1, &c, &err)) return NULL;
+    if (ls_engine_ctx_create(a->e, &c, &err)) return NULL;
     float *outs[1] = {a->out};
     a->ok = 1;
     for (int r = 0; r < 3; r++) a->ok &= ls_engine_run(c, a->in, outs, &err) == LS_OK;
@@ -350,7 +390,7 @@ static void test_concurrent_runs(void **state)
     tg_output(t, tg_unary(t, LS_OP_SIGMOID, tg_concat(t, cat_in, 2, 1)));
     ls_error err;
     ls_engine *e;
-    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_OK);
+    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
     float **in = tg_random_inputs(t, 5);
     int64_t n = tg_count(&t->g.values[t->g.outputs[0]]);
     float *lone = malloc((size_t)n * sizeof *lone);
@@ -378,11 +418,17 @@ static void test_concurrent_runs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv_shapes),     cmocka_unit_test(test_conv_residual),
-        cmocka_unit_test(test_resize_modes),    cmocka_unit_test(test_pad),
-        cmocka_unit_test(test_up_block),        cmocka_unit_test(test_concat_variants),
-        cmocka_unit_test(test_elementwise),     cmocka_unit_test(test_reshape),
-        cmocka_unit_test(test_bf16),            cmocka_unit_test(test_bad_graphs),
+        cmocka_unit_test(test_conv_shapes),
+        cmocka_unit_test(test_conv_residual),
+        cmocka_unit_test(test_expand_depthwise),
+        cmocka_unit_test(test_resize_modes),
+        cmocka_unit_test(test_pad),
+        cmocka_unit_test(test_up_block),
+        cmocka_unit_test(test_concat_variants),
+        cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_reshape),
+        cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_bad_graphs),
         cmocka_unit_test(test_concurrent_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

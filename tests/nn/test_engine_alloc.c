@@ -15,12 +15,14 @@ static long allocs_per_run(tg *t, int threads, int *dnnl_calls)
     ls_error err;
     ls_engine *e;
     ls_engine_ctx *c;
-    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, &e, &err), LS_OK);
-    assert_int_equal(ls_engine_ctx_create(e, threads, &c, &err), LS_OK);
+    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, threads, &e, &err), LS_OK);
+    assert_int_equal(ls_engine_ctx_create(e, &c, &err), LS_OK);
     float **in = tg_random_inputs(t, 1), **out = tg_alloc_outputs(t);
-    for (int r = 0; r < 3; r++) assert_int_equal(ls_engine_run(c, (const float *const *)in, out, &err), LS_OK);
+    for (int r = 0; r < 3; r++)
+        assert_int_equal(ls_engine_run(c, (const float *const *)in, out, &err), LS_OK);
     long before = alloc_count();
-    for (int r = 0; r < 5; r++) assert_int_equal(ls_engine_run(c, (const float *const *)in, out, &err), LS_OK);
+    for (int r = 0; r < 5; r++)
+        assert_int_equal(ls_engine_run(c, (const float *const *)in, out, &err), LS_OK);
     long per_run = (alloc_count() - before) / 5;
     assert_int_equal((alloc_count() - before) % 5, 0);
     *dnnl_calls = ls_engine_dnnl_calls(e);
@@ -45,7 +47,8 @@ static void test_own_kernels_allocate_nothing(void **state)
     int add_in[2] = {cat, tg_unary(t, LS_OP_SIGMOID, cat)};
     tg_output(t, tg_node(t, LS_OP_ADD, add_in, 2, 4, d));
     int calls;
-    for (int threads = 2; threads >= 1; threads--) assert_int_equal(allocs_per_run(t, threads, &calls), 0);
+    for (int threads = 2; threads >= 1; threads--)
+        assert_int_equal(allocs_per_run(t, threads, &calls), 0);
     assert_int_equal(calls, 0);
     tg_free(t);
 }

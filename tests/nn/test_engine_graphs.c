@@ -147,7 +147,8 @@ int tg_resize(tg *t, int x, int64_t oh, int64_t ow, ls_resize_mode mode, ls_resi
 int tg_pad4(tg *t, int x, int top, int left, int bottom, int right, float value)
 {
     const ls_value *xv = &t->g.values[x];
-    int64_t od[4] = {xv->dims[0], xv->dims[1], xv->dims[2] + top + bottom, xv->dims[3] + left + right};
+    int64_t od[4] = {xv->dims[0], xv->dims[1], xv->dims[2] + top + bottom,
+                     xv->dims[3] + left + right};
     int out = tg_node(t, LS_OP_PAD, &x, 1, 4, od);
     ls_pad_attr *a = &t->g.nodes[t->g.n_nodes - 1].attr.pad;
     memset(a->pads, 0, sizeof a->pads);

@@ -29,10 +29,10 @@ int tg_node(tg *t, ls_op op, const int *in, int n_in, int ndim, const int64_t *o
 
 typedef struct tg_conv_spec {
     int oc, kh, kw, sh, sw;
-    int pad[4];           /* top, left, bottom, right */
-    int group, dil;       /* dil 0 -> 1 */
+    int pad[4];     /* top, left, bottom, right */
+    int group, dil; /* dil 0 -> 1 */
     int bias, relu;
-    int residual;         /* value index added before the ReLU, or -1 */
+    int residual; /* value index added before the ReLU, or -1 */
 } tg_conv_spec;
 int tg_conv(tg *t, int x, const tg_conv_spec *s);
 int tg_resize(tg *t, int x, int64_t oh, int64_t ow, ls_resize_mode mode, ls_resize_coord coord,

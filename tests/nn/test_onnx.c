@@ -4,6 +4,7 @@
  * and 17, batch 1 and 3, and a naive evaluation of the lowered audio
  * encoder against torch's outputs (checks BN folding and the fusions). */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,34 @@ static ls_onnx_model *load(const char *file)
     return m;
 }
 
+/* The two UNets are loaded once for the group (49 MB each). */
+typedef struct models {
+    ls_onnx_model *unet11, *unet17;
+} models;
+
+static int load_models(void **state)
+{
+    static models ms;
+    ms.unet11 = load("unet_op11.onnx");
+    ms.unet17 = load("unet_op17.onnx");
+    *state = &ms;
+    return ms.unet11 && ms.unet17 ? 0 : -1;
+}
+
+static int free_models(void **state)
+{
+    models *ms = *state;
+    ls_onnx_destroy(ms->unet11);
+    ls_onnx_destroy(ms->unet17);
+    return 0;
+}
+
 static ls_graph *build(const ls_onnx_model *m, int batch, int optimize)
 {
     ls_error err = {0};
     ls_graph *g = NULL;
-    int rc = optimize ? ls_graph_build(m, batch, &g, &err) : ls_graph_build_unoptimized(m, batch, &g, &err);
+    int rc = optimize ? ls_graph_build(m, batch, &g, &err)
+                      : ls_graph_build_unoptimized(m, batch, &g, &err);
     if (rc) fail_msg("lowering for batch %d: %s", batch, err.msg);
     return g;
 }
@@ -52,7 +76,8 @@ static op_counts count_ops(const ls_graph *g)
         if (n->op != LS_OP_CONV) continue;
         c.conv_relu += n->attr.conv.fuse_relu;
         c.conv_residual += n->attr.conv.residual >= 0;
-        c.conv_depthwise += n->attr.conv.group > 1 && n->attr.conv.group == g->values[n->in[0]].dims[1];
+        c.conv_depthwise +=
+            n->attr.conv.group > 1 && n->attr.conv.group == g->values[n->in[0]].dims[1];
     }
     return c;
 }
@@ -91,9 +116,8 @@ static void check_invariants(const ls_graph *g)
     free(ready);
 }
 
-static void check_unet(const char *file, int batch, const char *visual, const char *audio)
+static void check_unet(const ls_onnx_model *m, int batch, const char *visual, const char *audio)
 {
-    ls_onnx_model *m = load(file);
     assert_int_equal(ls_onnx_param_count(m), 12186935);
     ls_graph *g = build(m, batch, 1);
     assert_int_equal(g->batch, batch);
@@ -120,7 +144,17 @@ static void check_unet(const char *file, int batch, const char *visual, const ch
             assert_int_equal(n->attr.resize.coord, LS_COORD_ALIGN_CORNERS);
             assert_true(n->attr.resize.scale[0] == 2.0f && n->attr.resize.scale[1] == 2.0f);
         }
-        if (n->op == LS_OP_CONCAT) assert_int_equal(n->attr.concat_axis, 1);
+        if (n->op == LS_OP_CONCAT) {
+            /* The decoder's cat([upsampled, skip]) and the fuse's cat([x6, audio]). */
+            assert_int_equal(n->attr.concat_axis, 1);
+            assert_int_equal(n->n_in, 2);
+            const ls_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
+            int up = g->nodes[a->producer].op == LS_OP_RESIZE;
+            assert_int_equal(g->nodes[b->producer].op, LS_OP_CONV);
+            assert_true(up || (a->dims[1] == 512 && a->dims[2] == 10));
+            assert_true(a->dims[2] == b->dims[2] && a->dims[3] == b->dims[3]);
+            assert_int_equal(g->values[n->out].dims[1], a->dims[1] + b->dims[1]);
+        }
         if (n->op == LS_OP_CONV) assert_int_equal(n->n_in, 3 + (n->attr.conv.residual >= 0));
     }
     /* The audio branch's 3x3 stride-2 pad-3 conv: [B,256,16,16] -> [B,512,10,10]. */
@@ -129,7 +163,8 @@ static void check_unet(const char *file, int batch, const char *visual, const ch
         const ls_node *n = &g->nodes[i];
         if (n->op == LS_OP_CONV && n->attr.conv.stride[0] == 2 && n->attr.conv.pad[0] == 3) {
             const ls_value *o = &g->values[n->out];
-            assert_true(n->attr.conv.kernel[0] == 3 && n->attr.conv.pad[3] == 3 && n->attr.conv.fuse_relu);
+            assert_true(n->attr.conv.kernel[0] == 3 && n->attr.conv.pad[3] == 3 &&
+                        n->attr.conv.fuse_relu);
             assert_true(o->dims[1] == 512 && o->dims[2] == 10 && o->dims[3] == 10);
             found++;
         }
@@ -159,26 +194,22 @@ static void check_unet(const char *file, int batch, const char *visual, const ch
     assert_memory_equal(out->dims, want, sizeof want);
     assert_int_equal(g->nodes[out->producer].op, LS_OP_SIGMOID);
     ls_graph_destroy(g);
-    ls_onnx_destroy(m);
 }
 
 static void test_unet_op11_batch1(void **state)
 {
-    (void)state;
-    check_unet("unet_op11.onnx", 1, "input", "audio");
+    check_unet(((models *)*state)->unet11, 1, "input", "audio");
 }
 
 static void test_unet_op11_batch3(void **state)
 {
-    (void)state;
-    check_unet("unet_op11.onnx", 3, "input", "audio");
+    check_unet(((models *)*state)->unet11, 3, "input", "audio");
 }
 
 static void test_unet_op17_fixed_batch(void **state)
 {
-    (void)state;
-    check_unet("unet_op17.onnx", 1, "visual_input", "audio_input");
-    ls_onnx_model *m = load("unet_op17.onnx");
+    const ls_onnx_model *m = ((models *)*state)->unet17;
+    check_unet(m, 1, "visual_input", "audio_input");
     assert_int_equal(ls_onnx_opset(m), 17);
     assert_int_equal(ls_onnx_fixed_batch(m), 1);
     ls_graph *g = (ls_graph *)1;
@@ -187,17 +218,15 @@ static void test_unet_op17_fixed_batch(void **state)
     assert_null(g);
     assert_non_null(strstr(err.msg, "fixed batch of 1"));
     assert_non_null(strstr(err.msg, "visual_input"));
-    ls_onnx_destroy(m);
 }
 
 /* Before the passes the graph holds exactly the ops torch emitted, minus the
  * shape plumbing: the passes, not the lowering, remove BN/Pad/Relu/Add. */
 static void test_unet_unoptimized(void **state)
 {
-    (void)state;
-    const char *files[] = {"unet_op11.onnx", "unet_op17.onnx"};
+    const ls_onnx_model *unets[] = {((models *)*state)->unet11, ((models *)*state)->unet17};
     for (int f = 0; f < 2; f++) {
-        ls_onnx_model *m = load(files[f]);
+        const ls_onnx_model *m = unets[f];
         assert_int_equal(ls_onnx_opset(m), f ? 17 : 11);
         int shape_ops = 0;
         for (int i = 0; i < ls_onnx_n_nodes(m); i++) {
@@ -226,7 +255,6 @@ static void test_unet_unoptimized(void **state)
         }
         assert_int_equal(g->n_nodes, 93 + 92 + 62 + 15 + 5 + 5 + 6 + 1);
         ls_graph_destroy(g);
-        ls_onnx_destroy(m);
     }
 }
 
@@ -237,7 +265,8 @@ static void naive_conv(const ls_graph *g, const ls_node *n, float **vals)
 {
     const ls_conv_attr *a = &n->attr.conv;
     const ls_value *xv = &g->values[n->in[0]], *wv = &g->values[n->in[1]], *ov = &g->values[n->out];
-    const float *x = vals[n->in[0]], *w = wv->data, *bias = n->n_in > 2 ? g->values[n->in[2]].data : NULL;
+    const float *x = vals[n->in[0]], *w = wv->data,
+                *bias = n->n_in > 2 ? g->values[n->in[2]].data : NULL;
     const float *res = a->residual >= 0 ? vals[n->in[a->residual]] : NULL;
     int64_t B = ov->dims[0], M = ov->dims[1], OH = ov->dims[2], OW = ov->dims[3];
     int64_t C = xv->dims[1], H = xv->dims[2], W = xv->dims[3], cg = wv->dims[1], mg = M / a->group;
@@ -263,7 +292,9 @@ static void naive_conv(const ls_graph *g, const ls_node *n, float **vals)
                 }
 }
 
-static void check_encoder(const char *file, int batch, const char *input_name)
+/* Lowers the encoder for `batch`; with `evaluate`, runs it naively on
+ * torch's input for that batch and compares with torch's output. */
+static void check_encoder(const char *file, int batch, const char *input_name, int evaluate)
 {
     ls_onnx_model *m = load(file);
     assert_int_equal(ls_onnx_param_count(m), 2812672);
@@ -283,6 +314,11 @@ static void check_encoder(const char *file, int batch, const char *input_name)
     const ls_value *out = &g->values[g->outputs[0]];
     assert_int_equal(out->ndim, 2);
     assert_true(out->dims[0] == batch && out->dims[1] == 512);
+    if (!evaluate) {
+        ls_graph_destroy(g);
+        ls_onnx_destroy(m);
+        return;
+    }
 
     char name[64];
     ls_npy x, want;
@@ -296,7 +332,8 @@ static void check_encoder(const char *file, int batch, const char *input_name)
     float **vals = calloc((size_t)g->n_values, sizeof *vals);
     assert_non_null(vals);
     for (int v = 0; v < g->n_values; v++)
-        vals[v] = g->values[v].data ? g->values[v].data : calloc((size_t)ls_value_count(&g->values[v]), 4);
+        vals[v] = g->values[v].data ? g->values[v].data
+                                    : calloc((size_t)ls_value_count(&g->values[v]), 4);
     memcpy(vals[g->inputs[0]], x.data, x.count * sizeof(float));
     for (int i = 0; i < g->n_nodes; i++) {
         const ls_node *n = &g->nodes[i];
@@ -311,7 +348,8 @@ static void check_encoder(const char *file, int batch, const char *input_name)
         maxerr = fmaxf(maxerr, fabsf(want.data[k] - vals[g->outputs[0]][k]));
     }
     assert_true(maxref > 1.0f); /* the reference is not degenerate */
-    if (maxerr > 1e-4f * maxref) fail_msg("%s batch %d: max error %g for max |y| %g", file, batch, maxerr, maxref);
+    if (maxerr > 1e-4f * maxref)
+        fail_msg("%s batch %d: max error %g for max |y| %g", file, batch, maxerr, maxref);
     for (int v = 0; v < g->n_values; v++)
         if (!g->values[v].data) free(vals[v]);
     free(vals);
@@ -321,16 +359,50 @@ static void check_encoder(const char *file, int batch, const char *input_name)
     ls_onnx_destroy(m);
 }
 
-static void test_encoder_op11_batch3(void **state)
+static void test_encoder_op11(void **state)
 {
     (void)state;
-    check_encoder("encoder_op11.onnx", 3, "mel_spectrogram");
+    check_encoder("encoder_op11.onnx", 3, "mel_spectrogram", 0);
+    check_encoder("encoder_op11.onnx", 1, "mel_spectrogram", 1);
 }
 
-static void test_encoder_op17_batch1(void **state)
+static void test_encoder_op17(void **state)
 {
     (void)state;
-    check_encoder("encoder_op17.onnx", 1, "mel");
+    check_encoder("encoder_op17.onnx", 1, "mel", 1);
+}
+
+/* One loaded model, lowered by two threads at once (checked by TSan). */
+typedef struct build_job {
+    const ls_onnx_model *m;
+    int batch, rc;
+    int64_t macs;
+} build_job;
+
+static void *build_thread(void *arg)
+{
+    build_job *job = arg;
+    ls_graph *g = NULL;
+    job->rc = ls_graph_build(job->m, job->batch, &g, NULL);
+    job->macs = g ? ls_graph_conv_macs(g) : -1;
+    ls_graph_destroy(g);
+    return NULL;
+}
+
+static void test_concurrent_builds(void **state)
+{
+    (void)state;
+    ls_onnx_model *m = load("encoder_op11.onnx");
+    build_job jobs[2] = {{m, 1, -1, 0}, {m, 2, -1, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, build_thread, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(jobs[0].rc, LS_OK);
+    assert_int_equal(jobs[1].rc, LS_OK);
+    assert_true(jobs[0].macs > 0);
+    assert_int_equal(jobs[1].macs, 2 * jobs[0].macs);
+    ls_onnx_destroy(m);
 }
 
 int main(void)
@@ -340,8 +412,9 @@ int main(void)
         cmocka_unit_test(test_unet_op11_batch3),
         cmocka_unit_test(test_unet_op17_fixed_batch),
         cmocka_unit_test(test_unet_unoptimized),
-        cmocka_unit_test(test_encoder_op11_batch3),
-        cmocka_unit_test(test_encoder_op17_batch1),
+        cmocka_unit_test(test_encoder_op11),
+        cmocka_unit_test(test_encoder_op17),
+        cmocka_unit_test(test_concurrent_builds),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, load_models, free_models);
 }

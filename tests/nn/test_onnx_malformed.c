@@ -125,7 +125,8 @@ static Onnx__TensorProto *f32_typed(const char *name, int ndim, const int64_t *d
     return t;
 }
 
-static Onnx__TensorProto *f64_typed(const char *name, int ndim, const int64_t *dims, const double *v)
+static Onnx__TensorProto *f64_typed(const char *name, int ndim, const int64_t *dims,
+                                    const double *v)
 {
     Onnx__TensorProto *t = tensor(name, ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, ndim, dims);
     t->n_double_data = (size_t)count_of(ndim, dims);
@@ -134,7 +135,8 @@ static Onnx__TensorProto *f64_typed(const char *name, int ndim, const int64_t *d
     return t;
 }
 
-static Onnx__TensorProto *i64_typed(const char *name, int ndim, const int64_t *dims, const int64_t *v)
+static Onnx__TensorProto *i64_typed(const char *name, int ndim, const int64_t *dims,
+                                    const int64_t *v)
 {
     Onnx__TensorProto *t = tensor(name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, ndim, dims);
     t->n_int64_data = (size_t)count_of(ndim, dims);
@@ -143,7 +145,8 @@ static Onnx__TensorProto *i64_typed(const char *name, int ndim, const int64_t *d
     return t;
 }
 
-static Onnx__TensorProto *i32_typed(const char *name, int ndim, const int64_t *dims, const int32_t *v)
+static Onnx__TensorProto *i32_typed(const char *name, int ndim, const int64_t *dims,
+                                    const int32_t *v)
 {
     Onnx__TensorProto *t = tensor(name, ONNX__TENSOR_PROTO__DATA_TYPE__INT32, ndim, dims);
     t->n_int32_data = (size_t)count_of(ndim, dims);
@@ -344,7 +347,8 @@ static void test_typed_fields_and_folding(void **state)
         const float *w = g->values[conv->in[1]].data, *b = g->values[conv->in[2]].data;
         for (int o = 0; o < 3; o++) {
             double sc = bn_scale[o] / sqrt((double)bn_var[o] + 1e-5);
-            for (int k = 0; k < 18; k++) assert_float_equal(w[o * 18 + k], conv_w[o * 18 + k] * sc, 1e-6);
+            for (int k = 0; k < 18; k++)
+                assert_float_equal(w[o * 18 + k], conv_w[o * 18 + k] * sc, 1e-6);
             assert_float_equal(b[o], (conv_b[o] - bn_mean[o]) * sc + bn_bias[o], 1e-6);
         }
         ls_graph_destroy(g);
@@ -352,7 +356,88 @@ static void test_typed_fields_and_folding(void **state)
     }
 }
 
-static void expect_error(const model_spec *s, int batch, int code, const char *needle1, const char *needle2)
+/* A fusion needs the conv's output to be private to the fused node: when
+ * something else reads it, BatchNormalization and Relu stay separate. */
+static void test_no_fusion_across_shared_outputs(void **state)
+{
+    (void)state;
+    model_spec s;
+    small_net(&s, 13);
+    int64_t cd[4] = {-1, 3, 4, 4};
+    s.outs[s.n_outs++] = value_info("c", 4, cd); /* the conv output is a graph output too */
+    ls_graph *g;
+    ls_error err = {0};
+    if (load_spec(&s, 1, &g, &err)) fail_msg("%s", err.msg);
+    int ops[LS_OP_RESHAPE + 1] = {0};
+    for (int i = 0; i < g->n_nodes; i++) ops[g->nodes[i].op]++;
+    assert_int_equal(ops[LS_OP_BATCHNORM], 1);
+    assert_int_equal(ops[LS_OP_RELU], 1);
+    assert_int_equal(g->nodes[0].op, LS_OP_CONV);
+    assert_int_equal(g->nodes[0].attr.conv.fuse_relu, 0);
+    assert_int_equal(g->n_outputs, 2);
+    assert_string_equal(g->values[g->outputs[1]].name, "c");
+    ls_graph_destroy(g);
+    arena_free();
+}
+
+/* Resize by sizes computed from Shape+Slice, non-zero Pads kept, Concat,
+ * Sigmoid and Flatten, at opset 13 (Slice and Resize with inputs). */
+static void test_resize_pad_flatten(void **state)
+{
+    (void)state;
+    model_spec s;
+    memset(&s, 0, sizeof s);
+    s.opset = 13;
+    int64_t one = 1, two = 2, xd[4] = {-1, 2, 4, 4}, od[2] = {-1, 324};
+    int64_t v0 = 0, v2 = 2, hw[2] = {8, 8};
+    s.ins[s.n_ins++] = value_info("x", 4, xd);
+    s.outs[s.n_outs++] = value_info("y", 2, od);
+    s.inits[s.n_inits++] = i64_typed("s0", 1, &one, &v0);
+    s.inits[s.n_inits++] = i64_typed("e2", 1, &one, &v2);
+    s.inits[s.n_inits++] = i64_typed("hw", 1, &two, hw);
+    int64_t pads_a[8] = {0, 0, 1, 0, 0, 0, 0, 1}, pads_b[8] = {0, 0, 0, 1, 0, 0, 1, 0}, eight = 8;
+    s.inits[s.n_inits++] = i64_typed("pads_a", 1, &eight, pads_a);
+    s.inits[s.n_inits++] = i64_typed("pads_b", 1, &eight, pads_b);
+    float half = 0.5f;
+    s.inits[s.n_inits++] = f32_raw("half", 0, NULL, &half);
+    add_node(&s, "Shape", NULL, "x", "shape");
+    add_node(&s, "Slice", NULL, "shape,s0,e2", "nc");
+    Onnx__NodeProto *n = add_node(&s, "Concat", NULL, "nc,hw", "sizes");
+    attr_int(n, "axis", 0);
+    n = add_node(&s, "Resize", "up", "x,-,-,sizes", "r");
+    attr_string(n, "mode", "nearest");
+    attr_string(n, "coordinate_transformation_mode", "asymmetric");
+    attr_string(n, "nearest_mode", "floor");
+    add_node(&s, "Pad", "pad_a", "r,pads_a,half", "pa");
+    add_node(&s, "Pad", "pad_b", "r,pads_b", "pb");
+    n = add_node(&s, "Concat", "cat", "pa,pb", "cat");
+    attr_int(n, "axis", -3);
+    add_node(&s, "Sigmoid", "sig", "cat", "sg");
+    add_node(&s, "Flatten", "flat", "sg", "y");
+    ls_graph *g;
+    ls_error err = {0};
+    if (load_spec(&s, 2, &g, &err)) fail_msg("%s", err.msg);
+    static const ls_op want[] = {LS_OP_RESIZE, LS_OP_PAD, LS_OP_PAD, LS_OP_CONCAT, LS_OP_SIGMOID,
+                                 LS_OP_RESHAPE};
+    assert_int_equal(g->n_nodes, 6);
+    for (int i = 0; i < 6; i++) assert_int_equal(g->nodes[i].op, want[i]);
+    const ls_resize_attr *ra = &g->nodes[0].attr.resize;
+    assert_true(ra->mode == LS_RESIZE_NEAREST && ra->coord == LS_COORD_ASYMMETRIC &&
+                ra->nearest == LS_NEAREST_FLOOR);
+    assert_true(ra->scale[0] == 2.0f && ra->scale[1] == 2.0f);
+    assert_memory_equal(g->nodes[1].attr.pad.pads, pads_a, sizeof pads_a);
+    assert_true(g->nodes[1].attr.pad.value == 0.5f && g->nodes[2].attr.pad.value == 0.0f);
+    assert_int_equal(g->nodes[3].attr.concat_axis, 1);
+    const ls_value *cat = &g->values[g->nodes[3].out];
+    assert_true(cat->dims[0] == 2 && cat->dims[1] == 4 && cat->dims[2] == 9 && cat->dims[3] == 9);
+    const ls_value *y = &g->values[g->outputs[0]];
+    assert_true(y->ndim == 2 && y->dims[0] == 2 && y->dims[1] == 324);
+    ls_graph_destroy(g);
+    arena_free();
+}
+
+static void expect_error(const model_spec *s, int batch, int code, const char *needle1,
+                         const char *needle2)
 {
     ls_graph *g = (ls_graph *)1;
     ls_error err = {0};
@@ -376,7 +461,7 @@ static void test_unsupported_op(void **state)
     small_net(&s, 13);
     s.nodes[2]->name = NULL; /* unnamed: identified by type and index */
     s.nodes[2]->op_type = str("Mul");
-    expect_error(&s, 1, LS_ERR_UNSUPPORTED, "Mul#2", "run time");
+    expect_error(&s, 1, LS_ERR_UNSUPPORTED, "Mul_2", "run time");
     arena_free();
 
     small_net(&s, 13);
@@ -475,14 +560,24 @@ static void test_tensor_decode_types(void **state)
         {ONNX__TENSOR_PROTO__DATA_TYPE__BOOL, {1, 0, 1}, 3, {1, 0, 1}},
         {ONNX__TENSOR_PROTO__DATA_TYPE__INT16, {0xfe, 0xff, 7, 0, 0, 0x80}, 6, {-2, 7, -32768}},
         {ONNX__TENSOR_PROTO__DATA_TYPE__UINT16, {0xfe, 0xff, 7, 0, 0, 0x80}, 6, {65534, 7, 32768}},
-        {ONNX__TENSOR_PROTO__DATA_TYPE__INT32, {0xff, 0xff, 0xff, 0xff, 5, 0, 0, 0, 0, 0, 0, 0x80}, 12,
+        {ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
+         {0xff, 0xff, 0xff, 0xff, 5, 0, 0, 0, 0, 0, 0, 0x80},
+         12,
          {-1, 5, -2147483648.0}},
-        {ONNX__TENSOR_PROTO__DATA_TYPE__UINT32, {0xff, 0xff, 0xff, 0xff, 5, 0, 0, 0, 0, 0, 0, 0x80}, 12,
+        {ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
+         {0xff, 0xff, 0xff, 0xff, 5, 0, 0, 0, 0, 0, 0, 0x80},
+         12,
          {4294967295.0, 5, 2147483648.0}},
         /* float16: 1.0, -2.0, 65504 (max) */
-        {ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16, {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b}, 6, {1, -2, 65504}},
+        {ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
+         {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b},
+         6,
+         {1, -2, 65504}},
         /* bfloat16: 1.0, -2.0, 0.5 */
-        {ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16, {0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3f}, 6, {1, -2, 0.5}},
+        {ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
+         {0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3f},
+         6,
+         {1, -2, 0.5}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Onnx__TensorProto *tp = tensor("t", cases[i].dt, 1, dims);
@@ -492,8 +587,8 @@ static void test_tensor_decode_types(void **state)
         if (ls_tensor_decode(tp, "t", &t, &err)) fail_msg("type %d: %s", cases[i].dt, err.msg);
         for (int k = 0; k < 3; k++) {
             double got = t.dtype == LS_DT_F32 ? t.f[k] : (double)t.i[k];
-            if (got != cases[i].want[k]) fail_msg("type %d element %d: %g, want %g", cases[i].dt, k, got,
-                                                  cases[i].want[k]);
+            if (got != cases[i].want[k])
+                fail_msg("type %d element %d: %g, want %g", cases[i].dt, k, got, cases[i].want[k]);
         }
         ls_tensor_free(&t);
         /* The same values in int32_data (where ONNX keeps the small types). */
@@ -532,6 +627,14 @@ static void test_tensor_decode_types(void **state)
     tp->raw_data.len = sizeof big;
     tp->raw_data.data = (uint8_t *)big;
     assert_int_equal(ls_tensor_decode(tp, "u", &t, &err), LS_ERR_RANGE);
+    tp->has_raw_data = 0; /* the same in uint64_data, then within range */
+    tp->n_uint64_data = 3;
+    tp->uint64_data = big;
+    assert_int_equal(ls_tensor_decode(tp, "u", &t, &err), LS_ERR_RANGE);
+    big[2] = 7;
+    assert_int_equal(ls_tensor_decode(tp, "u", &t, &err), LS_OK);
+    assert_true(t.dtype == LS_DT_I64 && t.i[0] == 1 && t.i[2] == 7);
+    ls_tensor_free(&t);
     tp = tensor("s", ONNX__TENSOR_PROTO__DATA_TYPE__STRING, 1, dims);
     assert_int_equal(ls_tensor_decode(tp, "s", &t, &err), LS_ERR_UNSUPPORTED);
     tp = tensor("n", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 1, dims); /* no data at all */
@@ -563,7 +666,7 @@ static int try_bytes(const uint8_t *bytes, size_t len, ls_error *err)
         return rc;
     }
     ls_graph *g = NULL;
-    rc = ls_graph_build(m, 2, &g, err);
+    rc = ls_graph_build(m, 1, &g, err);
     if (rc) assert_true(err->msg[0]);
     ls_graph_destroy(g);
     ls_onnx_destroy(m);
@@ -577,7 +680,8 @@ static void test_truncated(void **state)
     uint8_t *bytes = read_model("encoder_op11.onnx", &len);
     ls_error err = {0};
     assert_int_equal(try_bytes(bytes, len, &err), LS_OK);
-    size_t cuts[] = {0, 1, 2, 7, 64, 1000, 5000, len / 3, len / 2, len - 100, len - 20, len - 3, len - 1};
+    size_t cuts[] = {0,       1,       2,         7,        64,      1000,   5000,
+                     len / 3, len / 2, len - 100, len - 20, len - 3, len - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         /* A copy of exactly the cut length, so that ASan sees any over-read. */
         uint8_t *cut = malloc(cuts[i] + 1);
@@ -621,21 +725,69 @@ static void test_corrupted(void **state)
     assert_true(refused > 0);
     const char text[] = "ir_version: 8\ngraph { node { op_type: \"Relu\" } }\n";
     ls_onnx_model *m = (ls_onnx_model *)1;
-    assert_int_equal(ls_onnx_load_bytes((const uint8_t *)text, sizeof text - 1, &m, &err), LS_ERR_FORMAT);
+    assert_int_equal(ls_onnx_load_bytes((const uint8_t *)text, sizeof text - 1, &m, &err),
+                     LS_ERR_FORMAT);
     assert_null(m);
     free(copy);
     free(bytes);
+}
+
+/* Writes v as a protobuf varint just before p; returns the new start. */
+static uint8_t *prepend_varint(uint8_t *p, uint64_t v)
+{
+    uint8_t tmp[10];
+    int n = 0;
+    do {
+        tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    p -= n;
+    memcpy(p, tmp, (size_t)n);
+    return p;
+}
+
+/* Graphs nested in node attributes, `levels` deep: 100000 levels fit in
+ * about 1 MB and would exhaust the stack of a recursive unpacker. */
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    int depths[] = {3, 100000};
+    for (int k = 0; k < 2; k++) {
+        size_t cap = (size_t)depths[k] * 12 + 64;
+        uint8_t *buf = malloc(cap), *end = buf + cap, *p = end;
+        assert_non_null(buf);
+        for (int i = 0; i < depths[k]; i++) {
+            p = prepend_varint(p, (uint64_t)(end - p));
+            p = prepend_varint(p, (6 << 3) | 2); /* AttributeProto.g */
+            p = prepend_varint(p, (uint64_t)(end - p));
+            p = prepend_varint(p, (5 << 3) | 2); /* NodeProto.attribute */
+            p = prepend_varint(p, (uint64_t)(end - p));
+            p = prepend_varint(p, (1 << 3) | 2); /* GraphProto.node */
+        }
+        p = prepend_varint(p, (uint64_t)(end - p));
+        p = prepend_varint(p, (7 << 3) | 2); /* ModelProto.graph */
+        ls_onnx_model *m = (ls_onnx_model *)1;
+        ls_error err = {0};
+        assert_int_equal(ls_onnx_load_bytes(p, (size_t)(end - p), &m, &err), LS_ERR_FORMAT);
+        assert_null(m);
+        /* Shallow: parsed, then refused for what it lacks; deep: refused unparsed. */
+        assert_non_null(strstr(err.msg, k ? "nested" : "opset"));
+        free(buf);
+    }
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_typed_fields_and_folding),
+        cmocka_unit_test(test_no_fusion_across_shared_outputs),
+        cmocka_unit_test(test_resize_pad_flatten),
         cmocka_unit_test(test_unsupported_op),
         cmocka_unit_test(test_bad_models),
         cmocka_unit_test(test_tensor_decode_types),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupted),
+        cmocka_unit_test(test_deep_nesting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,8 @@ static void test_conv_counts(void **state)
     const float *ins[2] = {in, res};
     float *outs[1] = {out};
     assert_int_equal(ls_ref_run(&t->g, ins, outs, &err), LS_OK);
-    const float want[16] = {4.5f, 6.5f, 6.5f, 4.5f, 6.5f, 0, 9.5f, 6.5f, 6.5f, 9.5f, 9.5f, 6.5f, 4.5f, 6.5f, 6.5f, 4.5f};
+    const float want[16] = {4.5f, 6.5f, 6.5f, 4.5f, 6.5f, 0,    9.5f, 6.5f,
+                            6.5f, 9.5f, 9.5f, 6.5f, 4.5f, 6.5f, 6.5f, 4.5f};
     for (int i = 0; i < 16; i++) assert_float_equal(out[i], want[i], 1e-6);
     tg_free(t);
 }
@@ -61,8 +62,8 @@ static void test_conv_stride_groups(void **state)
     assert_int_equal(t->g.values[y].dims[2], 10);
     assert_int_equal(t->g.values[y].dims[3], 10);
     float w[18] = {0};
-    w[4] = 1;      /* channel 0: centre tap */
-    w[9 + 0] = 2;  /* channel 1: top-left tap */
+    w[4] = 1;     /* channel 0: centre tap */
+    w[9 + 0] = 2; /* channel 1: top-left tap */
     set_const(t, t->g.nodes[0].in[1], w);
     float in[512], out[200];
     for (int i = 0; i < 512; i++) in[i] = (float)i;
@@ -80,8 +81,8 @@ static void test_conv_stride_groups(void **state)
     tg_free(t);
 }
 
-static void resize_1d(ls_resize_mode mode, ls_resize_coord coord, ls_nearest_mode nm, int in_w, int out_w,
-                      const float *in, float *out)
+static void resize_1d(ls_resize_mode mode, ls_resize_coord coord, ls_nearest_mode nm, int in_w,
+                      int out_w, const float *in, float *out)
 {
     tg *t = tg_new(1, 1);
     int x = tg_input4(t, 1, 1, 1, in_w);
@@ -130,7 +131,8 @@ static void test_resize_nearest(void **state)
     }
     /* ties: asymmetric 2 -> 4 samples x = 0, .5, 1, 1.5 */
     const float in2[2] = {10, 20};
-    resize_1d(LS_RESIZE_NEAREST, LS_COORD_ASYMMETRIC, LS_NEAREST_ROUND_PREFER_FLOOR, 2, 4, in2, out);
+    resize_1d(LS_RESIZE_NEAREST, LS_COORD_ASYMMETRIC, LS_NEAREST_ROUND_PREFER_FLOOR, 2, 4, in2,
+              out);
     assert_float_equal(out[1], 10, 0);
     resize_1d(LS_RESIZE_NEAREST, LS_COORD_ASYMMETRIC, LS_NEAREST_ROUND_PREFER_CEIL, 2, 4, in2, out);
     assert_float_equal(out[1], 20, 0);
@@ -151,8 +153,8 @@ static void test_pad_concat_add_bn(void **state)
     float bvals[3] = {100, 200, 100};
     set_const(t, add_in[1], bvals);
     int64_t cd[1] = {2};
-    int bn_in[5] = {sum, tg_const(t, 1, cd, 0, 1), tg_const(t, 1, cd, 0, 1), tg_const(t, 1, cd, 0, 1),
-                    tg_const(t, 1, cd, 0, 1)};
+    int bn_in[5] = {sum, tg_const(t, 1, cd, 0, 1), tg_const(t, 1, cd, 0, 1),
+                    tg_const(t, 1, cd, 0, 1), tg_const(t, 1, cd, 0, 1)};
     float gam[2] = {2, 1}, bet[2] = {1, 0}, mean[2] = {0, 100}, var[2] = {4, 1};
     set_const(t, bn_in[1], gam);
     set_const(t, bn_in[2], bet);

@@ -116,6 +116,10 @@ static void test_flush_and_batch_size_invariant(void **state)
     frames_free(&ref); frames_free(&flushed); frames_free(&b1);
 }
 
+/* The pipeline's own parallel stages (mel, model inputs, compositing, JPEG)
+ * give the same bytes on 1 and 2 pool threads. The engine's thread count is
+ * the model's (oneDNN fixes each kernel's work split, and with it the
+ * rounding, for the thread count it is compiled for). */
 static void test_thread_count_invariant(void **state)
 {
     (void)state;

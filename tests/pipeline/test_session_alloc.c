@@ -17,11 +17,11 @@
 #include "support/alloc_count.h"
 
 /* Heap allocations of one warm run of engine e on zero inputs. */
-static long allocs_per_run(const ls_engine *e, const ls_graph *g, int threads)
+static long allocs_per_run(const ls_engine *e, const ls_graph *g)
 {
     ls_error err;
     ls_engine_ctx *c;
-    assert_int_equal(ls_engine_ctx_create(e, threads, &c, &err), LS_OK);
+    assert_int_equal(ls_engine_ctx_create(e, &c, &err), LS_OK);
     float *in[LS_NN_MAX_INPUTS] = {0}, *out[LS_NN_MAX_INPUTS] = {0};
     for (int i = 0; i < g->n_inputs; i++) in[i] = calloc((size_t)ls_value_count(&g->values[g->inputs[i]]), sizeof(float));
     for (int i = 0; i < g->n_outputs; i++) out[i] = calloc((size_t)ls_value_count(&g->values[g->outputs[i]]), sizeof(float));
@@ -44,9 +44,9 @@ static void test_steady_state_allocates_nothing(void **state)
     ls_model_options mo = {.batch = 2};
     if (ls_model_load(getenv("LS_DEMO_MODEL"), &mo, pool, &m, &err)) fail_msg("%s", err.msg);
     const ls_model_engines *eng;
-    assert_int_equal(ls_model_engines_get(m, 2, &eng, &err), LS_OK);
-    long unet_run = allocs_per_run(eng->unet, eng->unet_graph, 2);
-    long enc_run = allocs_per_run(eng->enc, eng->enc_graph, 2);
+    assert_int_equal(ls_model_engines_get(m, 2, 2, &eng, &err), LS_OK);
+    long unet_run = allocs_per_run(eng->unet, eng->unet_graph);
+    long enc_run = allocs_per_run(eng->enc, eng->enc_graph);
 
     ls_session *s;
     assert_int_equal(ls_session_create(m, pool, NULL, &s, &err), LS_OK);
