@@ -9,6 +9,8 @@ add_custom_command(
   COMMENT "Building the demo model directory"
   VERBATIM)
 add_custom_target(ls_demo_model ALL DEPENDS ${LS_DEMO_MODEL_DIR}/model.json)
+# A target-level order too: both targets would otherwise run the generator at once.
+add_dependencies(ls_demo_model ls_test_models)
 
 ls_add_test(test_session pipeline/test_session.c)
 add_dependencies(test_session ls_demo_model lipsync)
