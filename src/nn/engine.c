@@ -2,9 +2,11 @@
  * kernels, planning its activation memory, and running it.
  *
  * Compilation, in order:
- *  1. every activation gets an "engine value" (ev): 4-D ones in nChw8c (what
- *     oneDNN's AVX2 convolutions pick with format_tag_any on this CPU; the
- *     plan prints what each conv really got), others plain;
+ *  1. every activation gets an "engine value" (ev): 4-D ones in oneDNN's
+ *     blocked layout for this CPU's vector width - nChw16c with AVX-512,
+ *     nChw8c with AVX2 (what its JIT convolutions pick with format_tag_any;
+ *     the other block size sends some shapes to reference code; the plan
+ *     prints what each conv really got) - others plain;
  *  2. storage sharing: a channel Concat's inputs live inside the Concat's
  *     buffer at their channel offset (when the offset is a whole channel
  *     block), a fused residual's buffer is reused in place by the conv that
@@ -34,7 +36,6 @@
 #include "nn/engine_internal.h"
 #include "nn/ref.h"
 
-#define CB 8           /* channel block of 4-D activations (nChw8c) */
 #define ALIGN_ELEMS 16 /* 64-byte alignment of arena buffers */
 /* Steps smaller than this run on one thread: a parallel region costs a
  * barrier (microseconds on idle cores, a scheduler slice on busy ones). */
@@ -88,6 +89,8 @@ struct ls_engine {
     const ls_graph *g;
     ls_precision prec;
     int threads;
+    int cb;                  /* channel block of 4-D activations: 8 or 16 */
+    dnnl_format_tag_t block_tag; /* dnnl_nChw8c or dnnl_nChw16c */
     dnnl_engine_t dnnl;
     dnnl_stream_t stream; /* compile-time weight reorders */
     ev *evs;
@@ -372,16 +375,27 @@ static int upload(ls_engine *e, int ni, const float *data, int ndim, const dnnl_
     return LS_OK;
 }
 
-/* Tries one convolution primitive descriptor; src/dst tags may be any. */
+/* Zero border moved out of a conv into its source (see compile_conv):
+ * top, left, bottom, right. */
+typedef struct conv_prepad {
+    int pad[4];
+} conv_prepad;
+
+/* Tries one convolution primitive descriptor; src/dst tags may be any. With
+ * pre (may be NULL), the source is that much larger and the conv pads less. */
 static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *dw, int64_t nb,
                                  dnnl_format_tag_t src_tag, dnnl_format_tag_t dst_tag, int has_bias,
-                                 dnnl_primitive_desc_t *pd)
+                                 const conv_prepad *pre, dnnl_primitive_desc_t *pd)
 {
     const ls_conv_attr *a = &n->attr.conv;
     const ls_value *x = &e->g->values[n->in[0]], *y = &e->g->values[n->out];
     int64_t G = a->group, OC = y->dims[1], IC = x->dims[1];
+    static const conv_prepad none = {{0, 0, 0, 0}};
+    if (!pre) pre = &none;
     dnnl_memory_desc_t src, wei, bias, dst;
-    dnnl_dims_t sd = {nb, IC, x->dims[2], x->dims[3]}, dd = {nb, OC, y->dims[2], y->dims[3]};
+    dnnl_dims_t sd = {nb, IC, x->dims[2] + pre->pad[0] + pre->pad[2],
+                      x->dims[3] + pre->pad[1] + pre->pad[3]},
+                dd = {nb, OC, y->dims[2], y->dims[3]};
     dnnl_dims_t bd = {OC};
     dnnl_status_t st;
     if ((st = dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, src_tag))) return st;
@@ -397,7 +411,8 @@ static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *
     if ((st = dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_a))) return st;
     dnnl_dims_t strides = {a->stride[0], a->stride[1]};
     dnnl_dims_t dil = {a->dilation[0] - 1, a->dilation[1] - 1};
-    dnnl_dims_t pl = {a->pad[0], a->pad[1]}, pr = {a->pad[2], a->pad[3]};
+    dnnl_dims_t pl = {a->pad[0] - pre->pad[0], a->pad[1] - pre->pad[1]},
+                pr = {a->pad[2] - pre->pad[2], a->pad[3] - pre->pad[3]};
     dnnl_convolution_desc_t cd;
     st = dnnl_dilated_convolution_forward_desc_init(
         &cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei, has_bias ? &bias : NULL,
@@ -435,13 +450,13 @@ static const char *pd_impl(dnnl_primitive_desc_t pd)
     return impl;
 }
 
-/* Which of our layouts md is: CB, 1 (plain), or 0 (neither). */
-static int md_layout(const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
+/* Which of our layouts md is: e->cb, 1 (plain), or 0 (neither). */
+static int md_layout(const ls_engine *e, const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
 {
     dnnl_memory_desc_t cand;
-    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, dnnl_nChw8c) &&
+    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, e->block_tag) &&
         dnnl_memory_desc_equal(md, &cand))
-        return CB;
+        return e->cb;
     if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, dnnl_nchw) &&
         dnnl_memory_desc_equal(md, &cand))
         return 1;
@@ -514,6 +529,30 @@ static int upload_bias(ls_engine *e, int ni, const ls_node *n, dnnl_primitive_de
     return rc;
 }
 
+/* A temporary holding v in channel block cb with a zero border pad[4]
+ * (top, left, bottom, right), filled by a resize step with identity taps. */
+static int add_border(ls_engine *e, int ni, int v, int cb, const int pad[4], ls_error *err)
+{
+    int src = in_layout(e, ni, v, cb, 0, err);
+    if (src < 0) return src;
+    int t = temp_like(e, src, cb, err);
+    if (t < 0) return t;
+    ev *x = &e->evs[t];
+    int64_t h = x->h, w = x->w;
+    x->h += pad[0] + pad[2];
+    x->w += pad[1] + pad[3];
+    x->isize = round_up(x->c, cb) * x->h * x->w;
+    step *s = new_step(e, ST_RESIZE, ni, err);
+    if (!s) return LS_ERR_NOMEM;
+    s->src = src;
+    s->dst = t;
+    s->border = 0.0f;
+    if (build_taps(&s->th, x->h, pad[0], h, h, NULL, 0) ||
+        build_taps(&s->tw, x->w, pad[1], w, w, NULL, 0))
+        return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+    return t;
+}
+
 static double conv_flops(const ls_graph *g, const ls_node *n)
 {
     const ls_conv_attr *a = &n->attr.conv;
@@ -546,7 +585,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     /* oneDNN 2.6's fused 1x1+depthwise kernel corrupts memory when the 1x1
      * has no bias: fused pairs always get one (zeros if the model has none). */
     int with_bias = bslot >= 0 || dw;
-    dnnl_status_t st = try_conv_pd(e, n, dw, nb, dnnl_nChw8c, dnnl_nChw8c, with_bias, &pd);
+    dnnl_status_t st = try_conv_pd(e, n, dw, nb, e->block_tag, e->block_tag, with_bias, NULL, &pd);
     if (dw && (st != dnnl_success || !strncmp(pd_impl(pd), "ref", 3))) {
         /* No fast fused kernel: run the two convs apart. */
         if (pd) dnnl_primitive_desc_destroy(pd);
@@ -554,32 +593,61 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
         e->dw_of[ni] = -1;
         return compile_conv(e, ni, err);
     }
-    if (st == dnnl_success && !strncmp(pd_impl(pd), "ref", 3)) {
-        dnnl_primitive_desc_t any = NULL;
-        if (try_conv_pd(e, n, NULL, nb, dnnl_format_tag_any, dnnl_format_tag_any, bslot >= 0,
-                        &any) == dnnl_success) {
+    /* A plain source (few input channels: the first conv of a network), then
+     * whatever oneDNN likes, if both sides are layouts we keep. */
+    const dnnl_format_tag_t alt_src[2] = {dnnl_nchw, dnnl_format_tag_any};
+    const dnnl_format_tag_t alt_dst[2] = {e->block_tag, dnnl_format_tag_any};
+    for (int k = 0; k < 2 && st == dnnl_success && !strncmp(pd_impl(pd), "ref", 3); k++) {
+        dnnl_primitive_desc_t alt = NULL;
+        if (try_conv_pd(e, n, NULL, nb, alt_src[k], alt_dst[k], bslot >= 0, NULL, &alt) ==
+            dnnl_success) {
             dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
                         dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
-            if (strncmp(pd_impl(any), "ref", 3) &&
-                md_layout(dnnl_primitive_desc_query_md(any, dnnl_query_src_md, 0), sd) &&
-                md_layout(dnnl_primitive_desc_query_md(any, dnnl_query_dst_md, 0), dd)) {
+            if (strncmp(pd_impl(alt), "ref", 3) &&
+                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_src_md, 0), sd) &&
+                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_dst_md, 0), dd)) {
                 dnnl_primitive_desc_destroy(pd);
-                pd = any;
+                pd = alt;
             } else {
-                dnnl_primitive_desc_destroy(any);
+                dnnl_primitive_desc_destroy(alt);
             }
+        }
+    }
+    /* oneDNN's AVX-512 JIT convs take at most kernel-1 padding (its AVX2 ones
+     * take more): move the rest into a zero border written around the source,
+     * the same sums with the same rounding. */
+    conv_prepad pre = {{0, 0, 0, 0}};
+    if (st == dnnl_success && !strncmp(pd_impl(pd), "ref", 3) && !dw) {
+        int moved = 0;
+        for (int k = 0; k < 4; k++) {
+            int kk = a->kernel[k % 2] - 1;
+            pre.pad[k] = a->pad[k] > kk ? a->pad[k] - kk : 0;
+            moved |= pre.pad[k];
+        }
+        dnnl_primitive_desc_t padded = NULL;
+        if (moved && try_conv_pd(e, n, NULL, nb, e->block_tag, e->block_tag, with_bias, &pre,
+                                 &padded) == dnnl_success &&
+            strncmp(pd_impl(padded), "ref", 3)) {
+            dnnl_primitive_desc_destroy(pd);
+            pd = padded;
+        } else {
+            if (padded) dnnl_primitive_desc_destroy(padded);
+            memset(&pre, 0, sizeof pre);
         }
     }
     if (st != dnnl_success) return compile_ref(e, ni, err);
 
-    dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
+    dnnl_dims_t sd = {nb, x->dims[1], x->dims[2] + pre.pad[0] + pre.pad[2],
+                      x->dims[3] + pre.pad[1] + pre.pad[3]},
                 dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
     const dnnl_memory_desc_t *dst_md =
         dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_DST);
-    int src_cb = md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd);
-    int dst_cb = md_layout(dst_md, dd);
+    int src_cb = md_layout(e, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd);
+    int dst_cb = md_layout(e, dst_md, dd);
     int rc = LS_OK;
-    int csrc = in_layout(e, ni, src, src_cb, !per_item, err);
+    int csrc = pre.pad[0] | pre.pad[1] | pre.pad[2] | pre.pad[3]
+                   ? add_border(e, ni, src, src_cb, pre.pad, err)
+                   : in_layout(e, ni, src, src_cb, !per_item, err);
     if (csrc < 0) rc = csrc;
     int cdst = dst;
     if (!rc && (e->evs[dst].cb != dst_cb)) {
@@ -830,8 +898,8 @@ static void plan_aliases(ls_engine *e)
                 int dup = 0;
                 for (int j = 0; j < k; j++) dup |= n->in[j] == n->in[k];
                 int is_last = k == n->n_in - 1;
-                if (x->kind == EV_ARENA && x->alias < 0 && !dup && x->cb == CB && c_off % CB == 0 &&
-                    (x->c % CB == 0 || is_last)) {
+                if (x->kind == EV_ARENA && x->alias < 0 && !dup && x->cb == e->cb &&
+                    c_off % e->cb == 0 && (x->c % e->cb == 0 || is_last)) {
                     x->alias = n->out;
                     x->alias_off = c_off * x->h * x->w;
                 }
@@ -1001,7 +1069,7 @@ static int setup_values(ls_engine *e, ls_error *err)
             shape_ev(x, gv, 1);
         } else {
             x->kind = EV_ARENA;
-            shape_ev(x, gv, gv->ndim == 4 ? CB : 1);
+            shape_ev(x, gv, gv->ndim == 4 ? e->cb : 1);
         }
         for (int d = 0; d < gv->ndim; d++)
             if (gv->dims[d] < 1 || gv->dims[d] > ((int64_t)1 << 31))
@@ -1130,6 +1198,11 @@ int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_
     e->g = g;
     e->prec = precision;
     e->threads = threads;
+    /* The block oneDNN's JIT convolutions use on this CPU (ONEDNN_MAX_CPU_ISA
+     * lowers it, e.g. to test the AVX2 layout on an AVX-512 machine). */
+    int avx512 = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+    e->cb = avx512 ? 16 : 8;
+    e->block_tag = avx512 ? dnnl_nChw16c : dnnl_nChw8c;
     e->consumers = calloc((size_t)g->n_values + 1, sizeof(int));
     e->last_consumer = calloc((size_t)g->n_values + 1, sizeof(int));
     e->skip = calloc((size_t)g->n_nodes + 1, sizeof(int));
@@ -1413,7 +1486,8 @@ void ls_engine_describe(const ls_engine *e, FILE *out)
         if (d)
             fprintf(out, " -> [%ld,%ld,%ld,%ld]/%s", (long)d->n, (long)d->c, (long)d->h, (long)d->w,
                     d->kind != EV_ARENA ? "nchw-io"
-                    : d->cb == CB       ? "nChw8c"
+                    : d->cb == 16       ? "nChw16c"
+                    : d->cb == 8        ? "nChw8c"
                                         : "nchw");
         if (s->kind == ST_CONV) fprintf(out, " %s%s", s->impl, s->per_item ? " per-item" : "");
         fprintf(out, " threads=%d", s->threads);

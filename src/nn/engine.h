@@ -3,8 +3,8 @@
  * ls_engine_create compiles one graph (one batch size, one precision) into
  * oneDNN convolution primitives with fused post-ops (ReLU; sum for a fused
  * residual, computed in place in the residual's buffer), activations kept in
- * oneDNN's blocked nChw8c layout between ops, and the engine's own kernels
- * for everything else: a table-driven resize that writes straight into its
+ * oneDNN's blocked layout between ops (nChw16c on AVX-512 CPUs, nChw8c on
+ * AVX2 ones), and the engine's own kernels for everything else: a table-driven resize that writes straight into its
  * slot of a concat buffer (with any zero Pad after it folded into the write),
  * so a UNet skip connection's conv and the upsample fill the two halves of
  * one preallocated buffer and no concat is ever copied. The compiled engine

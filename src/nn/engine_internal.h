@@ -4,8 +4,8 @@
  * distance between items (larger than the item when the tensor is one slot
  * of a concat buffer), its N,C,H,W and its channel block cb. Element
  * (n,c,h,w) lives at base + n*istride + ((c/cb)*H + h)*W*cb + w*cb + c%cb,
- * which is NCHW for cb == 1 and oneDNN's nChw8c for cb == 8; channels are
- * padded up to a multiple of cb.
+ * which is NCHW for cb == 1 and oneDNN's nChw8c / nChw16c for cb == 8 / 16;
+ * channels are padded up to a multiple of cb.
  */
 #ifndef LS_NN_ENGINE_INTERNAL_H
 #define LS_NN_ENGINE_INTERNAL_H

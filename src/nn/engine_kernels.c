@@ -165,7 +165,9 @@ static void resize_rows(const kargs *a, int64_t begin, int64_t end)
         }
         const float *s0 = row_ptr(src, n, b, y0), *s1 = row_ptr(src, n, b, a->th->i1[y]);
         float wy = a->th->w1[y];
-        if (cb == 8)
+        if (cb == 16)
+            resize_row(d, s0, s1, wy, a->tw, a->border, 16);
+        else if (cb == 8)
             resize_row(d, s0, s1, wy, a->tw, a->border, 8);
         else if (cb == 1)
             resize_row(d, s0, s1, wy, a->tw, a->border, 1);

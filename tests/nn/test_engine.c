@@ -93,6 +93,28 @@ static void test_conv_shapes(void **state)
         }
 }
 
+/* Padding beyond kernel-1 (the UNet's k3 s2 p3 down-convs): oneDNN's AVX-512
+ * JIT convs refuse it, so the engine moves the excess into a zero border
+ * around the source; no conv may fall back to reference code (on AVX2 the
+ * JIT conv takes the padding itself), and the sums stay the reference's. */
+static void test_conv_large_padding(void **state)
+{
+    (void)state;
+    tg_conv_spec spec = {64, 3, 3, 2, 2, {3, 3, 3, 3}, 1, 1, 1, 1, -1};
+    for (int b = 1; b <= 2; b++) {
+        tg *t = tg_new(b, 41);
+        int x = tg_input4(t, b, 32, 16, 16);
+        tg_output(t, tg_conv(t, x, &spec));
+        check_fp32(t, "3x3 s2 p3 32->64");
+        ls_engine *e = NULL;
+        ls_error err;
+        assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
+        assert_int_equal(ls_engine_ref_convs(e), 0);
+        ls_engine_destroy(e);
+        tg_free(t);
+    }
+}
+
 /* Conv + residual (with and without ReLU), the residual used elsewhere too
  * (no in-place) and only by the conv (in place). */
 static void test_conv_residual(void **state)
@@ -419,6 +441,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_shapes),
+        cmocka_unit_test(test_conv_large_padding),
         cmocka_unit_test(test_conv_residual),
         cmocka_unit_test(test_expand_depthwise),
         cmocka_unit_test(test_resize_modes),
