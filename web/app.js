@@ -5,14 +5,15 @@
 // draws the video frame whose timestamp matches the audio clock, so picture
 // and sound stay in sync. Microphone source: live mode (the server flushes
 // per chunk and paces frames at 25 fps); frames are drawn as they arrive.
-// Frame messages: "LSF1", u32 flags, i64 index, f64 timestamp, JPEG (LE).
+// Frame messages: "LSF1", u32 flags (bit 0: silent, sent without inference),
+// i64 index, f64 timestamp, JPEG (LE).
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get('token') || '';
 const authHeaders = token ? { Authorization: 'Bearer ' + token } : {};
 
-const stats = { state: 'idle', received: 0, drawn: 0, firstFrameMs: null, done: false,
+const stats = { state: 'idle', received: 0, drawn: 0, silent: 0, firstFrameMs: null, done: false,
                 errors: [], speech: 0, serverFps: 0 };
 window.lipsync = { stats };  // read by the end-to-end test
 
@@ -26,6 +27,7 @@ function show() {
   $('s-state').textContent = stats.state;
   $('s-received').textContent = stats.received;
   $('s-drawn').textContent = stats.drawn;
+  $('s-silent').textContent = stats.silent;
   $('s-first').textContent = stats.firstFrameMs === null ? '–' : stats.firstFrameMs.toFixed(0);
   $('s-server').textContent = stats.serverFps ? stats.serverFps.toFixed(1) + ' fps' : '–';
 }
@@ -113,6 +115,7 @@ class Session {
     const jpeg = new Blob([new Uint8Array(ev.data, 24)], { type: 'image/jpeg' });
     if (stats.received === 0) stats.firstFrameMs = performance.now() - this.t0;
     stats.received++;
+    if (dv.getUint32(4, true) & 1) stats.silent++;  // the avatar's own frame: silence, no inference
     const now = performance.now();
     this.fpsWindow.push(now);
     while (this.fpsWindow.length && now - this.fpsWindow[0] > 1000) this.fpsWindow.shift();
@@ -231,7 +234,7 @@ class Session {
 }
 
 $('start').onclick = async () => {
-  Object.assign(stats, { received: 0, drawn: 0, firstFrameMs: null, done: false, errors: [],
+  Object.assign(stats, { received: 0, drawn: 0, silent: 0, firstFrameMs: null, done: false, errors: [],
                          speech: 0, serverFps: 0 });
   const mic = $('source').value === 'mic';
   if (!mic && !$('file').files.length) { log('choose an audio file first'); return; }

@@ -78,7 +78,7 @@ int ls_painter_output(ls_painter *p, ls_pool *pool, int frame, const float *mode
     *out = NULL;
     static const ls_paint_options defaults = {LS_PAINT_JPEG, 0, 0};
     if (!opt) opt = &defaults;
-    if (!p || !buffers || !model_out)
+    if (!p || !buffers)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "painter: missing argument");
     int rc = check_frame(p, frame, err);
     if (rc != LS_OK) return rc;
@@ -98,7 +98,13 @@ int ls_painter_output(ls_painter *p, ls_pool *pool, int frame, const float *mode
     }
     const ls_image *crop = ls_avatar_crop(p->av, frame);
     ls_rect rect = ls_avatar_rect(p->av, frame);
-    if (opt->format == LS_PAINT_JPEG) {
+    if (!model_out) {
+        if (opt->format == LS_PAINT_JPEG)
+            rc = ls_jpeg_encode(p->enc, &src, quality, buf->data, buf->cap, &buf->len, err);
+        else
+            rc = ls_raw_write(&src, opt->format == LS_PAINT_BGR ? LS_RAW_BGR : LS_RAW_RGBA,
+                              buf->data, buf->cap, &buf->len, err);
+    } else if (opt->format == LS_PAINT_JPEG) {
         rc = ls_composite_jpeg(p->comp, p->enc, pool, &src, crop, rect, model_out, opt->feather,
                                quality, buf->data, buf->cap, &buf->len, err);
     } else {

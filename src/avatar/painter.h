@@ -41,8 +41,9 @@ size_t ls_painter_output_size(const ls_avatar *av, ls_paint_format format);
 
 int ls_painter_input(ls_painter *p, ls_pool *pool, int frame, float *slot, ls_error *err);
 
-/* On success *out holds the encoded frame (len bytes; width/height/channels set for raw
- * formats); the caller returns it with ls_buffer_put. */
+/* On success *out holds frame f painted with model_out, or f as it is when model_out is NULL
+ * (a silent frame that skips inference), encoded: len bytes, width/height/channels set for
+ * raw formats. The caller returns it with ls_buffer_put. */
 int ls_painter_output(ls_painter *p, ls_pool *pool, int frame, const float *model_out,
                       const ls_paint_options *opt, ls_buffer_pool *buffers, ls_buffer **out,
                       ls_error *err);

@@ -22,6 +22,7 @@
 
 #define STEP_SAMPLES 16000 /* audio per internal step: bounds every buffer below */
 #define MEL_RING 1024      /* mel rows kept; a step adds at most 81 */
+#define HOP_RING 2048      /* per-hop audio energies kept (silence); indexed like mel rows */
 #define WINDOW_FLOATS (LS_MEL_BINS * LS_MEL_WINDOW)
 #define FACE_FLOATS (6 * 320 * 320)
 #define OUT_FLOATS (3 * 320 * 320)
@@ -31,6 +32,7 @@ typedef struct paint_job paint_job;
 typedef struct queued_frame {
     ls_buffer *buf;
     int64_t index, avatar_frame;
+    int silent;
 } queued_frame;
 
 struct ls_session {
@@ -50,6 +52,11 @@ struct ls_session {
     ls_mel *mel;
     float *mel_ring, *mel_step; /* ring, and the rows one step emits */
     int64_t mel_rows;           /* rows of the current stream so far */
+
+    /* Silence: sum of squares of each 200-sample hop h (h % HOP_RING). */
+    double silence_energy;      /* (silence_rms)^2, 0 when off */
+    double *hop_energy, hop_acc;
+    int64_t samples;            /* samples of the current stream so far */
 
     /* Encoder: windows staged into enc_in, outputs E[k] in a ring. */
     float *enc_in, *enc_out, *feat_ring;
@@ -109,6 +116,8 @@ static void reset_stream(ls_session *s)
     s->stream_base = next_output_index(s) - s->unet_fill; /* unrun frames are dropped */
     ls_mel_reset(s->mel);
     s->mel_rows = 0;
+    s->samples = 0;
+    s->hop_acc = 0;
     s->enc_fill = 0;
     s->windows_staged = s->windows_encoded = 0;
     s->n_windows = -1;
@@ -129,7 +138,7 @@ static int check_interrupt(ls_session *s)
 }
 
 static int queue_push(ls_session *s, ls_buffer *buf, int64_t index, int64_t avatar_frame,
-                      ls_error *err)
+                      int silent, ls_error *err)
 {
     if (s->q_len == s->q_cap) {
         int cap = s->q_cap ? 2 * s->q_cap : 64;
@@ -141,7 +150,7 @@ static int queue_push(ls_session *s, ls_buffer *buf, int64_t index, int64_t avat
         s->q_cap = cap;
         s->q_head = 0;
     }
-    s->queue[(s->q_head + s->q_len++) % s->q_cap] = (queued_frame){buf, index, avatar_frame};
+    s->queue[(s->q_head + s->q_len++) % s->q_cap] = (queued_frame){buf, index, avatar_frame, silent};
     return LS_OK;
 }
 
@@ -212,7 +221,7 @@ static void paint_band(void *ctx, int begin, int end, int band)
         p->rc = ls_painter_output(s->painter, s->pool, (int)av, p->out + (size_t)i * OUT_FLOATS,
                                   &s->paint, s->out_buffers, &buf, &p->err);
         s->times.composite += ls_now() - t0;
-        if (!p->rc) p->rc = queue_push(s, buf, index, av, &p->err);
+        if (!p->rc) p->rc = queue_push(s, buf, index, av, 0, &p->err);
         if (p->rc) ls_buffer_put(buf);
         else s->times.frames++;
     }
@@ -258,6 +267,53 @@ static int run_unet(ls_session *s, ls_error *err)
     return LS_OK;
 }
 
+/* Whether frame i's whole audio window is quieter than silence_rms: every
+ * sample its features saw, from the first row of its first mel window to the
+ * last row of its last (a row spans HALF_FFT_HOPS hops either side of its
+ * hop). Those rows exist, so the hops are complete, or the stream has ended
+ * and the last hop holds what there is. */
+#define HALF_FFT_HOPS (LS_MEL_N_FFT / 2 / LS_MEL_HOP)
+static int frame_is_silent(const ls_session *s, int64_t i)
+{
+    size_t rows = s->n_windows >= 0 ? (size_t)s->mel_rows : 0;
+    int64_t h0 = (int64_t)ls_mel_window_start((size_t)ls_feature_first_window(i), rows);
+    int64_t last = ls_feature_last_window(i, s->n_windows);
+    int64_t h1 = (int64_t)ls_mel_window_start((size_t)last, rows) + LS_MEL_WINDOW - 1 + HALF_FFT_HOPS;
+    h0 = h0 > HALF_FFT_HOPS ? h0 - HALF_FFT_HOPS : 0;
+    int64_t have = (s->samples + LS_MEL_HOP - 1) / LS_MEL_HOP;
+    if (h1 > have) h1 = have;
+    int64_t n = (h1 < have ? h1 * LS_MEL_HOP : s->samples) - h0 * LS_MEL_HOP;
+    if (n <= 0) return 1;
+    double e = 0;
+    for (int64_t h = h0; h < h1; h++)
+        e += h == have - 1 && s->samples % LS_MEL_HOP ? s->hop_acc : s->hop_energy[h % HOP_RING];
+    return e < s->silence_energy * (double)n;
+}
+
+/* Queues frame i as the avatar's own frame, after every frame before it. */
+static int emit_silent(ls_session *s, int64_t i, ls_error *err)
+{
+    int rc = run_unet(s, err);
+    if (!rc) rc = finish_paint(s, err);
+    if (rc) return rc;
+    int64_t index = s->stream_base + i;
+    int64_t av = ls_avatar_pingpong(s->n_avatar, (int)s->start_frame, index);
+    double t0 = ls_now();
+    ls_buffer *buf = NULL;
+    rc = ls_painter_output(s->painter, s->pool, (int)av, NULL, &s->paint, s->out_buffers, &buf,
+                           err);
+    s->times.composite += ls_now() - t0;
+    if (!rc) rc = queue_push(s, buf, index, av, 1, err);
+    if (rc) {
+        ls_buffer_put(buf);
+        return rc;
+    }
+    s->times.frames++;
+    s->times.silent_frames++;
+    s->frames_staged++;
+    return LS_OK;
+}
+
 /* Stages every frame whose features are final, running full UNet batches. */
 static int stage_frames(ls_session *s, ls_error *err)
 {
@@ -268,6 +324,11 @@ static int stage_frames(ls_session *s, ls_error *err)
             if (ls_feature_last_window(i, s->n_windows) >= s->windows_encoded) return LS_OK;
         } else if (ls_feature_last_window(i, -1) >= s->windows_encoded) {
             return LS_OK;
+        }
+        if (s->silence_energy > 0 && frame_is_silent(s, i)) {
+            int rc = emit_silent(s, i, err);
+            if (rc) return rc;
+            continue;
         }
         int slot = s->unet_fill;
         ls_feature_assemble(i, s->n_windows, feature_row, s,
@@ -320,6 +381,19 @@ static int pump_batches(ls_session *s, int partial, ls_error *err)
     }
 }
 
+/* Sums of squares per hop, in sample order (so chunking cannot change them). */
+static void add_energy(ls_session *s, const float *x, size_t n)
+{
+    if (s->silence_energy <= 0) return;
+    for (size_t i = 0; i < n; i++) {
+        s->hop_acc += (double)x[i] * x[i];
+        if (++s->samples % LS_MEL_HOP == 0) {
+            s->hop_energy[(s->samples / LS_MEL_HOP - 1) % HOP_RING] = s->hop_acc;
+            s->hop_acc = 0;
+        }
+    }
+}
+
 static void add_mel_rows(ls_session *s, size_t n)
 {
     for (size_t r = 0; r < n; r++)
@@ -341,6 +415,7 @@ int ls_session_push_audio(ls_session *s, const float *samples, size_t n, ls_erro
                              &rows, err);
         if (rc) return rc;
         add_mel_rows(s, rows);
+        add_energy(s, samples + off, len);
         s->times.mel += ls_now() - t0;
         off += len;
         rc = pump(s, 0, err);
@@ -390,6 +465,7 @@ int ls_session_pull_frame(ls_session *s, ls_frame *frame)
     frame->index = q.index;
     frame->timestamp = (double)q.index / LS_VIDEO_FPS;
     frame->avatar_frame = q.avatar_frame;
+    frame->silent = q.silent;
     frame->format = s->format;
     frame->width = q.buf->width;
     frame->height = q.buf->height;
@@ -427,6 +503,7 @@ void ls_session_destroy(ls_session *s)
     ls_mel_destroy(s->mel);
     free(s->mel_ring);
     free(s->mel_step);
+    free(s->hop_energy);
     free(s->enc_in);
     free(s->enc_out);
     free(s->feat_ring);
@@ -452,6 +529,8 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
                             (long long)opt->start_frame, info.n_frames - 1);
     if (opt->jpeg_quality < 0 || opt->jpeg_quality > 100)
         return ls_error_set(err, LS_ERR_RANGE, "jpeg quality %d outside 1..100", opt->jpeg_quality);
+    if (!(opt->silence_rms >= 0 && opt->silence_rms <= 1))
+        return ls_error_set(err, LS_ERR_RANGE, "silence rms %g outside 0..1", (double)opt->silence_rms);
     if (opt->format != LS_FRAME_JPEG && opt->format != LS_FRAME_BGR && opt->format != LS_FRAME_RGBA)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "unknown frame format %d", (int)opt->format);
     int batch = opt->batch > 0 ? opt->batch : info.batch;
@@ -473,6 +552,7 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
                       : opt->format == LS_FRAME_BGR ? LS_PAINT_BGR : LS_PAINT_RGBA;
     s->paint.jpeg_quality = opt->jpeg_quality;
     s->n_windows = -1;
+    s->silence_energy = (double)opt->silence_rms * opt->silence_rms;
     /* E rows live from the first window a staged frame needs to the newest. */
     s->feat_cap = 2 * batch + 64;
     rc = ls_engine_ctx_create(eng->unet, &s->unet_ctx, err);
@@ -486,6 +566,7 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
     if (!rc) {
         s->mel_ring = calloc((size_t)MEL_RING * LS_MEL_BINS, sizeof(float));
         s->mel_step = calloc((size_t)(STEP_SAMPLES / LS_MEL_HOP + 2) * LS_MEL_BINS, sizeof(float));
+        s->hop_energy = calloc(HOP_RING, sizeof(double));
         s->enc_in = calloc((size_t)batch * WINDOW_FLOATS, sizeof(float));
         s->enc_out = calloc((size_t)batch * LS_FEATURE_DIM, sizeof(float));
         s->feat_ring = calloc((size_t)s->feat_cap * LS_FEATURE_DIM, sizeof(float));
@@ -493,7 +574,7 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
         s->unet_audio = calloc((size_t)batch * LS_FEATURE_FLOATS, sizeof(float));
         s->unet_out[0] = calloc((size_t)batch * OUT_FLOATS, sizeof(float));
         s->unet_out[1] = calloc((size_t)batch * OUT_FLOATS, sizeof(float));
-        if (!s->mel_ring || !s->mel_step || !s->enc_in || !s->enc_out || !s->feat_ring ||
+        if (!s->mel_ring || !s->mel_step || !s->hop_energy || !s->enc_in || !s->enc_out || !s->feat_ring ||
             !s->unet_visual || !s->unet_audio || !s->unet_out[0] || !s->unet_out[1])
             rc = ls_error_set(err, LS_ERR_NOMEM, "cannot allocate session buffers (batch %d)", batch);
     }

@@ -16,6 +16,15 @@
  * start, start+1, ... as the reference inference - with the mouth painted from encoder features
  * F[i-8 .. i+7], F = [E0, E0, E1, .., E(N-1), E(N-1)], zeros outside F.
  *
+ * Silence (opt-in, for live streams): with silence_rms > 0, a frame whose
+ * whole audio window - every sample the mel rows of its features saw, from
+ * 400 before the first row of window first_window(i) to 400 after the last
+ * row of last_window(i) (features.h, windows.h) - has an RMS below
+ * silence_rms is the avatar's own frame, sent without running the UNet
+ * (ls_frame.silent). The decision depends on the audio only, so frames stay
+ * independent of chunking, flushes and batch size; the other frames are the
+ * bytes they would be without the option.
+ *
  * Threading: a session is driven by one thread at a time (push, flush,
  * finish, pull); compute runs on that thread and the shared pool.
  * ls_session_interrupt may be called from any thread. Many sessions may run
@@ -44,12 +53,14 @@ typedef struct ls_session_options {
     int batch;              /* 0: the model's default */
     ls_frame_format format;
     int jpeg_quality;       /* 1..100; 0: 85 */
+    float silence_rms;      /* > 0: quieter frames skip inference (see above); 0: off */
 } ls_session_options;
 
 typedef struct ls_frame {
     int64_t index;          /* output frame index within the session, from 0 */
     double timestamp;       /* index / 25 seconds */
     int64_t avatar_frame;   /* avatar image used */
+    int silent;             /* 1: the avatar frame as it is, no inference (silence_rms) */
     ls_frame_format format;
     int width, height;
     const uint8_t *data;    /* valid until the next pull, interrupt or destroy */
@@ -61,6 +72,7 @@ typedef struct ls_stage_times {
     double mel, encoder, input, unet, composite, encode;
     int64_t frames, batches; /* frames out, UNet batches run */
     int64_t encoder_batches; /* audio-encoder batches run */
+    int64_t silent_frames;   /* frames sent without inference (counted in frames too) */
 } ls_stage_times;
 
 int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *opt,

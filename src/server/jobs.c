@@ -61,8 +61,10 @@ static int run_session(ls_server *srv, http_req *r, const float *x, size_t n,
     ls_model *model;
     int rc = ls_registry_acquire(srv->registry, r->model, &model, err);
     if (rc) return rc;
-    ls_session_options so = {r->route == ROUTE_RENDER ? r->start_frame : 0, srv->cfg.batch, format,
-                             srv->cfg.jpeg_quality};
+    ls_session_options so = {.start_frame = r->route == ROUTE_RENDER ? r->start_frame : 0,
+                             .batch = srv->cfg.batch,
+                             .format = format,
+                             .jpeg_quality = srv->cfg.jpeg_quality};
     ls_session *s = NULL;
     rc = ls_session_create(model, srv->pool, &so, &s, err);
     ls_frame f;

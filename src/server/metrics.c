@@ -43,6 +43,7 @@ static const struct {
     {"lipsync_http_requests_total", "HTTP requests answered."},
     {"lipsync_errors_total", "Error responses and stream errors."},
     {"lipsync_audio_seconds_total", "Seconds of 16 kHz audio received."},
+    {"lipsync_silent_frames_total", "Stream frames sent as the avatar's own frame, without inference."},
 };
 
 ls_metrics *ls_metrics_create(void)

@@ -34,6 +34,7 @@ typedef enum ls_counter {
     LS_M_REQUESTS,          /* HTTP requests answered */
     LS_M_ERRORS,            /* HTTP responses >= 400 and stream errors */
     LS_M_AUDIO_SECONDS,     /* seconds of 16 kHz audio received */
+    LS_M_SILENT_FRAMES,     /* stream frames sent without inference (silence) */
     LS_M_COUNTER_COUNT
 } ls_counter;
 

@@ -23,20 +23,23 @@
  * WebSocket GET /v1/stream?model=ID (refused before the upgrade with a JSON
  * 401/404/503 answer). Client -> server:
  *   text {"type":"start","format":"s16le"|"f32le","rate":R,"channels":C,
- *         "start_frame":N,"batch":B,"live":false}     once, before audio
+ *         "start_frame":N,"batch":B,"live":false,
+ *         "skip_silence":<live>}                         once, before audio
  *   binary audio in that format, any chunk size (samples may be split)
  *   text {"type":"flush"}      run the frames that are ready now
  *   text {"type":"interrupt"}  drop queued and in-flight frames
  *   text {"type":"end"}        end of audio: remaining frames, then "done"
  * Server -> client:
- *   binary frame: "LSF1", u32 flags (0; bit 0 reserved for avatar frames
- *          sent without inference), i64 frame index, f64 timestamp
+ *   binary frame: "LSF1", u32 flags (bit 0: the avatar's own frame, sent
+ *          without inference as its audio is silent), i64 frame index, f64 timestamp
  *          (index/25 s), then the JPEG (all little-endian)
  *   text {"type":"ready"|"speech_start"|"speech_end"|"stats"|"interrupted"
  *         |"done"|"error", ...}
  * Live mode ("live":true) flushes after every chunk and paces frames at
  * 25 fps against the session clock. Speech events come from the RMS of
- * each 40 ms of 16 kHz audio against silence_rms.
+ * each 40 ms of 16 kHz audio against silence_rms; with skip_silence (the
+ * default in live mode) a frame whose whole audio window is below it skips
+ * inference (session.h).
  */
 #include "server/server_priv.h"
 
@@ -671,6 +674,12 @@ static int parse_start(cJSON *j, stream_start *st, char *why, size_t cap)
     st->start_frame = (int64_t)v[2];
     st->batch = (int)v[3];
     st->live = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "live"));
+    cJSON *skip = cJSON_GetObjectItemCaseSensitive(j, "skip_silence");
+    if (skip && !cJSON_IsBool(skip)) {
+        snprintf(why, cap, "start: skip_silence wants true or false");
+        return 0;
+    }
+    st->skip_silence = skip ? cJSON_IsTrue(skip) : st->live;
     return 1;
 }
 

@@ -28,7 +28,7 @@
 /* Binary frame message header (little-endian), then the JPEG bytes. */
 #define LS_FRAME_MAGIC "LSF1"
 #define LS_FRAME_HEADER_BYTES 24 /* magic[4] flags u32 index i64 timestamp f64 */
-#define LS_FRAME_FLAG_SILENT 1u  /* reserved: avatar frame sent without inference */
+#define LS_FRAME_FLAG_SILENT 1u  /* the avatar's own frame, sent without inference */
 
 typedef enum conn_kind { CONN_HTTP, CONN_STREAM } conn_kind;
 
@@ -92,6 +92,7 @@ typedef struct stream_start {
     int64_t start_frame;
     int batch;
     int live;
+    int skip_silence; /* silent frames are the avatar's own, without inference */
 } stream_start;
 
 typedef struct stream {

@@ -200,7 +200,7 @@ static void pull_frames(stream *s, uint64_t epoch, double audio_t)
         msg *m = stream_msg_get(s, LS_FRAME_HEADER_BYTES + f.size);
         if (m) {
             unsigned char *p = m->buf + LWS_PRE;
-            uint32_t flags = 0;
+            uint32_t flags = f.silent ? LS_FRAME_FLAG_SILENT : 0;
             memcpy(p, LS_FRAME_MAGIC, 4);
             memcpy(p + 4, &flags, 4); /* the host is little-endian (x86-64, arm64) */
             memcpy(p + 8, &f.index, 8);
@@ -208,6 +208,7 @@ static void pull_frames(stream *s, uint64_t epoch, double audio_t)
             memcpy(p + LS_FRAME_HEADER_BYTES, f.data, f.size);
             m->binary = 1;
             m->frame_index = f.index;
+            if (f.silent) ls_metrics_add(s->c.srv->metrics, LS_M_SILENT_FRAMES, 1);
             m->audio_t = audio_t;
             append_locked(s, m);
             s->out_frames++;
@@ -241,8 +242,13 @@ static void do_start(stream *s)
         fail(s, &err, "model");
         return;
     }
-    ls_session_options so = {s->cfg.start_frame, s->cfg.batch ? s->cfg.batch : srv->cfg.batch,
-                             LS_FRAME_JPEG, srv->cfg.jpeg_quality};
+    ls_session_options so = {
+        .start_frame = s->cfg.start_frame,
+        .batch = s->cfg.batch ? s->cfg.batch : srv->cfg.batch,
+        .format = LS_FRAME_JPEG,
+        .jpeg_quality = srv->cfg.jpeg_quality,
+        .silence_rms = s->cfg.skip_silence ? (float)srv->cfg.silence_rms : 0,
+    };
     ls_session *session;
     if (ls_session_create(s->model, srv->pool, &so, &session, &err)) {
         fail(s, &err, "session");
@@ -267,6 +273,7 @@ static void do_start(stream *s)
     cJSON_AddNumberToObject(j, "avatar_frames", info.n_frames);
     cJSON_AddNumberToObject(j, "start_frame", (double)s->cfg.start_frame);
     cJSON_AddBoolToObject(j, "live", s->cfg.live);
+    cJSON_AddBoolToObject(j, "skip_silence", s->cfg.skip_silence);
     queue_event(s, j);
 }
 

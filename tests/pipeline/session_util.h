@@ -12,6 +12,7 @@
 typedef struct frame_list {
     int n, cap;
     int64_t *index, *avatar;
+    int *silent;
     uint8_t **bytes;
     size_t *size;
 } frame_list;
@@ -19,7 +20,7 @@ typedef struct frame_list {
 static inline void frames_free(frame_list *l)
 {
     for (int i = 0; i < l->n; i++) free(l->bytes[i]);
-    free(l->index); free(l->avatar); free(l->bytes); free(l->size);
+    free(l->index); free(l->avatar); free(l->silent); free(l->bytes); free(l->size);
     memset(l, 0, sizeof *l);
 }
 
@@ -31,11 +32,13 @@ static inline void frames_take(ls_session *s, frame_list *l)
             l->cap = l->cap ? 2 * l->cap : 64;
             l->index = realloc(l->index, (size_t)l->cap * sizeof *l->index);
             l->avatar = realloc(l->avatar, (size_t)l->cap * sizeof *l->avatar);
+            l->silent = realloc(l->silent, (size_t)l->cap * sizeof *l->silent);
             l->bytes = realloc(l->bytes, (size_t)l->cap * sizeof *l->bytes);
             l->size = realloc(l->size, (size_t)l->cap * sizeof *l->size);
         }
         l->index[l->n] = f.index;
         l->avatar[l->n] = f.avatar_frame;
+        l->silent[l->n] = f.silent;
         l->bytes[l->n] = malloc(f.size);
         memcpy(l->bytes[l->n], f.data, f.size);
         l->size[l->n] = f.size;
@@ -86,8 +89,9 @@ static inline void assert_same_frames(const frame_list *a, const frame_list *b, 
 {
     if (a->n != b->n) fail_msg("%s: %d frames vs %d", what, a->n, b->n);
     for (int i = 0; i < a->n; i++) {
-        if (a->index[i] != b->index[i] || a->avatar[i] != b->avatar[i])
-            fail_msg("%s: frame %d index/avatar differ", what, i);
+        if (a->index[i] != b->index[i] || a->avatar[i] != b->avatar[i] ||
+            a->silent[i] != b->silent[i])
+            fail_msg("%s: frame %d index/avatar/silent differ", what, i);
         if (a->size[i] != b->size[i] || memcmp(a->bytes[i], b->bytes[i], a->size[i]))
             fail_msg("%s: frame %d bytes differ", what, i);
     }

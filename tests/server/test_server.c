@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include "audio/mel.h"
 #include "audio/windows.h"
 #include "core/clock.h"
 #include "server/server.h"
@@ -451,6 +452,8 @@ static void test_render(void **state)
 typedef struct stream_result {
     ls_jpeg_list frames;
     int ready, done, interrupted, errors, speech_events;
+    int64_t silent[128]; /* indices of frames flagged silent (LS_FRAME_FLAG_SILENT) */
+    int n_silent;
     char last_error[512];
     int closed;
 } stream_result;
@@ -486,7 +489,14 @@ static int take(ls_ws_client *c, stream_result *res, double timeout)
         assert_memory_equal(m.data, "LSF1", 4);
         int64_t index;
         double ts;
+        uint32_t flags;
+        memcpy(&flags, m.data + 4, 4);
         memcpy(&index, m.data + 8, 8);
+        assert_true(flags <= 1); /* bit 0 only */
+        if (flags & 1) {
+            assert_true(res->n_silent < 128);
+            res->silent[res->n_silent++] = index;
+        }
         memcpy(&ts, m.data + 16, 8);
         assert_true(ts > index / 25.0 - 1e-9 && ts < index / 25.0 + 1e-9);
         ls_jpeg_list_add(&res->frames, index, 0, ts, m.data + 24, m.len - 24);
@@ -778,6 +788,50 @@ static void test_interrupt(void **state)
     wait_idle(g_srv.port);
 }
 
+/* Live mode skips inference where the audio is silent: 0.4 s of speech,
+ * then 1.2 s of zeros. Frames whose audio window (0.8 s around them) holds
+ * speech are inferred; the frames deep in the silence carry flag bit 0. */
+static void test_live_silence(void **state)
+{
+    (void)state;
+    size_t n;
+    float *speech = test_audio(16000, 0.4, 21, &n);
+    size_t total = n + 19200;
+    float *x = calloc(total, sizeof *x);
+    memcpy(x, speech, n * sizeof *x);
+    stream_result res;
+    run_stream(g_srv.port, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000,\"live\":true}",
+               (const uint8_t *)x, total * 4, 5, &res);
+    if (res.errors) fail_msg("stream error: %s", res.last_error);
+    assert_int_equal(res.done, 1);
+    assert_int_equal(res.frames.n, (int)ls_mel_window_count(ls_mel_rows(total)) + 2);
+    assert_true(res.n_silent >= 10);
+    for (int k = 0; k < res.n_silent; k++) assert_true(res.silent[k] >= 20);
+    assert_int_equal(res.silent[res.n_silent - 1], (int64_t)res.frames.n - 1);
+    for (int k = 1; k < res.n_silent; k++) assert_int_equal(res.silent[k], res.silent[k - 1] + 1);
+    ls_jpeg_list_free(&res.frames);
+    http_resp r;
+    get(g_srv.port, "/metrics", &r);
+    const char *line = strstr((const char *)r.body.data, "\nlipsync_silent_frames_total ");
+    assert_non_null(line);
+    assert_true(atof(line + strlen("\nlipsync_silent_frames_total ")) >= res.n_silent);
+    http_resp_free(&r);
+
+    /* The option is a boolean. */
+    memset(&res, 0, sizeof res);
+    ls_ws_client *c = open_stream(g_srv.port);
+    send_text(c, "{\"type\":\"start\",\"live\":true,\"skip_silence\":1}");
+    double t0 = ls_now();
+    while (!res.errors && !res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+    ls_ws_client_destroy(c);
+    assert_int_equal(res.errors, 1);
+    assert_non_null(strstr(res.last_error, "skip_silence"));
+    ls_jpeg_list_free(&res.frames);
+    free(speech);
+    free(x);
+    wait_idle(g_srv.port);
+}
+
 static void test_idle_timeout(void **state)
 {
     (void)state;
@@ -806,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_disconnect_mid_stream),
         cmocka_unit_test(test_concurrent_streams),
         cmocka_unit_test(test_interrupt),
+        cmocka_unit_test(test_live_silence),
         cmocka_unit_test(test_idle_timeout),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
