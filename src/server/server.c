@@ -115,16 +115,20 @@ void conn_notify(conn *c)
     lws_cancel_service(srv->ctx);
 }
 
-/* [loop] Asks for writable callbacks for every conn with news. */
+/* [loop] Asks for writable callbacks for every conn with news. A conn
+ * stays marked on_ready_list until its link has been read (under the lock):
+ * a worker may notify it again at once, and that rewrites ready_next. */
 static void drain_ready(ls_server *srv)
 {
     pthread_mutex_lock(&srv->ready_lock);
     conn *c = srv->ready_head;
     srv->ready_head = NULL;
-    for (conn *p = c; p; p = p->ready_next) p->on_ready_list = 0;
     pthread_mutex_unlock(&srv->ready_lock);
     while (c) {
+        pthread_mutex_lock(&srv->ready_lock);
         conn *next = c->ready_next;
+        c->on_ready_list = 0;
+        pthread_mutex_unlock(&srv->ready_lock);
         if (c->wsi) lws_callback_on_writable(c->wsi);
         conn_unref(c);
         c = next;
