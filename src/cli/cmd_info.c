@@ -61,12 +61,13 @@ static void print_graph_ops(const ls_graph *g)
 {
     static const char *names[] = {"Conv", "BatchNormalization", "Relu",   "Sigmoid", "Add",
                                   "Concat", "Resize",          "Pad", "Reshape"};
-    int counts[9] = {0}, relu = 0, residual = 0;
+    int counts[9] = {0}, relu = 0, sigmoid = 0, residual = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const ls_node *n = &g->nodes[i];
         counts[n->op]++;
         if (n->op == LS_OP_CONV) {
             relu += n->attr.conv.fuse_relu;
+            sigmoid += n->attr.conv.fuse_sigmoid;
             residual += n->attr.conv.residual >= 0;
         }
     }
@@ -74,7 +75,8 @@ static void print_graph_ops(const ls_graph *g)
     for (int op = 0; op < 9; op++) {
         if (!counts[op]) continue;
         printf(" %s %d", names[op], counts[op]);
-        if (op == LS_OP_CONV) printf(" (+relu %d, +residual add %d)", relu, residual);
+        if (op == LS_OP_CONV)
+            printf(" (+relu %d, +sigmoid %d, +residual add %d)", relu, sigmoid, residual);
     }
     printf("\n");
 }

@@ -428,6 +428,8 @@ static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *
     if (a->residual >= 0) st = dnnl_post_ops_append_sum(po, 1.0f);
     if (!st && a->fuse_relu)
         st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    if (!st && a->fuse_sigmoid)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_logistic, 0.0f, 0.0f);
     if (!st && dw) {
         st = dw->attr.conv.stride[0] == 1
                  ? dnnl_post_ops_append_dw_k3s1p1(po, dnnl_f32, dnnl_f32, dnnl_f32, 0, 0, NULL)
@@ -483,7 +485,7 @@ static int dw_partner(const ls_engine *e, int ni)
         g->values[d->out].dims[1] != C || b->kernel[0] != 3 || b->kernel[1] != 3 ||
         b->stride[0] != b->stride[1] || (b->stride[0] != 1 && b->stride[0] != 2) ||
         b->dilation[0] != 1 || b->dilation[1] != 1 || b->pad[0] != 1 || b->pad[1] != 1 ||
-        b->pad[2] != 1 || b->pad[3] != 1 || b->residual >= 0)
+        b->pad[2] != 1 || b->pad[3] != 1 || b->residual >= 0 || b->fuse_sigmoid)
         return -1;
     return di;
 }

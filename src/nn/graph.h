@@ -59,6 +59,7 @@ typedef struct ls_conv_attr {
     int pad[4];            /* top, left, bottom, right */
     int group;
     int fuse_relu;         /* apply ReLU after bias (+ residual) */
+    int fuse_sigmoid;      /* apply the logistic function after bias (+ residual) */
     int residual;          /* index in node->in of a tensor added before ReLU, or -1 */
 } ls_conv_attr;
 

@@ -999,6 +999,7 @@ static int op_conv(lower_ctx *c)
     for (int d = 0; d < 4; d++) a->pad[d] = (int)pads[d];
     a->group = (int)group;
     a->fuse_relu = 0;
+    a->fuse_sigmoid = 0;
     a->residual = -1;
     return LS_OK;
 }

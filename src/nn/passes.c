@@ -40,6 +40,11 @@ static void replace_uses(ls_graph *g, int from, int to)
             if (g->nodes[i].in[k] == from) g->nodes[i].in[k] = to;
 }
 
+static int activated(const ls_node *conv)
+{
+    return conv->attr.conv.fuse_relu || conv->attr.conv.fuse_sigmoid;
+}
+
 static void relink(pass_ctx *p) { ls_graph_relink(p->b->g, p->dead); }
 
 /* Conv absorbs the node `n` that reads its output: conv now writes n's output. */
@@ -76,7 +81,7 @@ static int fold_batchnorm(pass_ctx *p)
         if (p->dead[i] || g->nodes[i].op != LS_OP_BATCHNORM) continue;
         ls_node *bn = &g->nodes[i];
         ls_node *conv = producer_node(p, bn->in[0], LS_OP_CONV);
-        if (!conv || conv->attr.conv.fuse_relu || conv->attr.conv.residual >= 0 ||
+        if (!conv || activated(conv) || conv->attr.conv.residual >= 0 ||
             !private_edge(p, bn->in[0]))
             continue;
         const ls_value *w = &g->values[conv->in[1]];
@@ -132,8 +137,7 @@ static void fuse_residual_add(pass_ctx *p)
         for (int k = 0; k < 2; k++) {
             int v = add->in[k], other = add->in[1 - k];
             ls_node *conv = producer_node(p, v, LS_OP_CONV);
-            if (!conv || conv->attr.conv.fuse_relu || conv->attr.conv.residual >= 0 ||
-                !private_edge(p, v))
+            if (!conv || activated(conv) || conv->attr.conv.residual >= 0 || !private_edge(p, v))
                 continue;
             int ci = g->values[v].producer;
             if (g->values[other].producer >= ci) continue;
@@ -147,15 +151,20 @@ static void fuse_residual_add(pass_ctx *p)
     }
 }
 
-static void fuse_relu(pass_ctx *p)
+/* Conv + Relu and Conv + Sigmoid (the UNet's output: the logistic then
+ * runs on the conv's real channels, not on a blocked layout's padding). */
+static void fuse_activation(pass_ctx *p)
 {
     ls_graph *g = p->b->g;
     for (int i = 0; i < g->n_nodes; i++) {
-        ls_node *relu = &g->nodes[i];
-        if (p->dead[i] || relu->op != LS_OP_RELU) continue;
-        ls_node *conv = producer_node(p, relu->in[0], LS_OP_CONV);
-        if (!conv || conv->attr.conv.fuse_relu || !private_edge(p, relu->in[0])) continue;
-        conv->attr.conv.fuse_relu = 1;
+        ls_node *act = &g->nodes[i];
+        if (p->dead[i] || (act->op != LS_OP_RELU && act->op != LS_OP_SIGMOID)) continue;
+        ls_node *conv = producer_node(p, act->in[0], LS_OP_CONV);
+        if (!conv || activated(conv) || !private_edge(p, act->in[0])) continue;
+        if (act->op == LS_OP_RELU)
+            conv->attr.conv.fuse_relu = 1;
+        else
+            conv->attr.conv.fuse_sigmoid = 1;
         absorb(p, conv, i);
     }
 }
@@ -231,7 +240,7 @@ int ls_graph_optimize(ls_graph_builder *b, ls_error *err)
     int rc = fold_batchnorm(&p);
     if (!rc) {
         fuse_residual_add(&p);
-        fuse_relu(&p);
+        fuse_activation(&p);
         rc = compact(&p);
     }
     free(p.dead);

@@ -286,6 +286,7 @@ static void ref_conv(const ls_graph *g, const ls_node *n, const float *const *in
                 float v = plane[i];
                 if (res) v += res[(b * OC + oc) * OH * OW + i];
                 if (a->fuse_relu && v < 0) v = 0;
+                if (a->fuse_sigmoid) v = 1.0f / (1.0f + expf(-v)); /* as LS_OP_SIGMOID */
                 plane[i] = v;
             }
         }

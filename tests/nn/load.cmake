@@ -25,7 +25,7 @@ add_dependencies(test_onnx_malformed ls_test_models)
 # `lipsync info` on the test UNet: the counts the issue gives for the architecture.
 add_test(NAME cli_info_unet COMMAND lipsync info ${LS_MODELS_DIR}/unet_op11.onnx)
 set_tests_properties(cli_info_unet PROPERTIES
-  PASS_REGULAR_EXPRESSION "parameters: 12,186,935\n.*Conv 93 \\(\\+relu 62, \\+residual add 15\\).*MACs per item: [0-9,]+ \\(4\\.886 GMAC\\)"
+  PASS_REGULAR_EXPRESSION "parameters: 12,186,935\n.*Conv 93 \\(\\+relu 62, \\+sigmoid 1, \\+residual add 15\\).*MACs per item: [0-9,]+ \\(4\\.886 GMAC\\)"
   TIMEOUT 300)
 add_test(NAME cli_info_rejects_garbage COMMAND lipsync info ${CMAKE_SOURCE_DIR}/tests/nn/load.cmake)
 set_tests_properties(cli_info_rejects_garbage PROPERTIES

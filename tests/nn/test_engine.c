@@ -115,6 +115,22 @@ static void test_conv_large_padding(void **state)
     }
 }
 
+/* Conv + Sigmoid as one primitive (the UNet's output conv, 16 -> 3). */
+static void test_conv_sigmoid(void **state)
+{
+    (void)state;
+    tg_conv_spec spec = {3, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, 0, -1};
+    for (int b = 1; b <= 3; b += 2) {
+        tg *t = tg_new(b, 43);
+        int x = tg_input4(t, b, 16, 20, 20);
+        int y = tg_conv(t, x, &spec);
+        t->g.nodes[t->g.values[y].producer].attr.conv.fuse_sigmoid = 1;
+        tg_output(t, y);
+        check_fp32(t, "1x1 16->3 + sigmoid");
+        tg_free(t);
+    }
+}
+
 /* Conv + residual (with and without ReLU), the residual used elsewhere too
  * (no in-place) and only by the conv (in place). */
 static void test_conv_residual(void **state)
@@ -442,6 +458,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_shapes),
         cmocka_unit_test(test_conv_large_padding),
+        cmocka_unit_test(test_conv_sigmoid),
         cmocka_unit_test(test_conv_residual),
         cmocka_unit_test(test_expand_depthwise),
         cmocka_unit_test(test_resize_modes),

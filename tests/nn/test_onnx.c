@@ -64,17 +64,18 @@ static ls_graph *build(const ls_onnx_model *m, int batch, int optimize)
 
 typedef struct op_counts {
     int op[LS_OP_RESHAPE + 1];
-    int conv_relu, conv_residual, conv_depthwise;
+    int conv_relu, conv_sigmoid, conv_residual, conv_depthwise;
 } op_counts;
 
 static op_counts count_ops(const ls_graph *g)
 {
-    op_counts c = {{0}, 0, 0, 0};
+    op_counts c = {{0}, 0, 0, 0, 0};
     for (int i = 0; i < g->n_nodes; i++) {
         const ls_node *n = &g->nodes[i];
         c.op[n->op]++;
         if (n->op != LS_OP_CONV) continue;
         c.conv_relu += n->attr.conv.fuse_relu;
+        c.conv_sigmoid += n->attr.conv.fuse_sigmoid;
         c.conv_residual += n->attr.conv.residual >= 0;
         c.conv_depthwise +=
             n->attr.conv.group > 1 && n->attr.conv.group == g->values[n->in[0]].dims[1];
@@ -124,7 +125,8 @@ static void check_unet(const ls_onnx_model *m, int batch, const char *visual, co
     check_invariants(g);
     op_counts c = count_ops(g);
     /* 93 convs; every BatchNormalization folded, every zero Pad dropped, and
-     * all ReLUs (62) and residual Adds (15) fused into the convs. */
+     * all ReLUs (62), residual Adds (15) and the output Sigmoid fused into
+     * the convs. */
     assert_int_equal(c.op[LS_OP_CONV], 93);
     assert_int_equal(c.op[LS_OP_BATCHNORM], 0);
     assert_int_equal(c.op[LS_OP_PAD], 0);
@@ -135,8 +137,9 @@ static void check_unet(const ls_onnx_model *m, int batch, const char *visual, co
     assert_int_equal(c.conv_depthwise, 30); /* one per inverted residual block */
     assert_int_equal(c.op[LS_OP_RESIZE], 5);
     assert_int_equal(c.op[LS_OP_CONCAT], 6);
-    assert_int_equal(c.op[LS_OP_SIGMOID], 1);
-    assert_int_equal(g->n_nodes, 93 + 5 + 6 + 1);
+    assert_int_equal(c.op[LS_OP_SIGMOID], 0);
+    assert_int_equal(c.conv_sigmoid, 1);
+    assert_int_equal(g->n_nodes, 93 + 5 + 6);
     for (int i = 0; i < g->n_nodes; i++) {
         const ls_node *n = &g->nodes[i];
         if (n->op == LS_OP_RESIZE) {
@@ -192,7 +195,8 @@ static void check_unet(const ls_onnx_model *m, int batch, const char *visual, co
     int64_t want[4] = {batch, 3, 320, 320};
     assert_int_equal(out->ndim, 4);
     assert_memory_equal(out->dims, want, sizeof want);
-    assert_int_equal(g->nodes[out->producer].op, LS_OP_SIGMOID);
+    assert_int_equal(g->nodes[out->producer].op, LS_OP_CONV);
+    assert_int_equal(g->nodes[out->producer].attr.conv.fuse_sigmoid, 1);
     ls_graph_destroy(g);
 }
 
@@ -288,7 +292,8 @@ static void naive_conv(const ls_graph *g, const ls_node *n, float **vals)
                             }
                     int64_t o = ((b * M + m) * OH + oh) * OW + ow;
                     if (res) s += res[o];
-                    y[o] = (float)(a->fuse_relu && s < 0 ? 0 : s);
+                    if (a->fuse_relu && s < 0) s = 0;
+                    y[o] = (float)(a->fuse_sigmoid ? 1.0 / (1.0 + exp(-s)) : s);
                 }
 }
 
