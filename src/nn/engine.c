@@ -50,6 +50,7 @@ typedef struct ev {
     const float *cdata; /* EV_CONST */
     int64_t n, c, h, w;
     int cb;
+    int f32;           /* float even where native bf16 keeps blocked values in bfloat16 */
     int64_t isize;     /* elements per item, channel padding included */
     int alias;         /* ev this one lives inside, or -1 */
     int64_t alias_off; /* element offset inside that ev's item */
@@ -90,6 +91,8 @@ struct ls_engine {
     ls_precision prec;
     int threads;
     int cb;                  /* channel block of 4-D activations: 8 or 16 */
+    int native_bf16;         /* bf16 on a CPU with bf16 instructions: blocked activations
+                                are bfloat16 in memory, convs run oneDNN's bf16 kernels */
     dnnl_format_tag_t block_tag; /* dnnl_nChw8c or dnnl_nChw16c */
     dnnl_engine_t dnnl;
     dnnl_stream_t stream; /* compile-time weight reorders */
@@ -206,6 +209,21 @@ static int temp_like(ls_engine *e, int like, int cb, ls_error *err)
 }
 
 static int dense(const ev *v) { return v->kind != EV_ARENA || v->istride == v->isize || v->n == 1; }
+
+/* Native bf16 keeps every blocked activation in bfloat16; plain ones (graph
+ * inputs and outputs, reference-op temporaries) stay float. The arena still
+ * reserves float-sized room for them. */
+static int ev_bf16(const ls_engine *e, const ev *v)
+{
+    return e->native_bf16 && v->kind == EV_ARENA && v->cb > 1 && !v->f32;
+}
+
+/* oneDNN data type of a conv operand in layout `tag` (f32: a float conv,
+ * the fallback of native bf16 where oneDNN has no bf16 kernel for a shape). */
+static dnnl_data_type_t conv_dt(const ls_engine *e, dnnl_format_tag_t tag, int f32)
+{
+    return e->native_bf16 && !f32 && tag != dnnl_nchw ? dnnl_bf16 : dnnl_f32;
+}
 
 static int same_storage(const ls_engine *e, int a, int b)
 {
@@ -385,7 +403,7 @@ typedef struct conv_prepad {
  * pre (may be NULL), the source is that much larger and the conv pads less. */
 static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *dw, int64_t nb,
                                  dnnl_format_tag_t src_tag, dnnl_format_tag_t dst_tag, int has_bias,
-                                 const conv_prepad *pre, dnnl_primitive_desc_t *pd)
+                                 const conv_prepad *pre, int f32, dnnl_primitive_desc_t *pd)
 {
     const ls_conv_attr *a = &n->attr.conv;
     const ls_value *x = &e->g->values[n->in[0]], *y = &e->g->values[n->out];
@@ -398,14 +416,17 @@ static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *
                 dd = {nb, OC, y->dims[2], y->dims[3]};
     dnnl_dims_t bd = {OC};
     dnnl_status_t st;
-    if ((st = dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, src_tag))) return st;
-    if ((st = dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dst_tag))) return st;
+    dnnl_data_type_t wdt = e->native_bf16 && !f32 ? dnnl_bf16 : dnnl_f32;
+    dnnl_data_type_t ddt = conv_dt(e, dst_tag, f32);
+    if ((st = dnnl_memory_desc_init_by_tag(&src, 4, sd, conv_dt(e, src_tag, f32), src_tag)))
+        return st;
+    if ((st = dnnl_memory_desc_init_by_tag(&dst, 4, dd, ddt, dst_tag))) return st;
     if (G > 1) {
         dnnl_dims_t wd = {G, OC / G, IC / G, a->kernel[0], a->kernel[1]};
-        st = dnnl_memory_desc_init_by_tag(&wei, 5, wd, dnnl_f32, dnnl_format_tag_any);
+        st = dnnl_memory_desc_init_by_tag(&wei, 5, wd, wdt, dnnl_format_tag_any);
     } else {
         dnnl_dims_t wd = {OC, IC, a->kernel[0], a->kernel[1]};
-        st = dnnl_memory_desc_init_by_tag(&wei, 4, wd, dnnl_f32, dnnl_format_tag_any);
+        st = dnnl_memory_desc_init_by_tag(&wei, 4, wd, wdt, dnnl_format_tag_any);
     }
     if (st) return st;
     if ((st = dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_a))) return st;
@@ -432,8 +453,8 @@ static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *
         st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_logistic, 0.0f, 0.0f);
     if (!st && dw) {
         st = dw->attr.conv.stride[0] == 1
-                 ? dnnl_post_ops_append_dw_k3s1p1(po, dnnl_f32, dnnl_f32, dnnl_f32, 0, 0, NULL)
-                 : dnnl_post_ops_append_dw_k3s2p1(po, dnnl_f32, dnnl_f32, dnnl_f32, 0, 0, NULL);
+                 ? dnnl_post_ops_append_dw_k3s1p1(po, wdt, dnnl_f32, ddt, 0, 0, NULL)
+                 : dnnl_post_ops_append_dw_k3s2p1(po, wdt, dnnl_f32, ddt, 0, 0, NULL);
         if (!st && dw->attr.conv.fuse_relu)
             st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
     }
@@ -453,10 +474,11 @@ static const char *pd_impl(dnnl_primitive_desc_t pd)
 }
 
 /* Which of our layouts md is: e->cb, 1 (plain), or 0 (neither). */
-static int md_layout(const ls_engine *e, const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
+static int md_layout(const ls_engine *e, const dnnl_memory_desc_t *md, const dnnl_dims_t dims,
+                     int f32)
 {
     dnnl_memory_desc_t cand;
-    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, e->block_tag) &&
+    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, conv_dt(e, e->block_tag, f32), e->block_tag) &&
         dnnl_memory_desc_equal(md, &cand))
         return e->cb;
     if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, dnnl_nchw) &&
@@ -531,6 +553,17 @@ static int upload_bias(ls_engine *e, int ni, const ls_node *n, dnnl_primitive_de
     return rc;
 }
 
+/* A float temporary holding v in channel block cb (for a float conv in a
+ * native bf16 engine). */
+static int float_temp(ls_engine *e, int ni, int v, int cb, ls_error *err)
+{
+    int t = temp_like(e, v, cb, err);
+    if (t < 0) return t;
+    e->evs[t].f32 = 1;
+    int rc = add_copy(e, ni, v, t, 0, err);
+    return rc ? rc : t;
+}
+
 /* A temporary holding v in channel block cb with a zero border pad[4]
  * (top, left, bottom, right), filled by a resize step with identity taps. */
 static int add_border(ls_engine *e, int ni, int v, int cb, const int pad[4], ls_error *err)
@@ -587,7 +620,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     /* oneDNN 2.6's fused 1x1+depthwise kernel corrupts memory when the 1x1
      * has no bias: fused pairs always get one (zeros if the model has none). */
     int with_bias = bslot >= 0 || dw;
-    dnnl_status_t st = try_conv_pd(e, n, dw, nb, e->block_tag, e->block_tag, with_bias, NULL, &pd);
+    dnnl_status_t st = try_conv_pd(e, n, dw, nb, e->block_tag, e->block_tag, with_bias, NULL, 0, &pd);
     if (dw && (st != dnnl_success || !strncmp(pd_impl(pd), "ref", 3))) {
         /* No fast fused kernel: run the two convs apart. */
         if (pd) dnnl_primitive_desc_destroy(pd);
@@ -601,13 +634,13 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     const dnnl_format_tag_t alt_dst[2] = {e->block_tag, dnnl_format_tag_any};
     for (int k = 0; k < 2 && st == dnnl_success && !strncmp(pd_impl(pd), "ref", 3); k++) {
         dnnl_primitive_desc_t alt = NULL;
-        if (try_conv_pd(e, n, NULL, nb, alt_src[k], alt_dst[k], bslot >= 0, NULL, &alt) ==
+        if (try_conv_pd(e, n, NULL, nb, alt_src[k], alt_dst[k], bslot >= 0, NULL, 0, &alt) ==
             dnnl_success) {
             dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
                         dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
             if (strncmp(pd_impl(alt), "ref", 3) &&
-                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_src_md, 0), sd) &&
-                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_dst_md, 0), dd)) {
+                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_src_md, 0), sd, 0) &&
+                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_dst_md, 0), dd, 0)) {
                 dnnl_primitive_desc_destroy(pd);
                 pd = alt;
             } else {
@@ -627,7 +660,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
             moved |= pre.pad[k];
         }
         dnnl_primitive_desc_t padded = NULL;
-        if (moved && try_conv_pd(e, n, NULL, nb, e->block_tag, e->block_tag, with_bias, &pre,
+        if (moved && try_conv_pd(e, n, NULL, nb, e->block_tag, e->block_tag, with_bias, &pre, 0,
                                  &padded) == dnnl_success &&
             strncmp(pd_impl(padded), "ref", 3)) {
             dnnl_primitive_desc_destroy(pd);
@@ -637,6 +670,23 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
             memset(&pre, 0, sizeof pre);
         }
     }
+    /* Native bf16 without a bf16 kernel for this shape (a 1-channel first
+     * conv): a float conv, converting around it, beats reference code. */
+    int f32 = 0;
+    for (int k = 0; k < 2 && e->native_bf16 && !dw && st == dnnl_success &&
+                    !strncmp(pd_impl(pd), "ref", 3);
+         k++) {
+        dnnl_primitive_desc_t alt = NULL;
+        if (try_conv_pd(e, n, NULL, nb, k ? e->block_tag : dnnl_nchw, e->block_tag, with_bias,
+                        NULL, 1, &alt) == dnnl_success &&
+            strncmp(pd_impl(alt), "ref", 3)) {
+            dnnl_primitive_desc_destroy(pd);
+            pd = alt;
+            f32 = 1;
+        } else if (alt) {
+            dnnl_primitive_desc_destroy(alt);
+        }
+    }
     if (st != dnnl_success) return compile_ref(e, ni, err);
 
     dnnl_dims_t sd = {nb, x->dims[1], x->dims[2] + pre.pad[0] + pre.pad[2],
@@ -644,17 +694,19 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
                 dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
     const dnnl_memory_desc_t *dst_md =
         dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_DST);
-    int src_cb = md_layout(e, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd);
-    int dst_cb = md_layout(e, dst_md, dd);
+    int src_cb = md_layout(e, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd, f32);
+    int dst_cb = md_layout(e, dst_md, dd, f32);
     int rc = LS_OK;
     int csrc = pre.pad[0] | pre.pad[1] | pre.pad[2] | pre.pad[3]
                    ? add_border(e, ni, src, src_cb, pre.pad, err)
-                   : in_layout(e, ni, src, src_cb, !per_item, err);
+                   : f32 && src_cb > 1 ? float_temp(e, ni, src, src_cb, err)
+                                       : in_layout(e, ni, src, src_cb, !per_item, err);
     if (csrc < 0) rc = csrc;
     int cdst = dst;
-    if (!rc && (e->evs[dst].cb != dst_cb)) {
+    if (!rc && (e->evs[dst].cb != dst_cb || (f32 && dst_cb > 1))) {
         cdst = temp_like(e, dst, dst_cb, err);
         if (cdst < 0) rc = cdst;
+        else e->evs[cdst].f32 = f32;
     }
     if (!rc && a->residual >= 0 && !same_storage(e, n->in[a->residual], cdst))
         rc = add_copy(e, ni, n->in[a->residual], cdst, 0, err);
@@ -859,12 +911,15 @@ static int compile_node(ls_engine *e, int ni, ls_error *err)
     const ls_node *n = &g->nodes[ni];
     switch (n->op) {
     case LS_OP_CONV: return compile_conv(e, ni, err);
+    /* Elementwise kernels are float-only: in native bf16 the (rare) unfused
+     * ones run as reference ops on float temporaries. */
     case LS_OP_BATCHNORM:
-        if (g->values[n->in[0]].ndim != 4) return compile_ref(e, ni, err);
+        if (g->values[n->in[0]].ndim != 4 || e->native_bf16) return compile_ref(e, ni, err);
         return compile_elementwise(e, ni, err);
     case LS_OP_RELU:
-    case LS_OP_SIGMOID: return compile_elementwise(e, ni, err);
-    case LS_OP_ADD: return compile_add(e, ni, err);
+    case LS_OP_SIGMOID:
+        return e->native_bf16 ? compile_ref(e, ni, err) : compile_elementwise(e, ni, err);
+    case LS_OP_ADD: return e->native_bf16 ? compile_ref(e, ni, err) : compile_add(e, ni, err);
     case LS_OP_CONCAT: return compile_concat(e, ni, err);
     case LS_OP_RESIZE: return compile_resize_pad(e, ni, ni, -1, err);
     case LS_OP_PAD: {
@@ -1167,7 +1222,7 @@ static int compile(ls_engine *e, ls_error *err)
         int out = g->nodes[e->dw_of[ni] >= 0 ? e->dw_of[ni] : ni].out;
         int is_output = 0;
         for (int k = 0; k < g->n_outputs; k++) is_output |= g->outputs[k] == out;
-        if (e->prec == LS_PREC_BF16 && !is_output) {
+        if (e->prec == LS_PREC_BF16 && !e->native_bf16 && !is_output) {
             step *s = new_step(e, ST_ROUND, ni, err);
             if (!s) return LS_ERR_NOMEM;
             s->dst = out;
@@ -1205,6 +1260,9 @@ int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_
     int avx512 = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
     e->cb = avx512 ? 16 : 8;
     e->block_tag = avx512 ? dnnl_nChw16c : dnnl_nChw8c;
+    e->native_bf16 = precision == LS_PREC_BF16 &&
+                     (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) ==
+                         dnnl_cpu_isa_avx512_core_bf16;
     e->consumers = calloc((size_t)g->n_values + 1, sizeof(int));
     e->last_consumer = calloc((size_t)g->n_values + 1, sizeof(int));
     e->skip = calloc((size_t)g->n_nodes + 1, sizeof(int));
@@ -1234,9 +1292,14 @@ int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_
 static ls_view view_of(const ls_engine_ctx *c, int evi)
 {
     const ev *v = &c->e->evs[evi];
-    ls_view out = {NULL, v->istride, v->n, v->c, v->h, v->w, v->cb};
+    ls_view out = {NULL, v->istride, v->n, v->c, v->h, v->w, v->cb, ev_bf16(c->e, v)};
     switch (v->kind) {
-    case EV_ARENA: out.base = c->arena + c->e->evs[v->root].arena_off + v->off; break;
+    case EV_ARENA: {
+        ls_view root = out;
+        root.base = c->arena + c->e->evs[v->root].arena_off;
+        out.base = ls_view_at(&root, v->off);
+        break;
+    }
     case EV_INPUT: out.base = (float *)c->inputs[v->ext]; break;
     case EV_OUTPUT: out.base = c->outputs[v->ext]; break;
     case EV_CONST: out.base = (float *)v->cdata; break;
@@ -1298,10 +1361,10 @@ int ls_engine_ctx_create(const ls_engine *e, ls_engine_ctx **out, ls_error *err)
         dnnl_status_t st = dnnl_success;
         for (int k = 0; k < s->n_exec && st == dnnl_success; k++) {
             st = dnnl_memory_create(&m[2 * k], &s->src_md, e->dnnl,
-                                    sv.base + (s->per_item ? k * sv.istride : 0));
+                                    ls_view_at(&sv, s->per_item ? k * sv.istride : 0));
             if (st == dnnl_success)
                 st = dnnl_memory_create(&m[2 * k + 1], &s->dst_md, e->dnnl,
-                                        dv.base + (s->per_item ? k * dv.istride : 0));
+                                        ls_view_at(&dv, s->per_item ? k * dv.istride : 0));
         }
         if (st == dnnl_success)
             st = dnnl_memory_create(&m[2 * s->n_exec], &s->scratch_md, e->dnnl, c->scratch);
@@ -1491,6 +1554,7 @@ void ls_engine_describe(const ls_engine *e, FILE *out)
                     : d->cb == 16       ? "nChw16c"
                     : d->cb == 8        ? "nChw8c"
                                         : "nchw");
+        if (d && ev_bf16(e, d)) fputs("/bf16", out);
         if (s->kind == ST_CONV) fprintf(out, " %s%s", s->impl, s->per_item ? " per-item" : "");
         fprintf(out, " threads=%d", s->threads);
         if (s->kind == ST_COPY) fprintf(out, " c_off=%ld", (long)s->c_off);
@@ -1498,9 +1562,12 @@ void ls_engine_describe(const ls_engine *e, FILE *out)
     }
     fprintf(out,
             "steps %d: conv %d, copy %d, resize %d, other %d; reference convs %d; arena %.1f MB; "
-            "%.3f GFLOP per run; precision %s\n",
+            "%.3f GFLOP per run; precision %s%s\n",
             e->n_steps, counts[ST_CONV], counts[ST_COPY], counts[ST_RESIZE],
             e->n_steps - counts[ST_CONV] - counts[ST_COPY] - counts[ST_RESIZE],
             ls_engine_ref_convs(e), (double)ls_engine_arena_bytes(e) / 1e6, e->flops / 1e9,
-            ls_precision_name(e->prec));
+            ls_precision_name(e->prec),
+            e->native_bf16              ? " (native: bfloat16 activations and kernels)"
+            : e->prec == LS_PREC_BF16   ? " (emulated: float kernels, values rounded to bfloat16)"
+                                        : "");
 }

@@ -13,11 +13,18 @@
 #include <stdint.h>
 
 typedef struct ls_view {
-    float *base;
+    float *base;     /* with bf16: really uint16_t *, offsets in bf16 elements */
     int64_t istride;
     int64_t n, c, h, w;
     int cb;
+    int bf16;        /* elements are bfloat16 (native bf16 engines' blocked activations) */
 } ls_view;
+
+/* Element i of v's storage: its address (float or bfloat16 sized). */
+static inline void *ls_view_at(const ls_view *v, int64_t i)
+{
+    return v->bf16 ? (void *)((uint16_t *)(void *)v->base + i) : (void *)(v->base + i);
+}
 
 static inline int64_t ls_view_index(const ls_view *v, int64_t c, int64_t h, int64_t w)
 {
@@ -38,10 +45,12 @@ typedef struct ls_taps {
     int64_t n;
 } ls_taps;
 
-/* dst[:, c_off + c] = src[:, c] for every channel of src (layouts may differ). */
+/* dst[:, c_off + c] = src[:, c] for every channel of src (layouts and element
+ * types may differ: float to bfloat16 rounds to nearest even). */
 void ls_k_copy(const ls_view *src, const ls_view *dst, int64_t c_off, int threads);
 /* dst = resize of src by separable taps (rows th, columns tw), border value
- * where a tap is < 0. src and dst share cb. */
+ * where a tap is < 0. src and dst share cb and element type (float or
+ * bfloat16: computed in float, rounded once). */
 void ls_k_resize(const ls_view *src, const ls_view *dst, const ls_taps *th, const ls_taps *tw,
                  float border, int threads);
 /* dst[c] = src[c] * scale[c] + shift[c] (same layout; may be in place). */
@@ -53,5 +62,8 @@ typedef enum { LS_K_RELU, LS_K_SIGMOID, LS_K_ROUND_BF16 } ls_k_unary;
 void ls_k_unary_op(ls_k_unary op, const ls_view *src, const ls_view *dst, int threads);
 void ls_k_add(const ls_view *a, const ls_view *b, const ls_view *dst, int threads);
 float ls_round_bf16(float x);
+/* The bfloat16 nearest x (ties to even; NaN stays NaN), and back. */
+uint16_t ls_to_bf16(float x);
+float ls_from_bf16(uint16_t b);
 
 #endif

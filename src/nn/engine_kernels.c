@@ -17,6 +17,42 @@ static inline float *row_ptr(const ls_view *v, int64_t n, int64_t cblk, int64_t 
     return v->base + n * v->istride + (cblk * v->h + h) * v->w * v->cb;
 }
 
+static inline int64_t row_index(const ls_view *v, int64_t n, int64_t cblk, int64_t h)
+{
+    return n * v->istride + (cblk * v->h + h) * v->w * v->cb;
+}
+
+uint16_t ls_to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+float ls_from_bf16(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* Element i of a view of either type, as float; and the store. */
+static inline float ld(const ls_view *v, int64_t i)
+{
+    return v->bf16 ? ls_from_bf16(((const uint16_t *)(const void *)v->base)[i]) : v->base[i];
+}
+
+static inline void st(const ls_view *v, int64_t i, float x)
+{
+    if (v->bf16)
+        ((uint16_t *)(void *)v->base)[i] = ls_to_bf16(x);
+    else
+        v->base[i] = x;
+}
+
 static inline int64_t cblocks(const ls_view *v) { return (v->c + v->cb - 1) / v->cb; }
 
 typedef struct kargs {
@@ -76,8 +112,13 @@ static void copy_blocks(const kargs *a, int64_t begin, int64_t end)
     int64_t blocks = cblocks(src), plane = src->h * src->w * src->cb;
     for (int64_t j = begin; j < end; j++) {
         int64_t n = j / blocks, b = j % blocks;
-        memcpy(dst->base + n * dst->istride + (a->c_off / dst->cb + b) * plane,
-               src->base + n * src->istride + b * plane, (size_t)plane * sizeof(float));
+        int64_t di = n * dst->istride + (a->c_off / dst->cb + b) * plane;
+        int64_t si = n * src->istride + b * plane;
+        if (src->bf16 == dst->bf16)
+            memcpy(ls_view_at(dst, di), ls_view_at(src, si),
+                   (size_t)plane * (src->bf16 ? sizeof(uint16_t) : sizeof(float)));
+        else
+            for (int64_t i = 0; i < plane; i++) st(dst, di + i, ld(src, si + i));
     }
 }
 
@@ -86,9 +127,9 @@ static void copy_rows(const kargs *a, int64_t begin, int64_t end)
     const ls_view *src = a->src, *dst = a->dst;
     for (int64_t r = begin; r < end; r++) {
         int64_t h = r % src->h, c = r / src->h % src->c, n = r / (src->h * src->c);
-        const float *s = src->base + n * src->istride + ls_view_index(src, c, h, 0);
-        float *d = dst->base + n * dst->istride + ls_view_index(dst, c + a->c_off, h, 0);
-        for (int64_t w = 0; w < src->w; w++) d[w * dst->cb] = s[w * src->cb];
+        int64_t si = n * src->istride + ls_view_index(src, c, h, 0);
+        int64_t di = n * dst->istride + ls_view_index(dst, c + a->c_off, h, 0);
+        for (int64_t w = 0; w < src->w; w++) st(dst, di + w * dst->cb, ld(src, si + w * src->cb));
     }
 }
 
@@ -104,16 +145,23 @@ static void copy_block_rows(const kargs *a, int64_t begin, int64_t end)
     for (int64_t r = begin; r < end; r++) {
         ROW_COORDS(bv, r, n, b, y);
         int64_t lanes = bv->c - b * cb < cb ? bv->c - b * cb : cb;
-        float *brow = row_ptr(bv, n, b, y);
+        int64_t bi = row_index(bv, n, b, y);
         if (to_blocked) /* padding lanes read as zeros, whatever the arena held */
             for (int64_t l = lanes; l < cb; l++)
-                for (int64_t x = 0; x < W; x++) brow[x * cb + l] = 0;
+                for (int64_t x = 0; x < W; x++) st(bv, bi + x * cb + l, 0.0f);
         for (int64_t l = 0; l < lanes; l++) {
-            float *prow = pv->base + n * pv->istride + ((b * cb + l) * pv->h + y) * W;
-            if (to_blocked)
-                for (int64_t x = 0; x < W; x++) brow[x * cb + l] = prow[x];
-            else
-                for (int64_t x = 0; x < W; x++) prow[x] = brow[x * cb + l];
+            int64_t pi = n * pv->istride + ((b * cb + l) * pv->h + y) * W;
+            if (!bv->bf16 && !pv->bf16) { /* the float path, kept tight */
+                float *brow = bv->base + bi, *prow = pv->base + pi;
+                if (to_blocked)
+                    for (int64_t x = 0; x < W; x++) brow[x * cb + l] = prow[x];
+                else
+                    for (int64_t x = 0; x < W; x++) prow[x] = brow[x * cb + l];
+            } else if (to_blocked) {
+                for (int64_t x = 0; x < W; x++) st(bv, bi + x * cb + l, ld(pv, pi + x));
+            } else {
+                for (int64_t x = 0; x < W; x++) st(pv, pi + x, ld(bv, bi + x * cb + l));
+            }
         }
     }
 }
@@ -151,6 +199,56 @@ static inline void resize_row(float *d, const float *s0, const float *s1, float 
     }
 }
 
+/* The same over bfloat16 rows: taps blended in float, rounded once. */
+static inline void resize_row_bf16(uint16_t *d, const uint16_t *s0, const uint16_t *s1, float wy,
+                                   const ls_taps *tw, float border, int cb)
+{
+    uint16_t bb = ls_to_bf16(border);
+    for (int64_t x = 0; x < tw->n; x++, d += cb) {
+        int32_t x0 = tw->i0[x];
+        if (x0 < 0) {
+            for (int l = 0; l < cb; l++) d[l] = bb;
+            continue;
+        }
+        const uint16_t *a0 = s0 + (int64_t)x0 * cb, *a1 = s0 + (int64_t)tw->i1[x] * cb;
+        const uint16_t *b0 = s1 + (int64_t)x0 * cb, *b1 = s1 + (int64_t)tw->i1[x] * cb;
+        float wx = tw->w1[x];
+        for (int l = 0; l < cb; l++) {
+            float fa0 = ls_from_bf16(a0[l]), fa1 = ls_from_bf16(a1[l]);
+            float fb0 = ls_from_bf16(b0[l]), fb1 = ls_from_bf16(b1[l]);
+            float top = fa0 + wx * (fa1 - fa0);
+            float bot = fb0 + wx * (fb1 - fb0);
+            d[l] = ls_to_bf16(top + wy * (bot - top));
+        }
+    }
+}
+
+static void resize_rows_bf16(const kargs *a, int64_t begin, int64_t end)
+{
+    const ls_view *src = a->src, *dst = a->dst;
+    int cb = dst->cb;
+    const uint16_t *sb = (const uint16_t *)(const void *)src->base;
+    uint16_t *db = (uint16_t *)(void *)dst->base;
+    for (int64_t r = begin; r < end; r++) {
+        ROW_COORDS(dst, r, n, b, y);
+        uint16_t *d = db + row_index(dst, n, b, y);
+        int32_t y0 = a->th->i0[y];
+        if (y0 < 0) {
+            uint16_t bb = ls_to_bf16(a->border);
+            for (int64_t i = 0; i < dst->w * cb; i++) d[i] = bb;
+            continue;
+        }
+        const uint16_t *s0 = sb + row_index(src, n, b, y0), *s1 = sb + row_index(src, n, b, a->th->i1[y]);
+        float wy = a->th->w1[y];
+        if (cb == 16)
+            resize_row_bf16(d, s0, s1, wy, a->tw, a->border, 16);
+        else if (cb == 8)
+            resize_row_bf16(d, s0, s1, wy, a->tw, a->border, 8);
+        else
+            resize_row_bf16(d, s0, s1, wy, a->tw, a->border, cb);
+    }
+}
+
 static void resize_rows(const kargs *a, int64_t begin, int64_t end)
 {
     const ls_view *src = a->src, *dst = a->dst;
@@ -180,7 +278,8 @@ void ls_k_resize(const ls_view *src, const ls_view *dst, const ls_taps *th, cons
                  float border, int threads)
 {
     kargs a = {.src = src, .dst = dst, .th = th, .tw = tw, .border = border};
-    par_rows(dst->n * cblocks(dst) * dst->h, threads, resize_rows, &a);
+    par_rows(dst->n * cblocks(dst) * dst->h, threads, dst->bf16 ? resize_rows_bf16 : resize_rows,
+             &a);
 }
 
 static void affine_rows(const kargs *a, int64_t begin, int64_t end)
