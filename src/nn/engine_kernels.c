@@ -22,16 +22,17 @@ static inline int64_t row_index(const ls_view *v, int64_t n, int64_t cblk, int64
     return n * v->istride + (cblk * v->h + h) * v->w * v->cb;
 }
 
-uint16_t ls_to_bf16(float x)
+/* Branch-free, so that the row loops below vectorize. */
+static inline uint16_t to_bf16(float x)
 {
     uint32_t u;
     memcpy(&u, &x, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    uint32_t quiet_nan = (u >> 16) | 0x40u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
 }
 
-float ls_from_bf16(uint16_t b)
+static inline float from_bf16(uint16_t b)
 {
     uint32_t u = (uint32_t)b << 16;
     float x;
@@ -39,16 +40,27 @@ float ls_from_bf16(uint16_t b)
     return x;
 }
 
+uint16_t ls_to_bf16(float x) { return to_bf16(x); }
+float ls_from_bf16(uint16_t b) { return from_bf16(b); }
+
+/* Our kernels are built for baseline x86-64 (the binary runs anywhere); the
+ * row loops also get AVX2 and AVX-512 clones, picked at load time. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* Element i of a view of either type, as float; and the store. */
 static inline float ld(const ls_view *v, int64_t i)
 {
-    return v->bf16 ? ls_from_bf16(((const uint16_t *)(const void *)v->base)[i]) : v->base[i];
+    return v->bf16 ? from_bf16(((const uint16_t *)(const void *)v->base)[i]) : v->base[i];
 }
 
 static inline void st(const ls_view *v, int64_t i, float x)
 {
     if (v->bf16)
-        ((uint16_t *)(void *)v->base)[i] = ls_to_bf16(x);
+        ((uint16_t *)(void *)v->base)[i] = to_bf16(x);
     else
         v->base[i] = x;
 }
@@ -135,7 +147,7 @@ static void copy_rows(const kargs *a, int64_t begin, int64_t end)
 
 /* Plain to blocked (or back) a block-row at a time: cb source rows read
  * in step, one contiguous destination row written (or the reverse). */
-static void copy_block_rows(const kargs *a, int64_t begin, int64_t end)
+VECTOR_CLONES static void copy_block_rows(const kargs *a, int64_t begin, int64_t end)
 {
     const ls_view *src = a->src, *dst = a->dst;
     int to_blocked = dst->cb > 1;
@@ -157,6 +169,13 @@ static void copy_block_rows(const kargs *a, int64_t begin, int64_t end)
                     for (int64_t x = 0; x < W; x++) brow[x * cb + l] = prow[x];
                 else
                     for (int64_t x = 0; x < W; x++) prow[x] = brow[x * cb + l];
+            } else if (bv->bf16 && !pv->bf16) { /* graph inputs and outputs of native bf16 */
+                uint16_t *brow = (uint16_t *)(void *)bv->base + bi;
+                float *prow = pv->base + pi;
+                if (to_blocked)
+                    for (int64_t x = 0; x < W; x++) brow[x * cb + l] = to_bf16(prow[x]);
+                else
+                    for (int64_t x = 0; x < W; x++) prow[x] = from_bf16(brow[x * cb + l]);
             } else if (to_blocked) {
                 for (int64_t x = 0; x < W; x++) st(bv, bi + x * cb + l, ld(pv, pi + x));
             } else {
@@ -203,7 +222,7 @@ static inline void resize_row(float *d, const float *s0, const float *s1, float 
 static inline void resize_row_bf16(uint16_t *d, const uint16_t *s0, const uint16_t *s1, float wy,
                                    const ls_taps *tw, float border, int cb)
 {
-    uint16_t bb = ls_to_bf16(border);
+    uint16_t bb = to_bf16(border);
     for (int64_t x = 0; x < tw->n; x++, d += cb) {
         int32_t x0 = tw->i0[x];
         if (x0 < 0) {
@@ -214,16 +233,16 @@ static inline void resize_row_bf16(uint16_t *d, const uint16_t *s0, const uint16
         const uint16_t *b0 = s1 + (int64_t)x0 * cb, *b1 = s1 + (int64_t)tw->i1[x] * cb;
         float wx = tw->w1[x];
         for (int l = 0; l < cb; l++) {
-            float fa0 = ls_from_bf16(a0[l]), fa1 = ls_from_bf16(a1[l]);
-            float fb0 = ls_from_bf16(b0[l]), fb1 = ls_from_bf16(b1[l]);
+            float fa0 = from_bf16(a0[l]), fa1 = from_bf16(a1[l]);
+            float fb0 = from_bf16(b0[l]), fb1 = from_bf16(b1[l]);
             float top = fa0 + wx * (fa1 - fa0);
             float bot = fb0 + wx * (fb1 - fb0);
-            d[l] = ls_to_bf16(top + wy * (bot - top));
+            d[l] = to_bf16(top + wy * (bot - top));
         }
     }
 }
 
-static void resize_rows_bf16(const kargs *a, int64_t begin, int64_t end)
+VECTOR_CLONES static void resize_rows_bf16(const kargs *a, int64_t begin, int64_t end)
 {
     const ls_view *src = a->src, *dst = a->dst;
     int cb = dst->cb;
@@ -234,7 +253,7 @@ static void resize_rows_bf16(const kargs *a, int64_t begin, int64_t end)
         uint16_t *d = db + row_index(dst, n, b, y);
         int32_t y0 = a->th->i0[y];
         if (y0 < 0) {
-            uint16_t bb = ls_to_bf16(a->border);
+            uint16_t bb = to_bf16(a->border);
             for (int64_t i = 0; i < dst->w * cb; i++) d[i] = bb;
             continue;
         }
@@ -249,7 +268,7 @@ static void resize_rows_bf16(const kargs *a, int64_t begin, int64_t end)
     }
 }
 
-static void resize_rows(const kargs *a, int64_t begin, int64_t end)
+VECTOR_CLONES static void resize_rows(const kargs *a, int64_t begin, int64_t end)
 {
     const ls_view *src = a->src, *dst = a->dst;
     int cb = dst->cb;
