@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/engine.h"
+
 typedef enum { KEY_STR, KEY_INT, KEY_LL, KEY_DBL } key_type;
 
 typedef struct key_desc {
@@ -35,6 +37,7 @@ static const key_desc keys[] = {
     {"workers", KEY_INT, OFF(workers), 1, 256, "compute threads driving sessions"},
     {"threads", KEY_INT, OFF(threads), 1, 256, "shared pool threads for image work"},
     {"batch", KEY_INT, OFF(batch), 0, 64, "session batch size; 0: the model's"},
+    {"precision", KEY_STR, OFF(precision), 0, 0, "engine precision: fp32 or bf16 (faster, less exact)"},
     {"jpeg_quality", KEY_INT, OFF(jpeg_quality), 1, 100, "JPEG quality of frames"},
     {"silence_rms", KEY_DBL, OFF(silence_rms), 0, 1, "RMS below which audio is silence (speech events)"},
     {"verbose", KEY_INT, OFF(verbose), 0, 2, "log level"},
@@ -54,6 +57,7 @@ void ls_server_config_defaults(ls_server_config *c)
     c->workers = 4;
     c->threads = 2;
     c->jpeg_quality = 85;
+    strcpy(c->precision, "fp32");
     c->silence_rms = 0.003;
 }
 
@@ -97,6 +101,9 @@ int ls_server_config_set(ls_server_config *c, const char *key, const char *value
         if (strlen(value) >= LS_CONFIG_STR_MAX)
             return ls_error_set(err, LS_ERR_RANGE, "%s: %s is longer than %d bytes", source, key,
                                 LS_CONFIG_STR_MAX - 1);
+        ls_precision p;
+        if (!strcmp(k->name, "precision") && ls_precision_parse(value, &p, err))
+            return ls_error_prefix(err, "%s", source);
         strcpy((char *)c + k->offset, value);
         return LS_OK;
     }

@@ -53,6 +53,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/clock.h"
+#include "nn/engine.h"
 
 #define WRITE_CHUNK 65536
 #define TEXT_MSG_MAX 65536
@@ -1047,6 +1048,11 @@ int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *
     if (!rc) {
         srv->loader.pool = srv->pool;
         srv->loader.options.batch = config->batch;
+        ls_precision prec = LS_PREC_FP32;
+        rc = ls_precision_parse(config->precision, &prec, err);
+        srv->loader.options.precision = prec;
+    }
+    if (!rc) {
         ls_registry_options ro = {config->models_root, config->max_models,
                                   ls_registry_pipeline_ops(&srv->loader)};
         rc = ls_registry_create(&ro, &srv->registry, err);

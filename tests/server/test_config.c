@@ -30,6 +30,13 @@ static void test_defaults_and_set(void **state)
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     assert_int_equal(ls_server_config_set(&c, "token", big, "f", &err), LS_ERR_RANGE);
+    assert_string_equal(c.precision, "fp32");
+    assert_int_equal(ls_server_config_set(&c, "precision", "bf16", "flag", &err), LS_OK);
+    assert_string_equal(c.precision, "bf16");
+    assert_int_equal(ls_server_config_set(&c, "precision", "int8", "flag", &err),
+                     LS_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "int8"));
+    assert_string_equal(c.precision, "bf16"); /* unchanged by the refused value */
 }
 
 static void test_file(void **state)
