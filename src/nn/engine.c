@@ -17,7 +17,9 @@
  *     native kernel for the pair; a conv whose source or destination is a
  *     slot of a larger buffer at batch > 1 runs per item (oneDNN's
  *     strided-tensor convolutions are reference code, its dense per-item
- *     ones are JIT); small steps run on one thread; bf16 adds a rounding
+ *     ones are JIT); small steps run on one thread; native bf16 makes
+ *     blocked activations bfloat16 and convs oneDNN's bf16 ones (a float
+ *     conv where it has none for a shape), emulated bf16 adds a rounding
  *     step after every intermediate value;
  *  4. one arena per context: each buffer's lifetime is its steps' span and
  *     buffers whose lifetimes do not overlap share bytes (greedy by size).

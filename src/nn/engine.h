@@ -29,9 +29,11 @@
  * every barrier wait for a descheduled one.
  *
  * Precision: LS_PREC_FP32 computes in float32 like torch. LS_PREC_BF16 stores
- * weights and every intermediate activation rounded to bfloat16 (graph inputs
- * and outputs stay float32) and accumulates in float32; see README/bench for
- * what that costs on a CPU without native bf16 instructions.
+ * weights and every intermediate activation as bfloat16 (graph inputs and
+ * outputs stay float32) and accumulates in float32: natively where oneDNN
+ * reports avx512_core_bf16 (bf16 convolutions, bfloat16 activations in the
+ * arena; unfused elementwise ops run as reference ops on float copies),
+ * emulated elsewhere (float kernels, each intermediate value rounded).
  */
 #ifndef LS_NN_ENGINE_H
 #define LS_NN_ENGINE_H
