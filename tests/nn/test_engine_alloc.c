@@ -10,12 +10,12 @@
 #include "nn/test_engine_graphs.h"
 #include "support/alloc_count.h"
 
-static long allocs_per_run(tg *t, int threads, int *dnnl_calls)
+static long allocs_per_run(tg *t, int threads, ls_precision prec, int *dnnl_calls)
 {
     ls_error err;
     ls_engine *e;
     ls_engine_ctx *c;
-    assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, threads, &e, &err), LS_OK);
+    assert_int_equal(ls_engine_create(&t->g, prec, threads, &e, &err), LS_OK);
     assert_int_equal(ls_engine_ctx_create(e, &c, &err), LS_OK);
     float **in = tg_random_inputs(t, 1), **out = tg_alloc_outputs(t);
     for (int r = 0; r < 3; r++)
@@ -33,7 +33,8 @@ static long allocs_per_run(tg *t, int threads, int *dnnl_calls)
     return per_run;
 }
 
-/* Resize, pad, concat, sigmoid, relu, add, batchnorm: all our kernels. */
+/* Resize, pad, concat, sigmoid, relu, add, batchnorm: all our kernels, in
+ * float and in bf16 (native or emulated, whichever this CPU runs). */
 static void test_own_kernels_allocate_nothing(void **state)
 {
     (void)state;
@@ -47,9 +48,11 @@ static void test_own_kernels_allocate_nothing(void **state)
     int add_in[2] = {cat, tg_unary(t, LS_OP_SIGMOID, cat)};
     tg_output(t, tg_node(t, LS_OP_ADD, add_in, 2, 4, d));
     int calls;
-    for (int threads = 2; threads >= 1; threads--)
-        assert_int_equal(allocs_per_run(t, threads, &calls), 0);
-    assert_int_equal(calls, 0);
+    for (int prec = LS_PREC_FP32; prec <= LS_PREC_BF16; prec++)
+        for (int threads = 2; threads >= 1; threads--) {
+            assert_int_equal(allocs_per_run(t, threads, (ls_precision)prec, &calls), 0);
+            assert_int_equal(calls, 0);
+        }
     tg_free(t);
 }
 
@@ -66,12 +69,16 @@ static void test_conv_allocations_are_fixed(void **state)
     int y = tg_conv(t3, tg_conv(t3, x, &c), &c);
     tg_output(t3, tg_conv(t3, y, &c));
     int calls1, calls3;
-    long a1 = allocs_per_run(t1, 2, &calls1), a3 = allocs_per_run(t3, 2, &calls3);
+    long a1 = allocs_per_run(t1, 2, LS_PREC_FP32, &calls1),
+         a3 = allocs_per_run(t3, 2, LS_PREC_FP32, &calls3);
     assert_int_equal(calls1, 1);
     assert_int_equal(calls3, 3);
     print_message("oneDNN allocates %ld blocks per primitive call\n", a1);
     assert_int_equal(a3, 3 * a1);
     assert_true(a1 <= 8);
+    long b3 = allocs_per_run(t3, 2, LS_PREC_BF16, &calls3);
+    assert_int_equal(calls3, 3);
+    assert_int_equal(b3, a3);
     tg_free(t1);
     tg_free(t3);
 }
