@@ -59,7 +59,7 @@ static int usage(FILE *out, int code)
 {
     fprintf(out,
             "usage: lipsync bench pipeline MODEL_DIR [--batches 1,8,25] [--runs N] [--seconds S]\n"
-            "                                        [--threads T]\n"
+            "                                        [--threads T] [--precision fp32|bf16]\n"
             "End-to-end fps (audio in, JPEG frames out) against engine-only fps (UNet +\n"
             "encoder batches alone), interleaved in one run, medians over N runs (default 3)\n"
             "of S seconds of audio (default 4).\n");
@@ -71,6 +71,8 @@ int bench_pipeline(int argc, char **argv)
     const char *dir = NULL;
     int batches[8] = {1, 8, 25}, n_batches = 3, runs = 3, seconds = 4;
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    ls_precision precision = LS_PREC_FP32;
+    ls_error err = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout, 0);
         if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
@@ -79,6 +81,8 @@ int bench_pipeline(int argc, char **argv)
             if ((seconds = cli_parse_int("--seconds", argv[++i], 1, 600)) < 0) return 2;
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             if ((threads = cli_parse_int("--threads", argv[++i], 1, 256)) < 0) return 2;
+        } else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            if (ls_precision_parse(argv[++i], &precision, &err)) return cli_fail("--precision", &err);
         } else if (!strcmp(argv[i], "--batches") && i + 1 < argc) {
             n_batches = 0;
             for (char *tok = strtok(argv[++i], ","); tok && n_batches < 8; tok = strtok(NULL, ","))
@@ -90,10 +94,9 @@ int bench_pipeline(int argc, char **argv)
         }
     }
     if (!dir || n_batches == 0) return usage(stderr, 2);
-    ls_error err = {0};
     ls_pool *pool = ls_pool_create(threads, &err);
     ls_model *model = NULL;
-    ls_model_options mo = {.engine_threads = threads};
+    ls_model_options mo = {.engine_threads = threads, .precision = precision};
     if (!pool || ls_model_load(dir, &mo, pool, &model, &err)) {
         ls_pool_destroy(pool);
         return cli_fail("bench pipeline", &err);
@@ -102,7 +105,8 @@ int bench_pipeline(int argc, char **argv)
     float *audio = bench_audio(n);
     double *e2e = calloc((size_t)runs, sizeof(double)), *eng = calloc((size_t)runs, sizeof(double));
     int status = audio && e2e && eng ? 0 : cli_fail("bench pipeline", &(ls_error){LS_ERR_NOMEM, "out of memory"});
-    printf("pipeline on %s: %d s of audio, %d threads, median of %d runs\n", dir, seconds, threads, runs);
+    printf("pipeline on %s: %d s of audio, %d threads, %s, median of %d runs\n", dir, seconds,
+           threads, ls_precision_name(precision), runs);
     printf("batch  e2e fps  engine fps  e2e/engine | ms/frame: mel  encoder  input   unet  paint\n");
     for (int bi = 0; bi < n_batches && !status; bi++) {
         int B = batches[bi];
