@@ -3,6 +3,7 @@
 #define LS_TEST_SESSION_UTIL_H
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,23 @@ static inline void frames_take(ls_session *s, frame_list *l)
         l->size[l->n] = f.size;
         l->n++;
     }
+}
+
+/* The demo model of the build tree ($LS_DEMO_MODEL) at `batch` on a new
+ * two-thread pool; -1 (with a message) when it cannot be loaded. */
+static inline int load_demo_model(int batch, ls_pool **pool, ls_model **model)
+{
+    const char *dir = getenv("LS_DEMO_MODEL");
+    ls_error err = {0};
+    *model = NULL;
+    *pool = ls_pool_create(2, &err);
+    ls_model_options mo = {.batch = batch};
+    if (!*pool || !dir || ls_model_load(dir, &mo, *pool, model, &err)) {
+        fprintf(stderr, "cannot load the demo model (%s): %s\n", dir ? dir : "LS_DEMO_MODEL unset",
+                err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 /* Speech-like test audio: a gliding harmonic tone with syllable-rate bursts. */

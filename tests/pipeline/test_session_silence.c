@@ -30,15 +30,7 @@ static float *audio;
 static int setup(void **state)
 {
     (void)state;
-    const char *dir = getenv("LS_DEMO_MODEL");
-    ls_error err;
-    pool2 = ls_pool_create(2, &err);
-    ls_model_options mo = {.batch = BATCH};
-    if (!dir || ls_model_load(dir, &mo, pool2, &model, &err)) {
-        fprintf(stderr, "cannot load the demo model (%s): %s\n", dir ? dir : "LS_DEMO_MODEL unset",
-                err.msg);
-        return -1;
-    }
+    if (load_demo_model(BATCH, &pool2, &model)) return -1;
     audio = make_speech(TOTAL, 11);
     memset(audio + SPEECH1, 0, ZEROS * sizeof *audio);
     return 0;
