@@ -44,8 +44,10 @@ uint16_t ls_to_bf16(float x) { return to_bf16(x); }
 float ls_from_bf16(uint16_t b) { return from_bf16(b); }
 
 /* Our kernels are built for baseline x86-64 (the binary runs anywhere); the
- * row loops also get AVX2 and AVX-512 clones, picked at load time. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+ * row loops also get AVX2 and AVX-512 clones, picked at load time by an
+ * ifunc resolver. ThreadSanitizer builds go without: the resolver runs
+ * during relocation, before TSan's runtime is up, and crashes there. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 #define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VECTOR_CLONES
