@@ -77,6 +77,7 @@ typedef struct step {
     dnnl_memory_t wei, bias;
     dnnl_memory_t dw_wei, dw_bias; /* a depthwise conv fused as a post-op */
     int per_item, n_exec;
+    dnnl_memory_desc_t res_md; /* src2 >= 0: the residual, read by a binary-add post-op */
     char impl[48];
     /* ST_RESIZE */
     ls_taps th, tw;
@@ -405,7 +406,8 @@ typedef struct conv_prepad {
  * pre (may be NULL), the source is that much larger and the conv pads less. */
 static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *dw, int64_t nb,
                                  dnnl_format_tag_t src_tag, dnnl_format_tag_t dst_tag, int has_bias,
-                                 const conv_prepad *pre, int f32, dnnl_primitive_desc_t *pd)
+                                 const conv_prepad *pre, int f32, int res_binary,
+                                 dnnl_primitive_desc_t *pd)
 {
     const ls_conv_attr *a = &n->attr.conv;
     const ls_value *x = &e->g->values[n->in[0]], *y = &e->g->values[n->out];
@@ -448,7 +450,9 @@ static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *
         dnnl_primitive_attr_destroy(attr);
         return st;
     }
-    if (a->residual >= 0) st = dnnl_post_ops_append_sum(po, 1.0f);
+    if (a->residual >= 0)
+        st = res_binary ? dnnl_post_ops_append_binary(po, dnnl_binary_add, &dst)
+                        : dnnl_post_ops_append_sum(po, 1.0f);
     if (!st && a->fuse_relu)
         st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
     if (!st && a->fuse_sigmoid)
@@ -622,7 +626,24 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     /* oneDNN 2.6's fused 1x1+depthwise kernel corrupts memory when the 1x1
      * has no bias: fused pairs always get one (zeros if the model has none). */
     int with_bias = bslot >= 0 || dw;
-    dnnl_status_t st = try_conv_pd(e, n, dw, nb, e->block_tag, e->block_tag, with_bias, NULL, 0, &pd);
+    /* A residual that cannot be summed in place (it is read again later, as
+     * a block's own input is) goes to a binary-add post-op where oneDNN has a
+     * JIT kernel for it (AVX-512), rather than being copied into dst first. */
+    int res = a->residual >= 0 ? n->in[a->residual] : -1;
+    const ev *rv = res >= 0 ? &e->evs[res] : NULL;
+    int binary = rv && !dw && rv->kind == EV_ARENA && rv->cb == e->cb && e->evs[dst].cb == e->cb &&
+                 !same_storage(e, res, dst) && (per_item || dense(rv));
+    dnnl_status_t st = dnnl_unimplemented;
+    if (binary) {
+        st = try_conv_pd(e, n, dw, nb, e->block_tag, e->block_tag, with_bias, NULL, 0, 1, &pd);
+        if (st != dnnl_success || !strncmp(pd_impl(pd), "ref", 3)) {
+            if (pd) dnnl_primitive_desc_destroy(pd);
+            pd = NULL;
+            binary = 0;
+        }
+    }
+    if (!binary)
+        st = try_conv_pd(e, n, dw, nb, e->block_tag, e->block_tag, with_bias, NULL, 0, 0, &pd);
     if (dw && (st != dnnl_success || !strncmp(pd_impl(pd), "ref", 3))) {
         /* No fast fused kernel: run the two convs apart. */
         if (pd) dnnl_primitive_desc_destroy(pd);
@@ -636,7 +657,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     const dnnl_format_tag_t alt_dst[2] = {e->block_tag, dnnl_format_tag_any};
     for (int k = 0; k < 2 && st == dnnl_success && !strncmp(pd_impl(pd), "ref", 3); k++) {
         dnnl_primitive_desc_t alt = NULL;
-        if (try_conv_pd(e, n, NULL, nb, alt_src[k], alt_dst[k], bslot >= 0, NULL, 0, &alt) ==
+        if (try_conv_pd(e, n, NULL, nb, alt_src[k], alt_dst[k], bslot >= 0, NULL, 0, 0, &alt) ==
             dnnl_success) {
             dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
                         dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
@@ -662,7 +683,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
             moved |= pre.pad[k];
         }
         dnnl_primitive_desc_t padded = NULL;
-        if (moved && try_conv_pd(e, n, NULL, nb, e->block_tag, e->block_tag, with_bias, &pre, 0,
+        if (moved && try_conv_pd(e, n, NULL, nb, e->block_tag, e->block_tag, with_bias, &pre, 0, 0,
                                  &padded) == dnnl_success &&
             strncmp(pd_impl(padded), "ref", 3)) {
             dnnl_primitive_desc_destroy(pd);
@@ -680,7 +701,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
          k++) {
         dnnl_primitive_desc_t alt = NULL;
         if (try_conv_pd(e, n, NULL, nb, k ? e->block_tag : dnnl_nchw, e->block_tag, with_bias,
-                        NULL, 1, &alt) == dnnl_success &&
+                        NULL, 1, 0, &alt) == dnnl_success &&
             strncmp(pd_impl(alt), "ref", 3)) {
             dnnl_primitive_desc_destroy(pd);
             pd = alt;
@@ -710,7 +731,8 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
         if (cdst < 0) rc = cdst;
         else e->evs[cdst].f32 = f32;
     }
-    if (!rc && a->residual >= 0 && !same_storage(e, n->in[a->residual], cdst))
+    if (!rc && binary && cdst != dst) binary = 0; /* cannot happen: dst's layout was asked for */
+    if (!rc && a->residual >= 0 && !binary && !same_storage(e, n->in[a->residual], cdst))
         rc = add_copy(e, ni, n->in[a->residual], cdst, 0, err);
     step *s = rc ? NULL : new_step(e, ST_CONV, ni, err);
     if (!s) {
@@ -719,6 +741,11 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     }
     s->src = csrc;
     s->dst = cdst;
+    if (binary) {
+        s->src2 = res;
+        s->res_md = *dnnl_primitive_desc_query_md(
+            pd, dnnl_query_exec_arg_md, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1);
+    }
     s->per_item = per_item;
     s->n_exec = per_item ? (int)N : 1;
     s->threads = threads;
@@ -1339,7 +1366,8 @@ int ls_engine_ctx_create(const ls_engine *e, ls_engine_ctx **out, ls_error *err)
     int n_mem = 0;
     for (int i = 0; i < e->n_steps; i++) {
         c->mem_base[i] = n_mem;
-        if (e->steps[i].kind == ST_CONV) n_mem += 2 * e->steps[i].n_exec + 1;
+        if (e->steps[i].kind == ST_CONV)
+            n_mem += (e->steps[i].src2 >= 0 ? 3 : 2) * e->steps[i].n_exec + 1;
     }
     c->mem = calloc((size_t)n_mem + 1, sizeof *c->mem);
     c->step_ms = calloc((size_t)e->n_steps + 1, sizeof *c->step_ms);
@@ -1370,6 +1398,12 @@ int ls_engine_ctx_create(const ls_engine *e, ls_engine_ctx **out, ls_error *err)
         }
         if (st == dnnl_success)
             st = dnnl_memory_create(&m[2 * s->n_exec], &s->scratch_md, e->dnnl, c->scratch);
+        if (s->src2 >= 0) { /* the binary post-op's residual, after the scratchpad */
+            ls_view rv = view_of(c, s->src2);
+            for (int k = 0; k < s->n_exec && st == dnnl_success; k++)
+                st = dnnl_memory_create(&m[2 * s->n_exec + 1 + k], &s->res_md, e->dnnl,
+                                        ls_view_at(&rv, s->per_item ? k * rv.istride : 0));
+        }
         if (st != dnnl_success) {
             ls_engine_ctx_destroy(c);
             return ls_error_set(err, LS_ERR_INTERNAL,
@@ -1418,15 +1452,17 @@ int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *ou
             dnnl_memory_t *m = &c->mem[c->mem_base[i]];
             if (T != omp_threads) omp_set_num_threads(omp_threads = T); /* what oneDNN reads */
             for (int k = 0; k < s->n_exec && !rc; k++) {
-                dnnl_exec_arg_t args[7] = {{DNNL_ARG_SRC, m[2 * k]},
+                dnnl_exec_arg_t args[8] = {{DNNL_ARG_SRC, m[2 * k]},
                                            {DNNL_ARG_DST, m[2 * k + 1]},
                                            {DNNL_ARG_SCRATCHPAD, m[2 * s->n_exec]},
                                            {DNNL_ARG_WEIGHTS, s->wei},
                                            {DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, s->dw_wei},
-                                           {DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS, s->dw_bias},
-                                           {DNNL_ARG_BIAS, s->bias}};
+                                           {DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS, s->dw_bias}};
                 int nargs = s->dw_wei ? 6 : 4;
-                if (s->bias) args[nargs++] = args[6];
+                if (s->bias) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, s->bias};
+                if (s->src2 >= 0)
+                    args[nargs++] = (dnnl_exec_arg_t){
+                        DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, m[2 * s->n_exec + 1 + k]};
                 dnnl_status_t st = dnnl_primitive_execute(s->prim, c->stream, nargs, args);
                 if (st != dnnl_success)
                     rc = ls_error_set(err, LS_ERR_INTERNAL,
