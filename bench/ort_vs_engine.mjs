@@ -3,13 +3,15 @@
 // `lipsync bench engine --serve` child), runs interleaved one by one.
 //
 //   node ort_vs_engine.mjs --lipsync PATH --model M.onnx [--batch B] [--threads T]
-//        [--precision fp32|bf16] [--warmup W] [--runs R] [--label TEXT] [--spin 0|1]
+//        [--precision fp32|bf16] [--warmup W] [--runs R] [--label TEXT] [--spin 0|1|ort]
 //
-// --spin sets whether both runtimes' idle worker threads spin: ONNX Runtime's
-// session.intra_op.allow_spinning here, and OMP_WAIT_POLICY (active/passive)
-// for the engine's OpenMP threads, passed to the child (libgomp reads it at
-// start-up). Default 0: on shared cores spinning threads steal the time
-// the working ones need (it slows both runtimes, ours far more).
+// --spin sets how both runtimes' idle worker threads wait. 0 (default): ONNX
+// Runtime's session.intra_op.allow_spinning=0 (they block at once, its faster
+// setting on shared cores) and lipsync's own default for the engine (libgomp
+// threads spin briefly, GOMP_SPINCOUNT=100000, about a millisecond, then
+// sleep; see src/cli/main.c); 1: both spin (allow_spinning=1,
+// OMP_WAIT_POLICY=active), which slows both on 2 shared cores; ort: ONNX
+// Runtime spins (its own default, faster for it alone), the engine as in 0.
 //
 // Both sides get the same thread count, the same seeded uniform [0,1) inputs
 // (shapes as the engine lowered the graph) and a short pause before every
@@ -41,7 +43,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The engine child: a queue of its stdout lines.
 function startEngine(a) {
-  const env = { ...process.env, OMP_WAIT_POLICY: a.spin === '1' ? 'active' : 'passive' };
+  const env = { ...process.env };
+  delete env.OMP_WAIT_POLICY;
+  delete env.GOMP_SPINCOUNT;
+  if (a.spin === '1') env.OMP_WAIT_POLICY = 'active';
   const child = spawn(a.lipsync, ['bench', 'engine', a.model, '--batch', String(a.batch), '--threads',
     String(a.threads), '--precision', a.precision, '--serve'], { stdio: ['pipe', 'pipe', 'inherit'], env });
   const lines = [];
@@ -68,7 +73,7 @@ async function main() {
   const session = await ort.InferenceSession.create(a.model, {
     intraOpNumThreads: a.threads, interOpNumThreads: 1, executionMode: 'sequential',
     graphOptimizationLevel: 'all',
-    extra: { session: { intra_op: { allow_spinning: a.spin } } },
+    extra: { session: { intra_op: { allow_spinning: a.spin === '0' ? '0' : '1' } } },
   });
   let seed = 12345;
   const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);

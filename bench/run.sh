@@ -9,9 +9,11 @@
 # Defaults: the test models of build/ (build/models/unet_op11.onnx and
 # encoder_op11.onnx, the dynamic-batch exports). Environment: THREADS (2),
 # RUNS (10 timed runs per side and case, after WARMUP=3), LIPSYNC
-# (build/lipsync), SPIN (0: idle worker threads of both runtimes sleep; 1:
-# both spin, each runtime's default). Cases: UNet fp32 and bf16 at batch 1 and 8, audio encoder
-# fp32 at batch 1 and 8; each prints both medians and ORT ms / engine ms.
+# (build/lipsync), SPIN (0: ONNX Runtime's worker threads block at once, the
+# engine's libgomp threads wait as lipsync does by default, a brief spin then
+# sleep; 1: both spin without bound; ort: ONNX Runtime spins, the engine as in
+# 0; see ort_vs_engine.mjs). Cases: UNet fp32 and bf16 at batch 1 and 8, audio
+# encoder fp32 at batch 1 and 8; each prints both medians and ORT ms / engine ms.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"

@@ -91,22 +91,26 @@ int cli_parse_int(const char *opt, const char *text, int min, int max)
     return (int)v;
 }
 
-/* oneDNN runs on libgomp here, whose idle threads spin by default. On cores
- * shared with our own pool (and other sessions) spinning costs up to 4x (see
- * bench/README.md), so lipsync runs with passive waiting unless the user
- * chose a policy. libgomp reads the variable once, when it loads (before
- * main), so the only way to set it from here is to start again with it set. */
-static void prefer_passive_openmp(char **argv)
+/* oneDNN runs on libgomp here, whose idle threads spin for a long while by
+ * default. On cores shared with our own pool (and other sessions) that costs
+ * up to 4x (see bench/README.md); sleeping at once costs too: a thread woken
+ * for each of a run's ~90 parallel regions, after an idle gap, doubled a
+ * small model's run time. So unless the user chose, idle OpenMP threads spin
+ * briefly (GOMP_SPINCOUNT 100000, about a millisecond), then sleep. libgomp
+ * reads these once, when it loads (before main), so the only way to set them
+ * from here is to start again with them set. */
+static void prefer_brief_openmp_spin(char **argv)
 {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0 || setenv("GOMP_SPINCOUNT", "100000", 1) != 0)
+        return;
     execv("/proc/self/exe", argv);
     /* No /proc (or exec failed): carry on with libgomp's default. */
 }
 
 int main(int argc, char **argv)
 {
-    prefer_passive_openmp(argv);
+    prefer_brief_openmp_spin(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
