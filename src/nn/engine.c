@@ -731,7 +731,6 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
         if (cdst < 0) rc = cdst;
         else e->evs[cdst].f32 = f32;
     }
-    if (!rc && binary && cdst != dst) binary = 0; /* cannot happen: dst's layout was asked for */
     if (!rc && a->residual >= 0 && !binary && !same_storage(e, n->in[a->residual], cdst))
         rc = add_copy(e, ni, n->in[a->residual], cdst, 0, err);
     step *s = rc ? NULL : new_step(e, ST_CONV, ni, err);
@@ -1286,12 +1285,12 @@ int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_
     e->threads = threads;
     /* The block oneDNN's JIT convolutions use on this CPU (ONEDNN_MAX_CPU_ISA
      * lowers it, e.g. to test the AVX2 layout on an AVX-512 machine). */
-    int avx512 = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    int avx512 = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
     e->cb = avx512 ? 16 : 8;
     e->block_tag = avx512 ? dnnl_nChw16c : dnnl_nChw8c;
     e->native_bf16 = precision == LS_PREC_BF16 &&
-                     (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) ==
-                         dnnl_cpu_isa_avx512_core_bf16;
+                     (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
     e->consumers = calloc((size_t)g->n_values + 1, sizeof(int));
     e->last_consumer = calloc((size_t)g->n_values + 1, sizeof(int));
     e->skip = calloc((size_t)g->n_nodes + 1, sizeof(int));

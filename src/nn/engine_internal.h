@@ -61,9 +61,7 @@ typedef enum { LS_K_RELU, LS_K_SIGMOID, LS_K_ROUND_BF16 } ls_k_unary;
 /* Elementwise over whole items (channel padding included; may be in place). */
 void ls_k_unary_op(ls_k_unary op, const ls_view *src, const ls_view *dst, int threads);
 void ls_k_add(const ls_view *a, const ls_view *b, const ls_view *dst, int threads);
+/* x rounded to the nearest bfloat16 (ties to even), as a float. */
 float ls_round_bf16(float x);
-/* The bfloat16 nearest x (ties to even; NaN stays NaN), and back. */
-uint16_t ls_to_bf16(float x);
-float ls_from_bf16(uint16_t b);
 
 #endif

@@ -40,9 +40,6 @@ static inline float from_bf16(uint16_t b)
     return x;
 }
 
-uint16_t ls_to_bf16(float x) { return to_bf16(x); }
-float ls_from_bf16(uint16_t b) { return from_bf16(b); }
-
 /* Our kernels are built for baseline x86-64 (the binary runs anywhere); the
  * row loops also get AVX2 and AVX-512 clones, picked at load time by an
  * ifunc resolver. ThreadSanitizer builds go without: the resolver runs
@@ -165,23 +162,19 @@ VECTOR_CLONES static void copy_block_rows(const kargs *a, int64_t begin, int64_t
                 for (int64_t x = 0; x < W; x++) st(bv, bi + x * cb + l, 0.0f);
         for (int64_t l = 0; l < lanes; l++) {
             int64_t pi = n * pv->istride + ((b * cb + l) * pv->h + y) * W;
-            if (!bv->bf16 && !pv->bf16) { /* the float path, kept tight */
-                float *brow = bv->base + bi, *prow = pv->base + pi;
+            float *prow = pv->base + pi; /* plain views are always float */
+            if (!bv->bf16) {
+                float *brow = bv->base + bi;
                 if (to_blocked)
                     for (int64_t x = 0; x < W; x++) brow[x * cb + l] = prow[x];
                 else
                     for (int64_t x = 0; x < W; x++) prow[x] = brow[x * cb + l];
-            } else if (bv->bf16 && !pv->bf16) { /* graph inputs and outputs of native bf16 */
+            } else { /* graph inputs and outputs of native bf16 */
                 uint16_t *brow = (uint16_t *)(void *)bv->base + bi;
-                float *prow = pv->base + pi;
                 if (to_blocked)
                     for (int64_t x = 0; x < W; x++) brow[x * cb + l] = to_bf16(prow[x]);
                 else
                     for (int64_t x = 0; x < W; x++) prow[x] = from_bf16(brow[x * cb + l]);
-            } else if (to_blocked) {
-                for (int64_t x = 0; x < W; x++) st(bv, bi + x * cb + l, ld(pv, pi + x));
-            } else {
-                for (int64_t x = 0; x < W; x++) st(pv, pi + x, ld(bv, bi + x * cb + l));
             }
         }
     }
@@ -326,13 +319,8 @@ void ls_k_affine(const ls_view *src, const ls_view *dst, const float *scale, con
 
 float ls_round_bf16(float x)
 {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7f800000u) == 0x7f800000u) return x; /* inf and NaN stay as they are */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&x, &u, sizeof x);
-    return x;
+    if (!isfinite(x)) return x; /* inf and NaN stay as they are */
+    return from_bf16(to_bf16(x));
 }
 
 static void unary_rows(const kargs *a, int64_t begin, int64_t end)
