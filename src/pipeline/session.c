@@ -203,6 +203,26 @@ static int stage_windows(ls_session *s, ls_error *err)
     }
 }
 
+/* Output frame `index`: the avatar frame painted with model_out, or as it is
+ * when model_out is NULL (silence), encoded into the output queue. */
+static int paint_frame(ls_session *s, int64_t index, const float *model_out, ls_error *err)
+{
+    int64_t av = ls_avatar_pingpong(s->n_avatar, (int)s->start_frame, index);
+    double t0 = ls_now();
+    ls_buffer *buf = NULL;
+    int rc = ls_painter_output(s->painter, s->pool, (int)av, model_out, &s->paint, s->out_buffers,
+                               &buf, err);
+    s->times.composite += ls_now() - t0;
+    if (!rc) rc = queue_push(s, buf, index, av, model_out == NULL, err);
+    if (rc) {
+        ls_buffer_put(buf);
+        return rc;
+    }
+    s->times.frames++;
+    if (!model_out) s->times.silent_frames++;
+    return LS_OK;
+}
+
 /* Composites and encodes a UNet batch into the output queue. Runs as a
  * one-band pool loop (the painter belongs to one thread at a time; its own
  * row bands nest on the same pool) while the next batch's UNet runs. */
@@ -213,18 +233,8 @@ static void paint_band(void *ctx, int begin, int end, int band)
     (void)band;
     paint_job *p = ctx;
     ls_session *s = p->s;
-    for (int i = 0; i < p->n && !p->rc; i++) {
-        int64_t index = p->first + i;
-        int64_t av = ls_avatar_pingpong(s->n_avatar, (int)s->start_frame, index);
-        double t0 = ls_now();
-        ls_buffer *buf = NULL;
-        p->rc = ls_painter_output(s->painter, s->pool, (int)av, p->out + (size_t)i * OUT_FLOATS,
-                                  &s->paint, s->out_buffers, &buf, &p->err);
-        s->times.composite += ls_now() - t0;
-        if (!p->rc) p->rc = queue_push(s, buf, index, av, 0, &p->err);
-        if (p->rc) ls_buffer_put(buf);
-        else s->times.frames++;
-    }
+    for (int i = 0; i < p->n && !p->rc; i++)
+        p->rc = paint_frame(s, p->first + i, p->out + (size_t)i * OUT_FLOATS, &p->err);
 }
 
 /* Waits for the batch being painted and hands on its error, if any. */
@@ -295,23 +305,9 @@ static int emit_silent(ls_session *s, int64_t i, ls_error *err)
 {
     int rc = run_unet(s, err);
     if (!rc) rc = finish_paint(s, err);
-    if (rc) return rc;
-    int64_t index = s->stream_base + i;
-    int64_t av = ls_avatar_pingpong(s->n_avatar, (int)s->start_frame, index);
-    double t0 = ls_now();
-    ls_buffer *buf = NULL;
-    rc = ls_painter_output(s->painter, s->pool, (int)av, NULL, &s->paint, s->out_buffers, &buf,
-                           err);
-    s->times.composite += ls_now() - t0;
-    if (!rc) rc = queue_push(s, buf, index, av, 1, err);
-    if (rc) {
-        ls_buffer_put(buf);
-        return rc;
-    }
-    s->times.frames++;
-    s->times.silent_frames++;
-    s->frames_staged++;
-    return LS_OK;
+    if (!rc) rc = paint_frame(s, s->stream_base + i, NULL, err);
+    if (!rc) s->frames_staged++;
+    return rc;
 }
 
 /* Stages every frame whose features are final, running full UNet batches. */
