@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio/pcm.h"
 #include "audio/resample.h"
 #include "core/npy.h"
 
@@ -60,30 +61,20 @@ int ls_audio_decode_raw(const void *bytes, size_t len, const ls_raw_spec *spec, 
         return ls_error_set(err, LS_ERR_FORMAT,
                             "raw audio of %zu bytes is not a whole number of %zu-byte frames", len,
                             fb);
+    ls_pcm_decoder *dec;
+    if (ls_pcm_decoder_create(spec, &dec, err)) return err ? err->code : LS_ERR_INVALID_ARG;
     size_t n = len / fb;
     float *s = malloc(n * sizeof *s);
-    if (!s) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate %zu samples", n);
-    const uint8_t *b = bytes;
-    int ch = spec->channels;
-    for (size_t i = 0; i < n; i++) {
-        double acc = 0;
-        float one = 0;
-        for (int c = 0; c < ch; c++) {
-            const uint8_t *p = b + i * fb + (size_t)c * (fb / (size_t)ch);
-            float v;
-            if (spec->format == LS_PCM_S16LE) {
-                int16_t x = (int16_t)((uint16_t)p[0] | (uint16_t)p[1] << 8);
-                v = (float)x / 32768.0f;
-            } else {
-                uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                             (uint32_t)p[3] << 24;
-                memcpy(&v, &u, 4);
-            }
-            one = v;
-            acc += v;
-        }
-        /* One channel is copied as is, so mono float input stays bit-exact. */
-        s[i] = ch == 1 ? one : (float)(acc / ch);
+    if (!s) {
+        ls_pcm_decoder_destroy(dec);
+        return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate %zu samples", n);
+    }
+    size_t got = 0;
+    int rc = ls_pcm_decoder_feed(dec, bytes, len, s, &got, err);
+    ls_pcm_decoder_destroy(dec);
+    if (rc) {
+        free(s);
+        return rc;
     }
     out->samples = s;
     out->n = n;

@@ -1,5 +1,6 @@
 target_sources(lipsync_core PRIVATE
   src/audio/decode.c
+  src/audio/pcm.c
   src/audio/resample.c
   src/audio/mel.c
   src/audio/windows.c)

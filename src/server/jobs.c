@@ -121,23 +121,20 @@ static void job_batch(ls_server *srv, http_req *r)
         http_set_error(r, 400, "body of %zu bytes is not whole float32 samples", r->body.len);
         return;
     }
-    size_t n = r->body.len / 4;
-    float *x = malloc(n * sizeof *x);
-    if (!x) {
-        http_set_error(r, 503, "out of memory for %zu samples", n);
+    /* The body is f32le 16 kHz mono: the shared raw decoder checks every sample. */
+    ls_raw_spec spec = {.format = LS_PCM_F32LE, .rate = LS_AUDIO_MODEL_RATE, .channels = 1};
+    ls_audio audio;
+    ls_error derr = {0};
+    if (ls_audio_decode_raw(r->body.data, r->body.len, &spec, &audio, &derr)) {
+        if (derr.code == LS_ERR_NOMEM)
+            http_set_error(r, 503, "out of memory for %zu samples", r->body.len / 4);
+        else
+            http_set_error(r, 400, "the body must be float32 LE 16 kHz audio in [-1, 1]: %s",
+                           derr.msg);
         return;
     }
-    memcpy(x, r->body.data, n * 4); /* little-endian host */
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]) || fabsf(x[i]) > 64.0f) {
-            double bad = x[i];
-            free(x);
-            http_set_error(r, 400,
-                           "sample %zu is %g: the body must be float32 LE 16 kHz audio in "
-                           "[-1, 1]",
-                           i, bad);
-            return;
-        }
+    float *x = audio.samples;
+    size_t n = audio.n;
     batch_sink b = {r->start_frame, r->batch_size, {0}, 0};
     ls_stage_times times = {0};
     ls_error err = {0};

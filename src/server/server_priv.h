@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "audio/decode.h"
+#include "audio/pcm.h"
 #include "audio/resample.h"
 #include "pipeline/session.h"
 #include "server/config.h"
@@ -116,8 +117,7 @@ typedef struct stream {
     ls_resampler *resampler;
     stream_start cfg;
     ls_buf audio_work;
-    uint8_t carry[16];        /* bytes of a sample frame split across chunks */
-    size_t carry_len;
+    ls_pcm_decoder *pcm;      /* client bytes -> mono samples, split frames carried */
     float *mono, *resampled;
     size_t mono_cap, resampled_cap;
     ls_stage_times last_times;

@@ -45,6 +45,7 @@ void stream_free(stream *s)
     if (s->session) ls_session_destroy(s->session);
     if (s->model) ls_registry_release(srv->registry, s->model);
     ls_resampler_destroy(s->resampler);
+    ls_pcm_decoder_destroy(s->pcm);
     atomic_fetch_sub(&srv->frames_queued, s->out_frames);
     free_msgs(s->out_head);
     free_msgs(s->free_msgs);
@@ -257,6 +258,11 @@ static void do_start(stream *s)
     pthread_mutex_lock(&s->c.lock); /* the loop reads it to interrupt */
     s->session = session;
     pthread_mutex_unlock(&s->c.lock);
+    ls_raw_spec spec = {.format = s->cfg.format, .rate = s->cfg.rate, .channels = s->cfg.channels};
+    if (ls_pcm_decoder_create(&spec, &s->pcm, &err)) {
+        fail(s, &err, "audio format");
+        return;
+    }
     if (s->cfg.rate != LS_AUDIO_MODEL_RATE &&
         !(s->resampler = ls_resampler_create(s->cfg.rate, LS_AUDIO_MODEL_RATE, &err))) {
         fail(s, &err, "resampler");
@@ -321,55 +327,16 @@ static void detect_speech(stream *s, const float *x, size_t n)
 static int feed_audio(stream *s, const uint8_t *bytes, size_t len, uint64_t epoch, double audio_t)
 {
     ls_error err = {0};
-    size_t bps = s->cfg.format == LS_PCM_S16LE ? 2 : 4;
-    size_t fb = bps * (size_t)s->cfg.channels;
-    size_t frames = (s->carry_len + len) / fb;
+    size_t frames = ls_pcm_decoder_max_out(s->pcm, len);
     if (grow(&s->mono, &s->mono_cap, frames + 1)) {
         ls_error_set(&err, LS_ERR_NOMEM, "out of memory");
         fail(s, &err, "audio");
         return -1;
     }
-    size_t used = 0;
-    for (size_t i = 0; i < frames; i++) {
-        uint8_t frame[64];
-        for (size_t b = 0; b < fb; b++) {
-            size_t k = i * fb + b;
-            frame[b] = k < s->carry_len ? s->carry[k] : bytes[k - s->carry_len];
-        }
-        /* The same arithmetic as ls_audio_decode_raw and the file decoder,
-         * so a stream gives the samples (and frames) a rendered file does. */
-        double acc = 0;
-        float one = 0;
-        for (int c = 0; c < s->cfg.channels; c++) {
-            float v;
-            if (bps == 2) {
-                int16_t x = (int16_t)((uint16_t)frame[c * 2] | (uint16_t)frame[c * 2 + 1] << 8);
-                v = (float)x / 32768.0f;
-            } else {
-                memcpy(&v, frame + c * 4, 4);
-                if (!isfinite(v)) {
-                    ls_error_set(&err, LS_ERR_FORMAT,
-                                 "f32le sample %zu is not a finite number: wrong format?", i);
-                    fail(s, &err, "audio");
-                    return -1;
-                }
-            }
-            one = v;
-            acc += v;
-        }
-        s->mono[i] = s->cfg.channels == 1 ? one : (float)(acc / s->cfg.channels);
-        used = (i + 1) * fb;
+    if (ls_pcm_decoder_feed(s->pcm, bytes, len, s->mono, &frames, &err)) {
+        fail(s, &err, "audio");
+        return -1;
     }
-    /* Keep the bytes of a split sample frame for the next chunk. */
-    size_t total = s->carry_len + len;
-    size_t rest = total - used;
-    uint8_t tail[16];
-    for (size_t k = 0; k < rest; k++) {
-        size_t at = used + k;
-        tail[k] = at < s->carry_len ? s->carry[at] : bytes[at - s->carry_len];
-    }
-    memcpy(s->carry, tail, rest);
-    s->carry_len = rest;
 
     const float *x = s->mono;
     size_t n = frames;

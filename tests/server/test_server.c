@@ -4,6 +4,7 @@
  * LS_SERVER_TEST_MODELS (a models root) and LS_SERVER_TEST_MODEL (an id). */
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,14 +522,14 @@ static int take(ls_ws_client *c, stream_result *res, double timeout)
 
 /* Streams bytes in random chunk sizes (splitting samples), then "end", and
  * collects everything until the server closes. */
-static void run_stream(int port, const char *start, const uint8_t *bytes, size_t len,
-                       uint64_t seed, stream_result *res)
+static void run_stream_first(int port, const char *start, const uint8_t *bytes, size_t len,
+                             uint64_t seed, size_t first, stream_result *res)
 {
     memset(res, 0, sizeof *res);
     ls_ws_client *c = open_stream(port);
     send_text(c, start);
     for (size_t at = 0; at < len;) {
-        size_t k = 1 + test_rand(&seed) % 9000;
+        size_t k = at == 0 && first ? first : 1 + test_rand(&seed) % 9000;
         if (k > len - at) k = len - at;
         assert_int_equal(ls_ws_client_send(c, 1, bytes + at, k, NULL), LS_OK);
         at += k;
@@ -539,6 +540,12 @@ static void run_stream(int port, const char *start, const uint8_t *bytes, size_t
     while (!res->closed && ls_now() - t0 < 120) take(c, res, 1.0);
     assert_true(res->closed);
     ls_ws_client_destroy(c);
+}
+
+static void run_stream(int port, const char *start, const uint8_t *bytes, size_t len,
+                       uint64_t seed, stream_result *res)
+{
+    run_stream_first(port, start, bytes, len, seed, 0, res);
 }
 
 static void expect_same_frames(const ls_jpeg_list *a, const ls_jpeg_list *b)
@@ -577,6 +584,41 @@ static void test_stream_matches_render(void **state)
     ls_jpeg_list_free(&want);
     free(wav);
     free(s);
+    wait_idle(g_srv.port);
+}
+
+/* Regression: a sample frame of 8 f32 channels is 32 bytes, and the stream
+ * once kept a split frame in a 16-byte carry, so a 63-byte first message
+ * overwrote the stream's state with client bytes (memory corruption, the
+ * whole server lost). Eight equal channels average to the mono samples
+ * exactly, so the frames must be those of the same audio sent as mono. */
+static void test_stream_wide_frames_split(void **state)
+{
+    (void)state;
+    size_t n = 16000 * 3 / 10;
+    float *mono = malloc(n * sizeof *mono), *wide = malloc(n * 8 * sizeof *wide);
+    assert_non_null(mono);
+    assert_non_null(wide);
+    uint64_t seed = 5;
+    for (size_t i = 0; i < n; i++) {
+        mono[i] = (float)(0.4 * sin(i * 0.031) * (0.5 + 0.5 * test_rand_uniform(&seed)));
+        for (int c = 0; c < 8; c++) wide[i * 8 + c] = mono[i];
+    }
+    stream_result want, got;
+    run_stream(g_srv.port, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000}",
+               (const uint8_t *)mono, n * 4, 7, &want);
+    if (want.errors) fail_msg("mono stream error: %s", want.last_error);
+    assert_true(want.frames.n > 0);
+    run_stream_first(g_srv.port,
+                     "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000,\"channels\":8}",
+                     (const uint8_t *)wide, n * 32, 8, 63, &got);
+    if (got.errors) fail_msg("8-channel stream error: %s", got.last_error);
+    assert_int_equal(got.done, 1);
+    expect_same_frames(&got.frames, &want.frames);
+    ls_jpeg_list_free(&got.frames);
+    ls_jpeg_list_free(&want.frames);
+    free(mono);
+    free(wide);
     wait_idle(g_srv.port);
 }
 
@@ -855,6 +897,7 @@ int main(void)
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_stream_matches_render),
+        cmocka_unit_test(test_stream_wide_frames_split),
         cmocka_unit_test(test_stream_protocol_errors),
         cmocka_unit_test(test_session_limit_and_refusals),
         cmocka_unit_test(test_disconnect_mid_stream),
