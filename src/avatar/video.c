@@ -50,7 +50,10 @@ static int deliver(video_state *v, const char *path, ls_error *err)
     }
     uint8_t *dst[4] = {v->bgr.data, NULL, NULL, NULL};
     int stride[4] = {(int)v->bgr.stride, 0, 0, 0};
-    sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, stride);
+    /* FFmpeg's own log is off by default (media/log.h): a failure must say so here. */
+    int r = sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst,
+                      stride);
+    if (r < 0) return av_fail(err, LS_ERR_FORMAT, path, "converting a frame to BGR", r);
     return v->fn(v->ctx, v->n++, &v->bgr, err);
 }
 

@@ -3,10 +3,12 @@
  * Runs the streaming pipeline over the audio one second at a time (the same
  * path a live session takes), writes each frame as it comes out, and muxes
  * the audio into an H.264 MP4. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audio/decode.h"
@@ -16,6 +18,7 @@
 #include "core/clock.h"
 #include "image/codec.h"
 #include "image/image.h"
+#include "media/log.h"
 #include "media/video_writer.h"
 #include "nn/engine.h"
 #include "pipeline/session.h"
@@ -28,28 +31,38 @@ static void usage(FILE *out)
             "Lip-syncs the model's avatar to AUDIO (any format `lipsync mel` reads) and writes\n"
             "an H.264 MP4 at 25 fps with the audio (AAC).\n"
             "  -o, --output FILE      the video file\n"
-            "      --jpeg-dir DIR     also write every frame as DIR/frame_%%06d.jpg\n"
+            "      --frames-dir DIR   also write every frame as DIR/frame_%%06d.jpg (or .png);\n"
+            "                         DIR and its missing parents are created\n"
+            "      --frame-format F   jpeg (default) or png: lossless, the exact composited pixels\n"
+            "      --jpeg-dir DIR     same as --frames-dir DIR --frame-format jpeg\n"
             "      --start-frame N    avatar frame the video starts from (default 0)\n"
             "      --batch B          frames per UNet batch (default: the model's, else 8)\n"
             "      --threads T        worker threads (default: all cores)\n"
             "      --precision P      fp32 (default) or bf16\n"
-            "      --quality Q        JPEG quality for --jpeg-dir (default 85)\n"
+            "      --quality Q        JPEG quality of the jpeg frames (default 85)\n"
             "      --raw SPEC         AUDIO is raw PCM: s16le|f32le:RATE:CHANNELS\n"
             "      --quiet            no progress bar\n"
+            "  -v, --verbose          show FFmpeg's own log lines (encoder statistics)\n"
             "Prints a per-stage timing summary and the overall frames per second.\n");
 }
 
+typedef enum frame_format { FRAMES_JPEG, FRAMES_PNG } frame_format;
+
 typedef struct render_args {
-    const char *model_dir, *audio, *output, *jpeg_dir, *raw;
-    int start_frame, batch, threads, quality, quiet;
+    const char *model_dir, *audio, *output, *frames_dir, *raw;
+    frame_format frame_format;
+    int start_frame, batch, threads, quality, quiet, verbose;
     ls_precision precision;
 } render_args;
 
 static int parse_args(int argc, char **argv, render_args *a)
 {
-    enum { O_JPEG = 256, O_START, O_BATCH, O_THREADS, O_PREC, O_QUALITY, O_RAW, O_QUIET };
+    enum { O_JPEG = 256, O_FRAMES, O_FORMAT, O_START, O_BATCH, O_THREADS, O_PREC, O_QUALITY,
+           O_RAW, O_QUIET };
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},   {"jpeg-dir", required_argument, 0, O_JPEG},
+        {"frames-dir", required_argument, 0, O_FRAMES},
+        {"frame-format", required_argument, 0, O_FORMAT}, {"verbose", no_argument, 0, 'v'},
         {"start-frame", required_argument, 0, O_START}, {"batch", required_argument, 0, O_BATCH},
         {"threads", required_argument, 0, O_THREADS}, {"precision", required_argument, 0, O_PREC},
         {"quality", required_argument, 0, O_QUALITY}, {"raw", required_argument, 0, O_RAW},
@@ -60,12 +73,15 @@ static int parse_args(int argc, char **argv, render_args *a)
     if (a->threads < 1) a->threads = 1;
     a->quality = 85;
     ls_error err = {0};
+    const char *jpeg_dir = NULL, *format = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': a->output = optarg; break;
-        case O_JPEG: a->jpeg_dir = optarg; break;
+        case O_JPEG: jpeg_dir = optarg; break;
+        case O_FRAMES: a->frames_dir = optarg; break;
+        case O_FORMAT: format = optarg; break;
         case O_START: if ((a->start_frame = cli_parse_int("--start-frame", optarg, 0, 1 << 30)) < 0) return 2; break;
         case O_BATCH: if ((a->batch = cli_parse_int("--batch", optarg, 1, 64)) < 0) return 2; break;
         case O_THREADS: if ((a->threads = cli_parse_int("--threads", optarg, 1, 256)) < 0) return 2; break;
@@ -75,11 +91,25 @@ static int parse_args(int argc, char **argv, render_args *a)
             break;
         case O_RAW: a->raw = optarg; break;
         case O_QUIET: a->quiet = 1; break;
+        case 'v': a->verbose = 1; break;
         case 'h': usage(stdout); return -1;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc - 2 || (!a->output && !a->jpeg_dir)) {
+    if (format && !strcmp(format, "png")) {
+        a->frame_format = FRAMES_PNG;
+    } else if (format && strcmp(format, "jpeg") && strcmp(format, "jpg")) {
+        fprintf(stderr, "lipsync: --frame-format wants jpeg or png, got '%s'\n", format);
+        return 2;
+    }
+    /* --jpeg-dir is the older spelling of --frames-dir with JPEG frames. */
+    if (jpeg_dir && (a->frames_dir || a->frame_format != FRAMES_JPEG)) {
+        fprintf(stderr, "lipsync: --jpeg-dir (JPEG frames) does not combine with --frames-dir "
+                        "or --frame-format png\n");
+        return 2;
+    }
+    if (jpeg_dir) a->frames_dir = jpeg_dir;
+    if (optind != argc - 2 || (!a->output && !a->frames_dir)) {
         usage(stderr);
         return 2;
     }
@@ -107,29 +137,69 @@ typedef struct render_out {
     int64_t frames;
 } render_out;
 
+/* mkdir -p: creates dir and its missing parents. */
+static int make_dirs(const char *dir, ls_error *err)
+{
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "bad directory name '%s'", dir);
+    memcpy(path, dir, n + 1);
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char end = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return ls_error_set(err, LS_ERR_IO, "cannot create directory %s: %s", path,
+                                strerror(errno));
+        *p = end;
+        if (!end) break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ls_error_set(err, LS_ERR_IO, "cannot create directory %s: a file is in the way",
+                            dir);
+    return LS_OK;
+}
+
+/* Writes one frame as DIR/frame_%06d.jpg or .png. */
+static int write_frame_file(render_out *o, const ls_frame *f, ls_error *err)
+{
+    ls_image img = ls_image_view((uint8_t *)f->data, f->width, f->height, 3);
+    const uint8_t *bytes = o->jpeg_buf;
+    uint8_t *png = NULL;
+    size_t len;
+    int png_out = o->args->frame_format == FRAMES_PNG;
+    int rc = png_out ? ls_png_encode(&img, &png, &len, err)
+                     : ls_jpeg_encode(o->jpeg, &img, o->args->quality, o->jpeg_buf, o->jpeg_cap,
+                                      &len, err);
+    if (rc) return rc;
+    if (png) bytes = png;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/frame_%06lld.%s", o->args->frames_dir, (long long)f->index,
+             png_out ? "png" : "jpg");
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(bytes, 1, len, fp) != len)
+        rc = ls_error_set(err, LS_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    if (fp && fclose(fp) && !rc)
+        rc = ls_error_set(err, LS_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    free(png);
+    return rc;
+}
+
 /* Writes every frame the session has ready. */
 static int drain(ls_session *s, render_out *o, ls_error *err)
 {
     ls_frame f;
     while (ls_session_pull_frame(s, &f)) {
         double t0 = ls_now();
-        ls_image img = ls_image_view((uint8_t *)f.data, f.width, f.height, 3);
         if (o->video) {
             int rc = ls_video_writer_add_frame(o->video, f.data, f.width * 3, err);
             if (rc) return rc;
         }
-        if (o->jpeg) {
-            size_t len;
-            int rc = ls_jpeg_encode(o->jpeg, &img, o->args->quality, o->jpeg_buf, o->jpeg_cap, &len, err);
+        if (o->args->frames_dir) {
+            int rc = write_frame_file(o, &f, err);
             if (rc) return rc;
-            char path[4096];
-            snprintf(path, sizeof path, "%s/frame_%06lld.jpg", o->args->jpeg_dir, (long long)f.index);
-            FILE *fp = fopen(path, "wb");
-            if (!fp || fwrite(o->jpeg_buf, 1, len, fp) != len) {
-                if (fp) fclose(fp);
-                return ls_error_set(err, LS_ERR_IO, "cannot write %s", path);
-            }
-            if (fclose(fp)) return ls_error_set(err, LS_ERR_IO, "cannot write %s", path);
         }
         o->encode_s += ls_now() - t0;
         o->frames++;
@@ -145,6 +215,7 @@ int cmd_render(int argc, char **argv)
     ls_error err = {0};
     ls_raw_spec raw;
     if (a.raw && ls_raw_spec_parse(a.raw, &raw, &err)) return cli_fail("--raw", &err);
+    if (a.verbose) ls_media_set_log_level(1);
     int show = !a.quiet && isatty(fileno(stderr));
 
     ls_audio audio = {0};
@@ -175,6 +246,11 @@ int cmd_render(int argc, char **argv)
         cli_fail("session", &err);
         goto done;
     }
+    /* Before the first frame, so that a bad DIR fails at once, not after the model runs. */
+    if (a.frames_dir && make_dirs(a.frames_dir, &err)) {
+        cli_fail("frames", &err);
+        goto done;
+    }
     if (a.output) {
         ls_video_writer_options vo = {.width = info.width, .height = info.height, .fps = 25,
                                       .audio_rate = 16000};
@@ -187,7 +263,7 @@ int cmd_render(int argc, char **argv)
             goto done;
         }
     }
-    if (a.jpeg_dir) {
+    if (a.frames_dir && a.frame_format == FRAMES_JPEG) {
         out.jpeg_cap = ls_jpeg_bound(info.width, info.height);
         out.jpeg_buf = malloc(out.jpeg_cap);
         if (!out.jpeg_buf || !(out.jpeg = ls_jpeg_encoder_create(&err))) {
@@ -229,10 +305,12 @@ int cmd_render(int argc, char **argv)
            (long long)out.frames, (double)audio.n / 16000.0, info.name,
            a.batch ? a.batch : info.batch, a.threads);
     if (a.output) printf("video: %s\n", a.output);
-    if (a.jpeg_dir) printf("frames: %s/frame_%%06d.jpg\n", a.jpeg_dir);
+    if (a.frames_dir)
+        printf("frames: %s/frame_%%06d.%s\n", a.frames_dir,
+               a.frame_format == FRAMES_PNG ? "png" : "jpg");
     printf("stage            total ms   ms/frame\n");
     const char *names[] = {"mel", "audio encoder", "model input", "unet", "composite+encode",
-                           "video/jpeg out"};
+                           "video/frames out"};
     double secs[] = {t.mel, t.encoder, t.input, t.unet, t.composite + t.encode, out.encode_s};
     for (int i = 0; i < 6; i++)
         printf("  %-16s %9.1f %10.2f\n", names[i], secs[i] * 1e3,

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "media/log.h"
 
 #ifndef LS_VERSION
 #define LS_VERSION "0.0.0"
@@ -111,6 +112,9 @@ static void prefer_brief_openmp_spin(char **argv)
 int main(int argc, char **argv)
 {
     prefer_brief_openmp_spin(argv);
+    /* FFmpeg's own lines (encoder statistics, warnings our errors already
+     * cover) stay off stderr unless a command's --verbose asks for them. */
+    ls_media_set_log_level(0);
     if (argc < 2) {
         usage(stderr);
         return 2;

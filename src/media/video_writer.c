@@ -207,7 +207,9 @@ int ls_video_writer_add_frame(ls_video_writer *w, const uint8_t *bgr, int stride
     if (rc < 0) return av_fail(err, rc, "frame buffer");
     const uint8_t *src[1] = {bgr};
     int src_stride[1] = {stride};
-    sws_scale(w->sws, src, src_stride, 0, w->height, w->vframe->data, w->vframe->linesize);
+    /* FFmpeg's own log is off by default (media/log.h): a failure must say so here. */
+    rc = sws_scale(w->sws, src, src_stride, 0, w->height, w->vframe->data, w->vframe->linesize);
+    if (rc < 0) return av_fail(err, rc, "converting the frame to YUV");
     /* Odd sizes: replicate the last row/column into the padding. */
     if (w->venc->width != w->width || w->venc->height != w->height) {
         for (int p = 0; p < 3; p++) {
