@@ -44,6 +44,8 @@
 #include "server/server_priv.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,11 +248,15 @@ static int get_arg(struct lws *wsi, const char *name, char *buf, int cap)
     return 1;
 }
 
+/* A decimal integer in min..max (min >= 0): digits only, no sign, no
+ * spaces, no overflow. */
 static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
+    if (!isdigit((unsigned char)s[0])) return 0;
     char *end;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end == s || *end || v < min || v > max) return 0;
+    if (*end || errno || v < min || v > max) return 0;
     *out = v;
     return 1;
 }
@@ -641,17 +647,22 @@ static void stream_error_locked(stream *s, const char *fmt, ...)
     if (++s->protocol_errors >= MAX_PROTOCOL_ERRORS) s->close_when_sent = 1;
 }
 
+/* A field of "start" of the wrong type is an error naming it, never its
+ * default; numbers are checked (finite, in range, integral) before any
+ * conversion, as converting an out-of-range double is undefined. */
 static int parse_start(cJSON *j, stream_start *st, char *why, size_t cap)
 {
     memset(st, 0, sizeof *st);
     cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "format");
-    if (!cJSON_IsString(f)) f = NULL;
-    if (!f || !strcmp(f->valuestring, "s16le"))
+    if (!f || (cJSON_IsString(f) && !strcmp(f->valuestring, "s16le")))
         st->format = LS_PCM_S16LE;
-    else if (!strcmp(f->valuestring, "f32le"))
+    else if (cJSON_IsString(f) && !strcmp(f->valuestring, "f32le"))
         st->format = LS_PCM_F32LE;
     else {
-        snprintf(why, cap, "start: format wants s16le or f32le, got '%.40s'", f->valuestring);
+        if (cJSON_IsString(f))
+            snprintf(why, cap, "start: format wants s16le or f32le, got '%.40s'", f->valuestring);
+        else
+            snprintf(why, cap, "start: format wants the string s16le or f32le");
         return 0;
     }
     struct {
@@ -666,19 +677,25 @@ static int parse_start(cJSON *j, stream_start *st, char *why, size_t cap)
         cJSON *n = cJSON_GetObjectItemCaseSensitive(j, nums[i].name);
         v[i] = nums[i].def;
         if (!n) continue;
-        if (!cJSON_IsNumber(n) || n->valuedouble != (double)(int64_t)n->valuedouble ||
-            n->valuedouble < nums[i].min || n->valuedouble > nums[i].max) {
-            snprintf(why, cap, "start: %s wants an integer in %g..%g", nums[i].name,
+        double d = cJSON_IsNumber(n) ? n->valuedouble : NAN;
+        /* !(in range) also rejects NaN; floor() of a finite double is exact. */
+        if (!(d >= nums[i].min && d <= nums[i].max) || d != floor(d)) {
+            snprintf(why, cap, "start: %s wants an integer in %.0f..%.0f", nums[i].name,
                      nums[i].min, nums[i].max);
             return 0;
         }
-        v[i] = n->valuedouble;
+        v[i] = d;
     }
     st->rate = (int)v[0];
     st->channels = (int)v[1];
     st->start_frame = (int64_t)v[2];
     st->batch = (int)v[3];
-    st->live = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "live"));
+    cJSON *live = cJSON_GetObjectItemCaseSensitive(j, "live");
+    if (live && !cJSON_IsBool(live)) {
+        snprintf(why, cap, "start: live wants true or false");
+        return 0;
+    }
+    st->live = cJSON_IsTrue(live);
     cJSON *skip = cJSON_GetObjectItemCaseSensitive(j, "skip_silence");
     if (skip && !cJSON_IsBool(skip)) {
         snprintf(why, cap, "start: skip_silence wants true or false");

@@ -874,6 +874,47 @@ static void test_live_silence(void **state)
     wait_idle(g_srv.port);
 }
 
+/* Regression: "start" converted numbers before checking them (undefined
+ * for 1e300, an abort under UBSan) and took a wrong type for the default.
+ * Each bad field is an error event naming it; the stream stays usable. */
+static void test_stream_start_types(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        {"\"rate\":1e300", "rate"},           {"\"rate\":-1e300", "rate"},
+        {"\"rate\":1e999", "rate"},           {"\"rate\":9.3e18", "rate"},
+        {"\"rate\":16000.5", "rate"},         {"\"rate\":\"16000\"", "rate"},
+        {"\"rate\":null", "rate"},            {"\"channels\":1e300", "channels"},
+        {"\"channels\":true", "channels"},    {"\"start_frame\":1e300", "start_frame"},
+        {"\"start_frame\":-1", "start_frame"}, {"\"start_frame\":\"5\"", "start_frame"},
+        {"\"batch\":-1e300", "batch"},        {"\"batch\":[4]", "batch"},
+        {"\"format\":5", "format"},           {"\"format\":null", "format"},
+        {"\"live\":\"yes\"", "live"},         {"\"live\":1", "live"},
+        {"\"skip_silence\":1", "skip_silence"}, {"\"skip_silence\":\"true\"", "skip_silence"},
+    };
+    stream_result res = {0};
+    ls_ws_client *c = open_stream(g_srv.port);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "{\"type\":\"start\",%s}", bad[i][0]);
+        send_text(c, msg);
+        double t0 = ls_now();
+        while (res.errors < (int)i + 1 && !res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+        if (res.errors != (int)i + 1) fail_msg("%s: no error event", msg);
+        char want[64];
+        snprintf(want, sizeof want, "start: %s wants", bad[i][1]);
+        if (!strstr(res.last_error, want)) fail_msg("%s: error '%s'", msg, res.last_error);
+    }
+    send_text(c, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000.0,\"live\":false}");
+    double t0 = ls_now();
+    while (!res.ready && !res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+    assert_int_equal(res.ready, 1);
+    assert_int_equal(res.errors, (int)(sizeof bad / sizeof bad[0]));
+    ls_ws_client_destroy(c);
+    ls_jpeg_list_free(&res.frames);
+    wait_idle(g_srv.port);
+}
+
 static void test_idle_timeout(void **state)
 {
     (void)state;
@@ -904,6 +945,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_streams),
         cmocka_unit_test(test_interrupt),
         cmocka_unit_test(test_live_silence),
+        cmocka_unit_test(test_stream_start_types),
         cmocka_unit_test(test_idle_timeout),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
