@@ -64,6 +64,17 @@
 #define INBOX_PAUSE_BYTES (4u << 20)
 #define OUTBOX_PAUSE_FRAMES 200
 #define MAX_PROTOCOL_ERRORS 32
+/* Request size limits. lws cuts the request URI (each query argument on its
+ * own) and every header it knows at HTTP_FIELD_MAX bytes (token_limits: it
+ * keeps the first bytes and skips the rest of the line), and we answer such
+ * a request 414 or 431 (request_check). All the request head lws stores -
+ * the kept parts, plus unknown headers, which it stores whole - must fit in
+ * HTTP_HEAD_MAX bytes: past that, or past its fixed count of URI arguments
+ * and headers (about 90), or at a %00 (NUL) its URI decoder refuses (see
+ * request_check), lws's parser fails and closes the connection without a
+ * callback that could answer (lws 4.1, parsers.c: LPR_FAIL, no hook). */
+#define HTTP_FIELD_MAX 8192
+#define HTTP_HEAD_MAX 32768
 
 /* ---- conn lifetime and the ready list ---- */
 
@@ -261,6 +272,61 @@ static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     return 1;
 }
 
+/* The tokens lws keeps a request line's URI in, one per method. */
+static const enum lws_token_indexes uri_tokens[] = {
+    WSI_TOKEN_GET_URI,  WSI_TOKEN_POST_URI,   WSI_TOKEN_OPTIONS_URI, WSI_TOKEN_PUT_URI,
+    WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI, WSI_TOKEN_HEAD_URI,
+};
+
+static int is_uri_token(int h)
+{
+    if (h == WSI_TOKEN_HTTP_URI_ARGS) return 1;
+    for (size_t i = 0; i < sizeof uri_tokens / sizeof uri_tokens[0]; i++)
+        if (h == (int)uri_tokens[i]) return 1;
+    return 0;
+}
+
+/* [loop] What lws passed on but we refuse before routing: 0 when the
+ * request is fine, else the HTTP status, with the message in why.
+ * - 414 / 431: lws cut the URI (or a query argument) / a header at
+ *   HTTP_FIELD_MAX bytes; a cut piece is exactly that long.
+ * - 400: a NUL byte (%00) in the path. lws's URI decoder fails the whole
+ *   request (closing without a callback) at a %00 anywhere but right after
+ *   a '/' or "/."; there it keeps the NUL, which would end the path early. */
+static int request_check(struct lws *wsi, char *why, size_t cap)
+{
+    for (int h = 0; h < (int)WSI_TOKEN_COUNT; h++) {
+        if (lws_hdr_total_length(wsi, h) < HTTP_FIELD_MAX) continue;
+        /* Pieces past the last are 0 long; there are at most
+         * WSI_TOKEN_COUNT (lws's fragment table). */
+        for (int f = 0; f < (int)WSI_TOKEN_COUNT; f++) {
+            if (lws_hdr_fragment_length(wsi, h, f) < HTTP_FIELD_MAX) continue;
+            if (is_uri_token(h)) {
+                snprintf(why, cap, "request URI %s longer than %d bytes",
+                         h == WSI_TOKEN_HTTP_URI_ARGS ? "query argument" : "path",
+                         HTTP_FIELD_MAX - 1);
+                return 414;
+            }
+            const char *name = (const char *)lws_token_to_string(h);
+            int n = name ? (int)strcspn(name, ": ") : 0;
+            snprintf(why, cap, "header %.*s longer than %d bytes", n, n ? name : "field",
+                     HTTP_FIELD_MAX - 1);
+            return 431;
+        }
+    }
+    for (size_t i = 0; i < sizeof uri_tokens / sizeof uri_tokens[0]; i++) {
+        if (lws_hdr_total_length(wsi, uri_tokens[i]) <= 0) continue;
+        /* lws counts the bytes but the NUL, and its copy stops at a NUL. */
+        char path[HTTP_FIELD_MAX + 1];
+        int n = lws_hdr_copy(wsi, path, sizeof path, uri_tokens[i]);
+        if (n > 0 && strlen(path) < (size_t)n) {
+            snprintf(why, cap, "bad path: it holds a NUL byte (%%00)");
+            return 400;
+        }
+    }
+    return 0;
+}
+
 /* Bearer token from the Authorization header or the token= query arg. */
 static int authorized(ls_server *srv, struct lws *wsi)
 {
@@ -409,6 +475,12 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
     int get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     int post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     int del = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
+    char why[160];
+    int bad = request_check(wsi, why, sizeof why);
+    if (bad) {
+        http_set_error(r, bad, "%s", why);
+        goto reject_body;
+    }
     if (!strcmp(uri, "/health")) {
         if (!get) goto method;
         char *s = health_json(srv);
@@ -584,6 +656,9 @@ static int refuse_upgrade(ls_server *srv, struct lws *wsi, int status, const cha
 
 static int confirm_upgrade(ls_server *srv, struct lws *wsi)
 {
+    char why[160];
+    int bad = request_check(wsi, why, sizeof why);
+    if (bad) return refuse_upgrade(srv, wsi, bad, "%s", why);
     char uri[256];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/v1/stream"))
         return refuse_upgrade(srv, wsi, 404, "WebSocket is served on /v1/stream only");
@@ -1087,7 +1162,10 @@ int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *
         info.protocols = protocols;
         info.user = srv;
         info.timeout_secs = (unsigned)config->idle_timeout_s;
-        info.max_http_header_data = 4096;
+        info.max_http_header_data = HTTP_HEAD_MAX;
+        for (int i = 0; i < (int)WSI_TOKEN_COUNT; i++)
+            srv->token_limits.token_limit[i] = HTTP_FIELD_MAX;
+        info.token_limits = &srv->token_limits;
         info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
         srv->ctx = lws_create_context(&info);
         if (!srv->ctx)

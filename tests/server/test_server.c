@@ -182,6 +182,85 @@ static void test_health_metrics_routes(void **state)
     http_resp_free(&r);
 }
 
+/* ---- hostile HTTP: every request gets a JSON answer, never a bare close ---- */
+
+/* Sends head, then n bytes of 'a', then tail, as one request. */
+static void raw_pad(int port, const char *head, size_t n, const char *tail, http_resp *r)
+{
+    size_t hl = strlen(head), tl = strlen(tail);
+    char *req = malloc(hl + n + tl);
+    assert_non_null(req);
+    memcpy(req, head, hl);
+    memset(req + hl, 'a', n);
+    memcpy(req + hl + n, tail, tl);
+    if (http_raw(port, req, hl + n + tl, r))
+        fail_msg("no answer to %.60s... (%zu bytes)", head, hl + n + tl);
+    free(req);
+}
+
+static void raw_str(int port, const char *req, http_resp *r)
+{
+    if (http_raw(port, req, strlen(req), r)) fail_msg("no answer to %.60s", req);
+}
+
+/* Request lines and headers past the limits (8191 bytes a piece) answer
+ * 414 / 431; a NUL in the path 400; the server goes on. */
+static void test_http_oversize(void **state)
+{
+    (void)state;
+    http_resp r;
+    const char *end = " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    raw_pad(g_srv.port, "GET /", 20000, end, &r);
+    expect_error(&r, 414, "path");
+    http_resp_free(&r);
+    raw_pad(g_srv.port, "GET /health?x=", 20000, end, &r);
+    expect_error(&r, 414, "query argument");
+    http_resp_free(&r);
+    raw_pad(g_srv.port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: c=", 20000, "\r\n\r\n",
+            &r);
+    expect_error(&r, 431, "cookie");
+    http_resp_free(&r);
+    raw_pad(g_srv.port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: ", 20000,
+            "\r\n\r\n", &r);
+    expect_error(&r, 431, "user-agent");
+    http_resp_free(&r);
+    /* A WebSocket upgrade is checked the same way. */
+    raw_pad(g_srv.port, "GET /v1/stream?model=demo&x=", 20000,
+            " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            &r);
+    expect_error(&r, 414, "query argument");
+    http_resp_free(&r);
+    /* lws keeps unknown headers whole: 20 KB of one is within the 32 KB
+     * request head, and served (the header is not ours to judge). */
+    raw_pad(g_srv.port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ", 20000,
+            "\r\nConnection: close\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    /* A %00 that reaches us (lws keeps it after a '/') would cut the path. */
+    raw_str(g_srv.port, "GET /%00x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", &r);
+    expect_error(&r, 400, "NUL");
+    http_resp_free(&r);
+    raw_str(g_srv.port,
+            "POST /v1/%00render?model=demo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+            &r);
+    expect_error(&r, 400, "NUL");
+    http_resp_free(&r);
+
+    /* A 5000-character token in the header: within the limits (and wrong). */
+    running s;
+    start_server(&s, "s3cret", 2, 1 << 20);
+    raw_pad(s.port, "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ", 5000,
+            "\r\n\r\n", &r);
+    expect_error(&r, 401, "token");
+    http_resp_free(&r);
+    stop_server(&s);
+
+    get(g_srv.port, "/health", &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+}
+
 static void test_auth(void **state)
 {
     (void)state;
@@ -933,6 +1012,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_health_metrics_routes),
+        cmocka_unit_test(test_http_oversize),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_models),
         cmocka_unit_test(test_batch),
