@@ -50,6 +50,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
@@ -292,11 +294,12 @@ static int is_uri_token(int h)
  *   HTTP_FIELD_MAX bytes; a cut piece is exactly that long.
  * - 400: a NUL byte (%00) in the path. lws's URI decoder fails the whole
  *   request (closing without a callback) at a %00 anywhere but right after
- *   a '/' or "/."; there it keeps the NUL, which would end the path early. */
+ *   a '/' or "/."; there it keeps the NUL, which would end the path early.
+ * - 505 / 400: a version other than HTTP/1.x, or not a version at all. */
 static int request_check(struct lws *wsi, char *why, size_t cap)
 {
     for (int h = 0; h < (int)WSI_TOKEN_COUNT; h++) {
-        if (lws_hdr_total_length(wsi, h) < HTTP_FIELD_MAX) continue;
+        if (h == WSI_TOKEN_HTTP || lws_hdr_total_length(wsi, h) < HTTP_FIELD_MAX) continue;
         /* Pieces past the last are 0 long; there are at most
          * WSI_TOKEN_COUNT (lws's fragment table). */
         for (int f = 0; f < (int)WSI_TOKEN_COUNT; f++) {
@@ -322,6 +325,19 @@ static int request_check(struct lws *wsi, char *why, size_t cap)
         if (n > 0 && strlen(path) < (size_t)n) {
             snprintf(why, cap, "bad path: it holds a NUL byte (%%00)");
             return 400;
+        }
+    }
+    char v[16];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP);
+    if (n > 0) {
+        if (n >= (int)sizeof v || lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP) != n ||
+            strncmp(v, "HTTP/", 5)) {
+            snprintf(why, cap, "malformed HTTP version in the request line");
+            return 400;
+        }
+        if (n != 8 || strncmp(v, "HTTP/1.", 7) || !isdigit((unsigned char)v[7])) {
+            snprintf(why, cap, "%s is not supported: this server speaks HTTP/1.1", v);
+            return 505;
         }
     }
     return 0;
@@ -590,6 +606,12 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
     return 1; /* no body: dispatch now */
 method:
     http_set_error(r, 405, "method not allowed on %.200s", uri);
+    /* lws takes everything after a POST, PUT or PATCH without a
+     * Content-Length for its body, up to the connection's end. */
+    if (!lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) &&
+        (post || lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+         lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0))
+        goto reject_body;
     goto ready;
 reject_body:
     /* The body is not read: the connection cannot carry another request. */
@@ -984,11 +1006,103 @@ static void idle_scan(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(srv->ctx, 0, &srv->idle_sul, idle_scan, LWS_US_PER_SEC);
 }
 
-/* ---- the callback ---- */
+/* ---- requests lws's HTTP parser gives up on ---- */
+
+typedef enum raw_state { RAW_NONE, RAW_SENT, RAW_DRAIN } raw_state;
 
 typedef struct pss {
     conn *c;
+    raw_state raw; /* a raw socket lws fell back to (raw_reject) */
 } pss;
+
+#define RAW_ANSWER_MAX 640
+
+static int is_tchar(int c)
+{
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* [loop] The answer to a request whose first line lws's parser refused (an
+ * unknown method, not HTTP, the HTTP/2 preface) or the CONNECT method; lws
+ * then hands the connection over as a raw socket, with the bytes of that
+ * read (in): 405 for a well-formed HTTP/1.x line, 505 for another version
+ * ("PRI * HTTP/2.0"), 400 for anything else. Writes the whole HTTP answer
+ * to out (RAW_ANSWER_MAX bytes); returns its length, 0 if it failed. */
+static size_t raw_reject(ls_server *srv, const unsigned char *in, size_t len, char *out)
+{
+    size_t eol = 0;
+    while (eol < len && in[eol] != '\r' && in[eol] != '\n') eol++;
+    size_t m = 0; /* method */
+    while (m < eol && is_tchar(in[m])) m++;
+    size_t t = m + 1; /* target */
+    while (t < eol && in[t] > ' ' && in[t] < 0x7f) t++;
+    const unsigned char *v = in + t + 1; /* version */
+    int well_formed = m > 0 && m < eol && in[m] == ' ' && t > m + 1 && t + 9 == eol &&
+                      in[t] == ' ' && !memcmp(v, "HTTP/", 5) && isdigit(v[5]) && v[6] == '.' &&
+                      isdigit(v[7]);
+    int status;
+    const char *reason, *allow = "";
+    char text[160];
+    if (well_formed && v[5] != '1') {
+        status = 505;
+        reason = "HTTP Version Not Supported";
+        snprintf(text, sizeof text, "HTTP/%c.%c is not supported: this server speaks HTTP/1.1",
+                 v[5], v[7]);
+    } else if (well_formed) {
+        status = 405;
+        reason = "Method Not Allowed";
+        allow = "allow: GET, POST, DELETE\r\n";
+        snprintf(text, sizeof text, "method %.*s is not allowed (GET, POST, DELETE)",
+                 (int)(m < 32 ? m : 32), (const char *)in);
+    } else {
+        status = 400;
+        reason = "Bad Request";
+        snprintf(text, sizeof text, "%s",
+                 len >= 3 && in[0] == 0x16 && in[1] == 3
+                     ? "TLS on a plain HTTP port: use http://, not https://"
+                     : "malformed HTTP request line");
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "error", text);
+    cJSON_AddNumberToObject(j, "status", status);
+    char *body = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    int n = snprintf(out, RAW_ANSWER_MAX,
+                     "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                     "content-length: %zu\r\ncache-control: no-store\r\n%s"
+                     "connection: close\r\n\r\n%s\n",
+                     status, reason, body ? strlen(body) + 1 : 0, allow, body ? body : "");
+    cJSON_free(body);
+    ls_metrics_add(srv->metrics, LS_M_ERRORS, 1);
+    if (srv->cfg.verbose) lwsl_user("%d (raw) %s\n", status, text);
+    return n > 0 && n < RAW_ANSWER_MAX ? (size_t)n : 0;
+}
+
+/* [loop] The raw socket's side: the answer at once (a client that sent its
+ * request and shut its side down would have the socket closed at the end
+ * of its bytes, before a writable callback), then a lingering close: our
+ * side is shut once lws has sent it all, the client reads the answer and
+ * closes, and its bytes are read and dropped until then (closing with them
+ * unread would reset the connection, which can lose the answer). */
+static int raw_callback(ls_server *srv, struct lws *wsi, enum lws_callback_reasons reason,
+                        pss *p, void *in, size_t len)
+{
+    if (!p) return -1;
+    if (reason == LWS_CALLBACK_RAW_RX && p->raw == RAW_NONE) {
+        unsigned char buf[LWS_PRE + RAW_ANSWER_MAX];
+        size_t n = raw_reject(srv, in, in ? len : 0, (char *)buf + LWS_PRE);
+        if (!n || lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_RAW) != (int)n) return -1;
+        p->raw = RAW_SENT;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 10);
+        lws_callback_on_writable(wsi); /* once lws has sent it all */
+    } else if (reason == LWS_CALLBACK_RAW_WRITEABLE && p->raw == RAW_SENT) {
+        shutdown(lws_get_socket_fd(wsi), SHUT_WR);
+        p->raw = RAW_DRAIN;
+    }
+    return 0;
+}
+
+/* ---- the callback ---- */
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
@@ -999,6 +1113,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         drain_ready(srv);
         return 0;
+
+    case LWS_CALLBACK_RAW_RX:
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        return raw_callback(srv, wsi, reason, p, in, len);
 
     case LWS_CALLBACK_HTTP: {
         if (p->c) { /* the previous request on a kept-alive connection */
@@ -1060,7 +1178,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
 
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        if (!in || strcmp(in, "websocket")) return -1;
+        /* lws asks for "websocket" and "h2c" only (it answers any other
+         * Upgrade with its 403 page before calling us); it cannot ignore
+         * the header and serve HTTP/1.1 instead, so h2c gets an error. */
+        if (!in || strcasecmp(in, "websocket"))
+            return refuse_upgrade(srv, wsi, 400, "Upgrade: %.20s is not supported: WebSocket only",
+                                  in ? (const char *)in : "?");
         return confirm_upgrade(srv, wsi);
 
     case LWS_CALLBACK_ESTABLISHED: {
@@ -1166,7 +1289,13 @@ int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *
         for (int i = 0; i < (int)WSI_TOKEN_COUNT; i++)
             srv->token_limits.token_limit[i] = HTTP_FIELD_MAX;
         info.token_limits = &srv->token_limits;
-        info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+        /* A first line lws's parser cannot take (an unknown method, garbage,
+         * the HTTP/2 preface) turns the connection into a raw socket of our
+         * protocol instead of lws's 403 page: raw_reject answers it. */
+        info.listen_accept_role = "raw-skt";
+        info.listen_accept_protocol = protocols[0].name;
+        info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
+                       LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG;
         srv->ctx = lws_create_context(&info);
         if (!srv->ctx)
             rc = ls_error_set(err, LS_ERR_IO, "cannot listen on %s:%d (in use, or bad address)",

@@ -169,17 +169,6 @@ static void test_health_metrics_routes(void **state)
     get(g_srv.port, "/v1/stream?model=x", &r);
     expect_error(&r, 426, "WebSocket");
     http_resp_free(&r);
-
-    /* Garbage instead of HTTP: the connection dies, the server does not. */
-    const char junk[] = "\x16\x03\x01\x02\x00 NOT HTTP AT ALL\r\n\r\n";
-    http_raw(g_srv.port, junk, sizeof junk - 1, &r);
-    http_resp_free(&r);
-    const char bad_line[] = "GET\r\n\r\n";
-    http_raw(g_srv.port, bad_line, sizeof bad_line - 1, &r);
-    http_resp_free(&r);
-    get(g_srv.port, "/health", &r);
-    assert_int_equal(r.status, 200);
-    http_resp_free(&r);
 }
 
 /* ---- hostile HTTP: every request gets a JSON answer, never a bare close ---- */
@@ -201,6 +190,55 @@ static void raw_pad(int port, const char *head, size_t n, const char *tail, http
 static void raw_str(int port, const char *req, http_resp *r)
 {
     if (http_raw(port, req, strlen(req), r)) fail_msg("no answer to %.60s", req);
+}
+
+/* A first line lws's HTTP parser refuses (an unknown method, garbage, the
+ * HTTP/2 preface) used to get lws's 403 HTML page. */
+static void test_http_bad_request_line(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *req;
+        int status;
+        const char *needle;
+    } cases[] = {
+        {"BREW /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405, "BREW"},
+        {"brew /health HTTP/1.1\r\n\r\n", 405, "brew"},
+        {"CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405, "CONNECT"},
+        {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "HTTP/2.0"},
+        {"GET /health HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n", 505, "HTTP/2.0"},
+        {"GET /health HTTX/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400, "version"},
+        {"\x16\x03\x01\x02\x00 NOT HTTP AT ALL\r\n\r\n", 400, "TLS"},
+        {"GET\r\n\r\n", 400, "malformed"},
+        {"\x01\x02\x03 garbage\r\n\r\n", 400, "malformed"},
+        {"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+         "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+         400, "h2c"},
+    };
+    http_resp r;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        raw_str(g_srv.port, cases[i].req, &r);
+        expect_error(&r, cases[i].status, cases[i].needle);
+        if (cases[i].status == 405) assert_non_null(strstr(r.headers, "allow: GET, POST, DELETE"));
+        http_resp_free(&r);
+    }
+    /* The second request of a kept-alive connection, too. */
+    raw_str(g_srv.port,
+            "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nBREW / HTTP/1.1\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(memmem(r.body.data, r.body.len, "405 Method Not Allowed", 22));
+    http_resp_free(&r);
+    /* A known method on a route without it: 405, and a PUT without a
+     * Content-Length gets its answer and the close at once (lws would
+     * otherwise wait for a body up to the connection's end). */
+    double t0 = ls_now();
+    assert_int_equal(http_do(g_srv.port, "PUT", "/health", NULL, NULL, 0, &r), 0);
+    expect_error(&r, 405, "method");
+    assert_true(ls_now() - t0 < 10);
+    http_resp_free(&r);
+    get(g_srv.port, "/health", &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
 }
 
 /* Request lines and headers past the limits (8191 bytes a piece) answer
@@ -1012,6 +1050,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_health_metrics_routes),
+        cmocka_unit_test(test_http_bad_request_line),
         cmocka_unit_test(test_http_oversize),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_models),
