@@ -251,14 +251,22 @@ static int http_write(struct lws *wsi, http_req *r)
 
 /* ---- request parsing helpers ---- */
 
-/* The value of query argument name ("model="), URL-decoded by lws. */
+/* The value of query argument name ("model="), URL-decoded by lws, into
+ * buf: 1, or 0 when absent, or -1 when longer than cap - 1 bytes (never
+ * cut short). lws_get_urlarg_by_name cannot tell those apart: it stops at
+ * the first argument too long for buf, whichever its name. */
 static int get_arg(struct lws *wsi, const char *name, char *buf, int cap)
 {
-    const char *v = lws_get_urlarg_by_name(wsi, name, buf, cap);
-    if (!v) return 0;
-    /* lws leaves "name=value" in buf and points at the value. */
-    memmove(buf, v, strlen(v) + 1);
-    return 1;
+    char frag[HTTP_FIELD_MAX + 1]; /* lws keeps no argument longer */
+    size_t nl = strlen(name);
+    for (int i = 0;; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0) return 0;
+        if ((size_t)n < nl || strncmp(frag, name, nl)) continue;
+        if ((size_t)n - nl >= (size_t)cap) return -1;
+        memcpy(buf, frag + nl, (size_t)n - nl + 1);
+        return 1;
+    }
 }
 
 /* A decimal integer in min..max (min >= 0): digits only, no sign, no
@@ -343,7 +351,10 @@ static int request_check(struct lws *wsi, char *why, size_t cap)
     return 0;
 }
 
-/* Bearer token from the Authorization header or the token= query arg. */
+#define TOKEN_ARG_MAX (LS_CONFIG_STR_MAX + 16)
+
+/* Bearer token from the Authorization header or the token= query arg: 1
+ * when it matches, 0 when not, -1 when token= is longer than any token. */
 static int authorized(ls_server *srv, struct lws *wsi)
 {
     const char *token = srv->cfg.token;
@@ -352,8 +363,9 @@ static int authorized(ls_server *srv, struct lws *wsi)
     if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
         !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, token))
         return 1;
-    char q[LS_CONFIG_STR_MAX + 16];
-    return get_arg(wsi, "token=", q, sizeof q) && !strcmp(q, token);
+    char q[TOKEN_ARG_MAX];
+    int a = get_arg(wsi, "token=", q, sizeof q);
+    return a < 0 ? -1 : a && !strcmp(q, token);
 }
 
 static int try_reserve_slot(ls_server *srv)
@@ -469,20 +481,46 @@ static int serve_web(ls_server *srv, struct lws *wsi, http_req *r, const char *u
     return 0;
 }
 
-/* Splits /v1/models/{id}[/load]: returns the route or ROUTE_NONE. */
-static route model_route(const char *uri, int post, int del, char *id)
+/* Splits /v1/models/{id}[/load]: returns the route or ROUTE_NONE, which
+ * sets *too_long when only the id's length kept it from a route. */
+static route model_route(const char *uri, int post, int del, char *id, int *too_long)
 {
+    *too_long = 0;
     const char *prefix = "/v1/models/";
     if (strncmp(uri, prefix, strlen(prefix))) return ROUTE_NONE;
     const char *rest = uri + strlen(prefix);
     const char *slash = strchr(rest, '/');
     size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (n == 0 || n > LS_MODEL_ID_MAX) return ROUTE_NONE;
+    route rt = post && slash && !strcmp(slash, "/load") ? ROUTE_LOAD
+               : del && !slash                          ? ROUTE_UNLOAD
+                                                        : ROUTE_NONE;
+    if (n == 0) return ROUTE_NONE;
+    if (n > LS_MODEL_ID_MAX) {
+        *too_long = rt != ROUTE_NONE;
+        return ROUTE_NONE;
+    }
     memcpy(id, rest, n);
     id[n] = '\0';
-    if (post && slash && !strcmp(slash, "/load")) return ROUTE_LOAD;
-    if (del && !slash) return ROUTE_UNLOAD;
-    return ROUTE_NONE;
+    return rt;
+}
+
+/* 400 for a query argument too long for its buffer (get_arg < 0). */
+static void arg_too_long(http_req *r, const char *name, int cap)
+{
+    http_set_error(r, 400, "query parameter %.*s is longer than %d bytes",
+                   (int)strcspn(name, "="), name, cap - 1);
+}
+
+/* Whether the Accept header names multipart/mixed, however long it is. */
+static int accepts_multipart(struct lws *wsi)
+{
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_ACCEPT);
+    if (n <= 0) return 0;
+    char *a = malloc((size_t)n + 1);
+    int yes = a && lws_hdr_copy(wsi, a, n + 1, WSI_TOKEN_HTTP_ACCEPT) > 0 &&
+              strstr(a, "multipart/mixed");
+    free(a);
+    return yes;
 }
 
 /* [loop] A new request: answers the cheap routes at once, prepares jobs. */
@@ -510,7 +548,12 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
         int w = serve_web(srv, wsi, r, uri);
         if (w) return w < 0 ? -1 : 0;
     }
-    if (!authorized(srv, wsi)) {
+    int auth = authorized(srv, wsi);
+    if (auth < 0) {
+        arg_too_long(r, "token=", TOKEN_ARG_MAX);
+        goto reject_body;
+    }
+    if (!auth) {
         http_set_error(r, 401, "missing or wrong bearer token");
         goto ready;
     }
@@ -527,7 +570,12 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
         goto ready;
     }
     char id[LS_MODEL_ID_MAX + 1];
-    route rt = model_route(uri, post, del, id);
+    int id_too_long;
+    route rt = model_route(uri, post, del, id, &id_too_long);
+    if (id_too_long) {
+        http_set_error(r, 400, "model id too long (at most %d bytes)", LS_MODEL_ID_MAX);
+        goto reject_body;
+    }
     if (rt == ROUTE_NONE && post && !strcmp(uri, "/v1/render")) rt = ROUTE_RENDER;
     if (rt == ROUTE_NONE && post && !strcmp(uri, "/v1/batch")) rt = ROUTE_BATCH;
     if (rt == ROUTE_NONE) {
@@ -543,19 +591,32 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
         snprintf(r->model, sizeof r->model, "%s", id);
     } else {
         char v[128];
-        if (!get_arg(wsi, "model=", r->model, sizeof r->model) || !r->model[0]) {
+        int a = get_arg(wsi, "model=", r->model, sizeof r->model);
+        if (a < 0) {
+            http_set_error(r, 400, "model id too long (at most %d bytes)", LS_MODEL_ID_MAX);
+            goto reject_body;
+        }
+        if (!a || !r->model[0]) {
             http_set_error(r, 400, "missing model=ID query parameter");
             goto reject_body;
         }
+        /* Every argument we read: one too long for its buffer is an error,
+         * not absent. */
+        static const char *const args[] = {"start_frame=", "output=", "batch_size=", "format="};
+        for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
+            if (get_arg(wsi, args[i], v, sizeof v) < 0) {
+                arg_too_long(r, args[i], (int)sizeof v);
+                goto reject_body;
+            }
         r->start_frame = 0;
-        if (get_arg(wsi, "start_frame=", v, sizeof v) &&
+        if (get_arg(wsi, "start_frame=", v, sizeof v) > 0 &&
             !parse_i64(v, 0, INT64_C(1) << 40, &r->start_frame)) {
             http_set_error(r, 400, "start_frame wants an integer >= 0, got '%s'", v);
             goto reject_body;
         }
         if (rt == ROUTE_RENDER) {
             snprintf(r->output, sizeof r->output, "mp4");
-            if (get_arg(wsi, "output=", v, sizeof v)) {
+            if (get_arg(wsi, "output=", v, sizeof v) > 0) {
                 if (strcmp(v, "mp4") && strcmp(v, "mjpeg") && strcmp(v, "jpeg-zip")) {
                     http_set_error(r, 400, "output wants mp4, mjpeg or jpeg-zip, got '%s'", v);
                     goto reject_body;
@@ -564,25 +625,27 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
             }
         } else {
             int64_t b = 0;
-            if (!get_arg(wsi, "batch_size=", v, sizeof v) || !parse_i64(v, 1, 32, &b)) {
+            if (get_arg(wsi, "batch_size=", v, sizeof v) <= 0 || !parse_i64(v, 1, 32, &b)) {
                 http_set_error(r, 400, "batch_size wants an integer in 1..32");
                 goto reject_body;
             }
             r->batch_size = (int)b;
-            char accept[256];
-            r->multipart = (get_arg(wsi, "format=", v, sizeof v) && !strcmp(v, "multipart")) ||
-                           (lws_hdr_copy(wsi, accept, sizeof accept, WSI_TOKEN_HTTP_ACCEPT) > 0 &&
-                            strstr(accept, "multipart/mixed"));
+            r->multipart = (get_arg(wsi, "format=", v, sizeof v) > 0 && !strcmp(v, "multipart")) ||
+                           accepts_multipart(wsi);
         }
     }
     if (post) {
         char cl[32];
         int64_t len = -1;
-        int has_len = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+        int has_len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
         if (!has_len && rt == ROUTE_LOAD)
             len = 0; /* a body-less POST */
-        else if (!has_len || !parse_i64(cl, 0, INT64_MAX, &len)) {
+        else if (!has_len) {
             http_set_error(r, 411, "a Content-Length is required");
+            goto reject_body;
+        } else if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
+                   !parse_i64(cl, 0, INT64_MAX, &len)) {
+            http_set_error(r, 400, "Content-Length wants a byte count");
             goto reject_body;
         }
         if (len > srv->cfg.max_body_bytes) {
@@ -684,9 +747,17 @@ static int confirm_upgrade(ls_server *srv, struct lws *wsi)
     char uri[256];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/v1/stream"))
         return refuse_upgrade(srv, wsi, 404, "WebSocket is served on /v1/stream only");
-    if (!authorized(srv, wsi)) return refuse_upgrade(srv, wsi, 401, "missing or wrong bearer token");
-    char id[LS_MODEL_ID_MAX + 8];
-    if (!get_arg(wsi, "model=", id, sizeof id) || !id[0])
+    int auth = authorized(srv, wsi);
+    if (auth < 0)
+        return refuse_upgrade(srv, wsi, 400, "query parameter token is longer than %d bytes",
+                              TOKEN_ARG_MAX - 1);
+    if (!auth) return refuse_upgrade(srv, wsi, 401, "missing or wrong bearer token");
+    char id[LS_MODEL_ID_MAX + 1];
+    int a = get_arg(wsi, "model=", id, sizeof id);
+    if (a < 0)
+        return refuse_upgrade(srv, wsi, 400, "model id too long (at most %d bytes)",
+                              LS_MODEL_ID_MAX);
+    if (!a || !id[0])
         return refuse_upgrade(srv, wsi, 400, "missing model=ID query parameter");
     ls_registry_entry e;
     ls_error err = {0};

@@ -285,12 +285,16 @@ static void test_http_oversize(void **state)
     expect_error(&r, 400, "NUL");
     http_resp_free(&r);
 
-    /* A 5000-character token in the header: within the limits (and wrong). */
+    /* A 5000-character token: the header is within the limits (and wrong),
+     * the query argument longer than any token. */
     running s;
     start_server(&s, "s3cret", 2, 1 << 20);
     raw_pad(s.port, "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ", 5000,
             "\r\n\r\n", &r);
     expect_error(&r, 401, "token");
+    http_resp_free(&r);
+    raw_pad(s.port, "GET /v1/models?token=", 5000, end, &r);
+    expect_error(&r, 400, "token");
     http_resp_free(&r);
     stop_server(&s);
 
@@ -1032,6 +1036,81 @@ static void test_stream_start_types(void **state)
     wait_idle(g_srv.port);
 }
 
+/* A query value too long for its buffer was taken as absent (output= and
+ * 300 letters rendered the default MP4), and lws stopped looking at the
+ * arguments after it; a model id over 64 bytes answered 405. */
+static void test_http_long_args(void **state)
+{
+    (void)state;
+    size_t frames;
+    int16_t *pcm = stereo_s16(0.2, 4, &frames);
+    size_t wlen;
+    uint8_t *wav = wav_s16(pcm, frames, 48000, 2, &wlen);
+    char longv[301], id70[71], id64[65], path[1024];
+    memset(longv, 'a', 300);
+    longv[300] = '\0';
+    memset(id70, 'm', 70);
+    id70[70] = '\0';
+    memset(id64, 'm', 64);
+    id64[64] = '\0';
+    http_resp r;
+    const struct {
+        const char *fmt, *a, *b, *needle;
+    } cases[] = {
+        {"/v1/render?model=%s&output=%s", g_model, longv, "output"},
+        {"/v1/render?output=%s&model=%s", longv, g_model, "output"},
+        {"/v1/render?model=%s&start_frame=1%s", g_model, longv, "start_frame"},
+        {"/v1/batch?model=%s&batch_size=1%s", g_model, longv, "batch_size"},
+        {"/v1/batch?model=%s&batch_size=1&format=%s", g_model, longv, "format"},
+        {"/v1/render?model=%s%s", id70, "", "model id too long"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(path, sizeof path, cases[i].fmt, cases[i].a, cases[i].b);
+        post(g_srv.port, path, wav, wlen, &r);
+        expect_error(&r, 400, cases[i].needle);
+        http_resp_free(&r);
+    }
+    snprintf(path, sizeof path, "/v1/models/%s", id70);
+    assert_int_equal(http_do(g_srv.port, "DELETE", path, NULL, NULL, 0, &r), 0);
+    expect_error(&r, 400, "model id too long");
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/models/%s/load", id70);
+    post(g_srv.port, path, "", 0, &r);
+    expect_error(&r, 400, "model id too long");
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/models/%s/load", id64); /* the longest id: looked up */
+    post(g_srv.port, path, "", 0, &r);
+    expect_error(&r, 404, id64);
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/stream?model=%s", id70);
+    upgrade(g_srv.port, path, &r);
+    expect_error(&r, 400, "model id too long");
+    http_resp_free(&r);
+    assert_int_equal(http_do(g_srv.port, "POST", "/v1/batch?model=demo&batch_size=1",
+                             "Content-Length: 123456789012345678901234567890\r\n\r\n", NULL, 0,
+                             &r), 0);
+    expect_error(&r, 400, "Content-Length");
+    http_resp_free(&r);
+
+    /* An Accept header longer than the 256 bytes once read still asks for
+     * multipart. */
+    size_t n;
+    float *x = test_audio(16000, 0.3, 7, &n);
+    char accept[900];
+    int k = snprintf(accept, sizeof accept, "Accept: ");
+    for (int i = 0; i < 40; i++) k += snprintf(accept + k, sizeof accept - (size_t)k, "text/x-%02d, ", i);
+    snprintf(accept + k, sizeof accept - (size_t)k, "multipart/mixed\r\n");
+    snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=1", g_model);
+    assert_int_equal(http_do(g_srv.port, "POST", path, accept, x, n * 4, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "multipart/mixed; boundary="));
+    http_resp_free(&r);
+    free(x);
+    free(wav);
+    free(pcm);
+    wait_idle(g_srv.port);
+}
+
 static void test_idle_timeout(void **state)
 {
     (void)state;
@@ -1052,6 +1131,7 @@ int main(void)
         cmocka_unit_test(test_health_metrics_routes),
         cmocka_unit_test(test_http_bad_request_line),
         cmocka_unit_test(test_http_oversize),
+        cmocka_unit_test(test_http_long_args),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_models),
         cmocka_unit_test(test_batch),
