@@ -44,10 +44,14 @@
 #include "server/server_priv.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
@@ -62,6 +66,17 @@
 #define INBOX_PAUSE_BYTES (4u << 20)
 #define OUTBOX_PAUSE_FRAMES 200
 #define MAX_PROTOCOL_ERRORS 32
+/* Request size limits. lws cuts the request URI (each query argument on its
+ * own) and every header it knows at HTTP_FIELD_MAX bytes (token_limits: it
+ * keeps the first bytes and skips the rest of the line), and we answer such
+ * a request 414 or 431 (request_check). All the request head lws stores -
+ * the kept parts, plus unknown headers, which it stores whole - must fit in
+ * HTTP_HEAD_MAX bytes: past that, or past its fixed count of URI arguments
+ * and headers (about 90), or at a %00 (NUL) its URI decoder refuses (see
+ * request_check), lws's parser fails and closes the connection without a
+ * callback that could answer (lws 4.1, parsers.c: LPR_FAIL, no hook). */
+#define HTTP_FIELD_MAX 8192
+#define HTTP_HEAD_MAX 32768
 
 /* ---- conn lifetime and the ready list ---- */
 
@@ -236,26 +251,110 @@ static int http_write(struct lws *wsi, http_req *r)
 
 /* ---- request parsing helpers ---- */
 
-/* The value of query argument name ("model="), URL-decoded by lws. */
+/* The value of query argument name ("model="), URL-decoded by lws, into
+ * buf: 1, or 0 when absent, or -1 when longer than cap - 1 bytes (never
+ * cut short). lws_get_urlarg_by_name cannot tell those apart: it stops at
+ * the first argument too long for buf, whichever its name. */
 static int get_arg(struct lws *wsi, const char *name, char *buf, int cap)
 {
-    const char *v = lws_get_urlarg_by_name(wsi, name, buf, cap);
-    if (!v) return 0;
-    /* lws leaves "name=value" in buf and points at the value. */
-    memmove(buf, v, strlen(v) + 1);
-    return 1;
+    char frag[HTTP_FIELD_MAX + 1]; /* lws keeps no argument longer */
+    size_t nl = strlen(name);
+    for (int i = 0;; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0) return 0;
+        if ((size_t)n < nl || strncmp(frag, name, nl)) continue;
+        if ((size_t)n - nl >= (size_t)cap) return -1;
+        memcpy(buf, frag + nl, (size_t)n - nl + 1);
+        return 1;
+    }
 }
 
+/* A decimal integer in min..max (min >= 0): digits only, no sign, no
+ * spaces, no overflow. */
 static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
+    if (!isdigit((unsigned char)s[0])) return 0;
     char *end;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end == s || *end || v < min || v > max) return 0;
+    if (*end || errno || v < min || v > max) return 0;
     *out = v;
     return 1;
 }
 
-/* Bearer token from the Authorization header or the token= query arg. */
+/* The tokens lws keeps a request line's URI in, one per method. */
+static const enum lws_token_indexes uri_tokens[] = {
+    WSI_TOKEN_GET_URI,  WSI_TOKEN_POST_URI,   WSI_TOKEN_OPTIONS_URI, WSI_TOKEN_PUT_URI,
+    WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI, WSI_TOKEN_HEAD_URI,
+};
+
+static int is_uri_token(int h)
+{
+    if (h == WSI_TOKEN_HTTP_URI_ARGS) return 1;
+    for (size_t i = 0; i < sizeof uri_tokens / sizeof uri_tokens[0]; i++)
+        if (h == (int)uri_tokens[i]) return 1;
+    return 0;
+}
+
+/* [loop] What lws passed on but we refuse before routing: 0 when the
+ * request is fine, else the HTTP status, with the message in why.
+ * - 414 / 431: lws cut the URI (or a query argument) / a header at
+ *   HTTP_FIELD_MAX bytes; a cut piece is exactly that long.
+ * - 400: a NUL byte (%00) in the path. lws's URI decoder fails the whole
+ *   request (closing without a callback) at a %00 anywhere but right after
+ *   a '/' or "/."; there it keeps the NUL, which would end the path early.
+ * - 505 / 400: a version other than HTTP/1.x, or not a version at all. */
+static int request_check(struct lws *wsi, char *why, size_t cap)
+{
+    for (int h = 0; h < (int)WSI_TOKEN_COUNT; h++) {
+        if (h == WSI_TOKEN_HTTP || lws_hdr_total_length(wsi, h) < HTTP_FIELD_MAX) continue;
+        /* Pieces past the last are 0 long; there are at most
+         * WSI_TOKEN_COUNT (lws's fragment table). */
+        for (int f = 0; f < (int)WSI_TOKEN_COUNT; f++) {
+            if (lws_hdr_fragment_length(wsi, h, f) < HTTP_FIELD_MAX) continue;
+            if (is_uri_token(h)) {
+                snprintf(why, cap, "request URI %s longer than %d bytes",
+                         h == WSI_TOKEN_HTTP_URI_ARGS ? "query argument" : "path",
+                         HTTP_FIELD_MAX - 1);
+                return 414;
+            }
+            const char *name = (const char *)lws_token_to_string(h);
+            int n = name ? (int)strcspn(name, ": ") : 0;
+            snprintf(why, cap, "header %.*s longer than %d bytes", n, n ? name : "field",
+                     HTTP_FIELD_MAX - 1);
+            return 431;
+        }
+    }
+    for (size_t i = 0; i < sizeof uri_tokens / sizeof uri_tokens[0]; i++) {
+        if (lws_hdr_total_length(wsi, uri_tokens[i]) <= 0) continue;
+        /* lws counts the bytes but the NUL, and its copy stops at a NUL. */
+        char path[HTTP_FIELD_MAX + 1];
+        int n = lws_hdr_copy(wsi, path, sizeof path, uri_tokens[i]);
+        if (n > 0 && strlen(path) < (size_t)n) {
+            snprintf(why, cap, "bad path: it holds a NUL byte (%%00)");
+            return 400;
+        }
+    }
+    char v[16];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP);
+    if (n > 0) {
+        if (n >= (int)sizeof v || lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP) != n ||
+            strncmp(v, "HTTP/", 5)) {
+            snprintf(why, cap, "malformed HTTP version in the request line");
+            return 400;
+        }
+        if (n != 8 || strncmp(v, "HTTP/1.", 7) || !isdigit((unsigned char)v[7])) {
+            snprintf(why, cap, "%s is not supported: this server speaks HTTP/1.1", v);
+            return 505;
+        }
+    }
+    return 0;
+}
+
+#define TOKEN_ARG_MAX (LS_CONFIG_STR_MAX + 16)
+
+/* Bearer token from the Authorization header or the token= query arg: 1
+ * when it matches, 0 when not, -1 when token= is longer than any token. */
 static int authorized(ls_server *srv, struct lws *wsi)
 {
     const char *token = srv->cfg.token;
@@ -264,8 +363,9 @@ static int authorized(ls_server *srv, struct lws *wsi)
     if (lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
         !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, token))
         return 1;
-    char q[LS_CONFIG_STR_MAX + 16];
-    return get_arg(wsi, "token=", q, sizeof q) && !strcmp(q, token);
+    char q[TOKEN_ARG_MAX];
+    int a = get_arg(wsi, "token=", q, sizeof q);
+    return a < 0 ? -1 : a && !strcmp(q, token);
 }
 
 static int try_reserve_slot(ls_server *srv)
@@ -381,20 +481,46 @@ static int serve_web(ls_server *srv, struct lws *wsi, http_req *r, const char *u
     return 0;
 }
 
-/* Splits /v1/models/{id}[/load]: returns the route or ROUTE_NONE. */
-static route model_route(const char *uri, int post, int del, char *id)
+/* Splits /v1/models/{id}[/load]: returns the route or ROUTE_NONE, which
+ * sets *too_long when only the id's length kept it from a route. */
+static route model_route(const char *uri, int post, int del, char *id, int *too_long)
 {
+    *too_long = 0;
     const char *prefix = "/v1/models/";
     if (strncmp(uri, prefix, strlen(prefix))) return ROUTE_NONE;
     const char *rest = uri + strlen(prefix);
     const char *slash = strchr(rest, '/');
     size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (n == 0 || n > LS_MODEL_ID_MAX) return ROUTE_NONE;
+    route rt = post && slash && !strcmp(slash, "/load") ? ROUTE_LOAD
+               : del && !slash                          ? ROUTE_UNLOAD
+                                                        : ROUTE_NONE;
+    if (n == 0) return ROUTE_NONE;
+    if (n > LS_MODEL_ID_MAX) {
+        *too_long = rt != ROUTE_NONE;
+        return ROUTE_NONE;
+    }
     memcpy(id, rest, n);
     id[n] = '\0';
-    if (post && slash && !strcmp(slash, "/load")) return ROUTE_LOAD;
-    if (del && !slash) return ROUTE_UNLOAD;
-    return ROUTE_NONE;
+    return rt;
+}
+
+/* 400 for a query argument too long for its buffer (get_arg < 0). */
+static void arg_too_long(http_req *r, const char *name, int cap)
+{
+    http_set_error(r, 400, "query parameter %.*s is longer than %d bytes",
+                   (int)strcspn(name, "="), name, cap - 1);
+}
+
+/* Whether the Accept header names multipart/mixed, however long it is. */
+static int accepts_multipart(struct lws *wsi)
+{
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_ACCEPT);
+    if (n <= 0) return 0;
+    char *a = malloc((size_t)n + 1);
+    int yes = a && lws_hdr_copy(wsi, a, n + 1, WSI_TOKEN_HTTP_ACCEPT) > 0 &&
+              strstr(a, "multipart/mixed");
+    free(a);
+    return yes;
 }
 
 /* [loop] A new request: answers the cheap routes at once, prepares jobs. */
@@ -403,6 +529,12 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
     int get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     int post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     int del = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
+    char why[160];
+    int bad = request_check(wsi, why, sizeof why);
+    if (bad) {
+        http_set_error(r, bad, "%s", why);
+        goto reject_body;
+    }
     if (!strcmp(uri, "/health")) {
         if (!get) goto method;
         char *s = health_json(srv);
@@ -416,7 +548,12 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
         int w = serve_web(srv, wsi, r, uri);
         if (w) return w < 0 ? -1 : 0;
     }
-    if (!authorized(srv, wsi)) {
+    int auth = authorized(srv, wsi);
+    if (auth < 0) {
+        arg_too_long(r, "token=", TOKEN_ARG_MAX);
+        goto reject_body;
+    }
+    if (!auth) {
         http_set_error(r, 401, "missing or wrong bearer token");
         goto ready;
     }
@@ -433,7 +570,12 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
         goto ready;
     }
     char id[LS_MODEL_ID_MAX + 1];
-    route rt = model_route(uri, post, del, id);
+    int id_too_long;
+    route rt = model_route(uri, post, del, id, &id_too_long);
+    if (id_too_long) {
+        http_set_error(r, 400, "model id too long (at most %d bytes)", LS_MODEL_ID_MAX);
+        goto reject_body;
+    }
     if (rt == ROUTE_NONE && post && !strcmp(uri, "/v1/render")) rt = ROUTE_RENDER;
     if (rt == ROUTE_NONE && post && !strcmp(uri, "/v1/batch")) rt = ROUTE_BATCH;
     if (rt == ROUTE_NONE) {
@@ -449,19 +591,32 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
         snprintf(r->model, sizeof r->model, "%s", id);
     } else {
         char v[128];
-        if (!get_arg(wsi, "model=", r->model, sizeof r->model) || !r->model[0]) {
+        int a = get_arg(wsi, "model=", r->model, sizeof r->model);
+        if (a < 0) {
+            http_set_error(r, 400, "model id too long (at most %d bytes)", LS_MODEL_ID_MAX);
+            goto reject_body;
+        }
+        if (!a || !r->model[0]) {
             http_set_error(r, 400, "missing model=ID query parameter");
             goto reject_body;
         }
+        /* Every argument we read: one too long for its buffer is an error,
+         * not absent. */
+        static const char *const args[] = {"start_frame=", "output=", "batch_size=", "format="};
+        for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
+            if (get_arg(wsi, args[i], v, sizeof v) < 0) {
+                arg_too_long(r, args[i], (int)sizeof v);
+                goto reject_body;
+            }
         r->start_frame = 0;
-        if (get_arg(wsi, "start_frame=", v, sizeof v) &&
+        if (get_arg(wsi, "start_frame=", v, sizeof v) > 0 &&
             !parse_i64(v, 0, INT64_C(1) << 40, &r->start_frame)) {
             http_set_error(r, 400, "start_frame wants an integer >= 0, got '%s'", v);
             goto reject_body;
         }
         if (rt == ROUTE_RENDER) {
             snprintf(r->output, sizeof r->output, "mp4");
-            if (get_arg(wsi, "output=", v, sizeof v)) {
+            if (get_arg(wsi, "output=", v, sizeof v) > 0) {
                 if (strcmp(v, "mp4") && strcmp(v, "mjpeg") && strcmp(v, "jpeg-zip")) {
                     http_set_error(r, 400, "output wants mp4, mjpeg or jpeg-zip, got '%s'", v);
                     goto reject_body;
@@ -470,25 +625,27 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
             }
         } else {
             int64_t b = 0;
-            if (!get_arg(wsi, "batch_size=", v, sizeof v) || !parse_i64(v, 1, 32, &b)) {
+            if (get_arg(wsi, "batch_size=", v, sizeof v) <= 0 || !parse_i64(v, 1, 32, &b)) {
                 http_set_error(r, 400, "batch_size wants an integer in 1..32");
                 goto reject_body;
             }
             r->batch_size = (int)b;
-            char accept[256];
-            r->multipart = (get_arg(wsi, "format=", v, sizeof v) && !strcmp(v, "multipart")) ||
-                           (lws_hdr_copy(wsi, accept, sizeof accept, WSI_TOKEN_HTTP_ACCEPT) > 0 &&
-                            strstr(accept, "multipart/mixed"));
+            r->multipart = (get_arg(wsi, "format=", v, sizeof v) > 0 && !strcmp(v, "multipart")) ||
+                           accepts_multipart(wsi);
         }
     }
     if (post) {
         char cl[32];
         int64_t len = -1;
-        int has_len = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+        int has_len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
         if (!has_len && rt == ROUTE_LOAD)
             len = 0; /* a body-less POST */
-        else if (!has_len || !parse_i64(cl, 0, INT64_MAX, &len)) {
+        else if (!has_len) {
             http_set_error(r, 411, "a Content-Length is required");
+            goto reject_body;
+        } else if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
+                   !parse_i64(cl, 0, INT64_MAX, &len)) {
+            http_set_error(r, 400, "Content-Length wants a byte count");
             goto reject_body;
         }
         if (len > srv->cfg.max_body_bytes) {
@@ -512,6 +669,12 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
     return 1; /* no body: dispatch now */
 method:
     http_set_error(r, 405, "method not allowed on %.200s", uri);
+    /* lws takes everything after a POST, PUT or PATCH without a
+     * Content-Length for its body, up to the connection's end. */
+    if (!lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) &&
+        (post || lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+         lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0))
+        goto reject_body;
     goto ready;
 reject_body:
     /* The body is not read: the connection cannot carry another request. */
@@ -578,12 +741,23 @@ static int refuse_upgrade(ls_server *srv, struct lws *wsi, int status, const cha
 
 static int confirm_upgrade(ls_server *srv, struct lws *wsi)
 {
+    char why[160];
+    int bad = request_check(wsi, why, sizeof why);
+    if (bad) return refuse_upgrade(srv, wsi, bad, "%s", why);
     char uri[256];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/v1/stream"))
         return refuse_upgrade(srv, wsi, 404, "WebSocket is served on /v1/stream only");
-    if (!authorized(srv, wsi)) return refuse_upgrade(srv, wsi, 401, "missing or wrong bearer token");
-    char id[LS_MODEL_ID_MAX + 8];
-    if (!get_arg(wsi, "model=", id, sizeof id) || !id[0])
+    int auth = authorized(srv, wsi);
+    if (auth < 0)
+        return refuse_upgrade(srv, wsi, 400, "query parameter token is longer than %d bytes",
+                              TOKEN_ARG_MAX - 1);
+    if (!auth) return refuse_upgrade(srv, wsi, 401, "missing or wrong bearer token");
+    char id[LS_MODEL_ID_MAX + 1];
+    int a = get_arg(wsi, "model=", id, sizeof id);
+    if (a < 0)
+        return refuse_upgrade(srv, wsi, 400, "model id too long (at most %d bytes)",
+                              LS_MODEL_ID_MAX);
+    if (!a || !id[0])
         return refuse_upgrade(srv, wsi, 400, "missing model=ID query parameter");
     ls_registry_entry e;
     ls_error err = {0};
@@ -641,17 +815,22 @@ static void stream_error_locked(stream *s, const char *fmt, ...)
     if (++s->protocol_errors >= MAX_PROTOCOL_ERRORS) s->close_when_sent = 1;
 }
 
+/* A field of "start" of the wrong type is an error naming it, never its
+ * default; numbers are checked (finite, in range, integral) before any
+ * conversion, as converting an out-of-range double is undefined. */
 static int parse_start(cJSON *j, stream_start *st, char *why, size_t cap)
 {
     memset(st, 0, sizeof *st);
     cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "format");
-    if (!cJSON_IsString(f)) f = NULL;
-    if (!f || !strcmp(f->valuestring, "s16le"))
+    if (!f || (cJSON_IsString(f) && !strcmp(f->valuestring, "s16le")))
         st->format = LS_PCM_S16LE;
-    else if (!strcmp(f->valuestring, "f32le"))
+    else if (cJSON_IsString(f) && !strcmp(f->valuestring, "f32le"))
         st->format = LS_PCM_F32LE;
     else {
-        snprintf(why, cap, "start: format wants s16le or f32le, got '%.40s'", f->valuestring);
+        if (cJSON_IsString(f))
+            snprintf(why, cap, "start: format wants s16le or f32le, got '%.40s'", f->valuestring);
+        else
+            snprintf(why, cap, "start: format wants the string s16le or f32le");
         return 0;
     }
     struct {
@@ -666,19 +845,25 @@ static int parse_start(cJSON *j, stream_start *st, char *why, size_t cap)
         cJSON *n = cJSON_GetObjectItemCaseSensitive(j, nums[i].name);
         v[i] = nums[i].def;
         if (!n) continue;
-        if (!cJSON_IsNumber(n) || n->valuedouble != (double)(int64_t)n->valuedouble ||
-            n->valuedouble < nums[i].min || n->valuedouble > nums[i].max) {
-            snprintf(why, cap, "start: %s wants an integer in %g..%g", nums[i].name,
+        double d = cJSON_IsNumber(n) ? n->valuedouble : NAN;
+        /* !(in range) also rejects NaN; floor() of a finite double is exact. */
+        if (!(d >= nums[i].min && d <= nums[i].max) || d != floor(d)) {
+            snprintf(why, cap, "start: %s wants an integer in %.0f..%.0f", nums[i].name,
                      nums[i].min, nums[i].max);
             return 0;
         }
-        v[i] = n->valuedouble;
+        v[i] = d;
     }
     st->rate = (int)v[0];
     st->channels = (int)v[1];
     st->start_frame = (int64_t)v[2];
     st->batch = (int)v[3];
-    st->live = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "live"));
+    cJSON *live = cJSON_GetObjectItemCaseSensitive(j, "live");
+    if (live && !cJSON_IsBool(live)) {
+        snprintf(why, cap, "start: live wants true or false");
+        return 0;
+    }
+    st->live = cJSON_IsTrue(live);
     cJSON *skip = cJSON_GetObjectItemCaseSensitive(j, "skip_silence");
     if (skip && !cJSON_IsBool(skip)) {
         snprintf(why, cap, "start: skip_silence wants true or false");
@@ -892,11 +1077,103 @@ static void idle_scan(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(srv->ctx, 0, &srv->idle_sul, idle_scan, LWS_US_PER_SEC);
 }
 
-/* ---- the callback ---- */
+/* ---- requests lws's HTTP parser gives up on ---- */
+
+typedef enum raw_state { RAW_NONE, RAW_SENT, RAW_DRAIN } raw_state;
 
 typedef struct pss {
     conn *c;
+    raw_state raw; /* a raw socket lws fell back to (raw_reject) */
 } pss;
+
+#define RAW_ANSWER_MAX 640
+
+static int is_tchar(int c)
+{
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* [loop] The answer to a request whose first line lws's parser refused (an
+ * unknown method, not HTTP, the HTTP/2 preface) or the CONNECT method; lws
+ * then hands the connection over as a raw socket, with the bytes of that
+ * read (in): 405 for a well-formed HTTP/1.x line, 505 for another version
+ * ("PRI * HTTP/2.0"), 400 for anything else. Writes the whole HTTP answer
+ * to out (RAW_ANSWER_MAX bytes); returns its length, 0 if it failed. */
+static size_t raw_reject(ls_server *srv, const unsigned char *in, size_t len, char *out)
+{
+    size_t eol = 0;
+    while (eol < len && in[eol] != '\r' && in[eol] != '\n') eol++;
+    size_t m = 0; /* method */
+    while (m < eol && is_tchar(in[m])) m++;
+    size_t t = m + 1; /* target */
+    while (t < eol && in[t] > ' ' && in[t] < 0x7f) t++;
+    const unsigned char *v = in + t + 1; /* version */
+    int well_formed = m > 0 && m < eol && in[m] == ' ' && t > m + 1 && t + 9 == eol &&
+                      in[t] == ' ' && !memcmp(v, "HTTP/", 5) && isdigit(v[5]) && v[6] == '.' &&
+                      isdigit(v[7]);
+    int status;
+    const char *reason, *allow = "";
+    char text[160];
+    if (well_formed && v[5] != '1') {
+        status = 505;
+        reason = "HTTP Version Not Supported";
+        snprintf(text, sizeof text, "HTTP/%c.%c is not supported: this server speaks HTTP/1.1",
+                 v[5], v[7]);
+    } else if (well_formed) {
+        status = 405;
+        reason = "Method Not Allowed";
+        allow = "allow: GET, POST, DELETE\r\n";
+        snprintf(text, sizeof text, "method %.*s is not allowed (GET, POST, DELETE)",
+                 (int)(m < 32 ? m : 32), (const char *)in);
+    } else {
+        status = 400;
+        reason = "Bad Request";
+        snprintf(text, sizeof text, "%s",
+                 len >= 3 && in[0] == 0x16 && in[1] == 3
+                     ? "TLS on a plain HTTP port: use http://, not https://"
+                     : "malformed HTTP request line");
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "error", text);
+    cJSON_AddNumberToObject(j, "status", status);
+    char *body = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    int n = snprintf(out, RAW_ANSWER_MAX,
+                     "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                     "content-length: %zu\r\ncache-control: no-store\r\n%s"
+                     "connection: close\r\n\r\n%s\n",
+                     status, reason, body ? strlen(body) + 1 : 0, allow, body ? body : "");
+    cJSON_free(body);
+    ls_metrics_add(srv->metrics, LS_M_ERRORS, 1);
+    if (srv->cfg.verbose) lwsl_user("%d (raw) %s\n", status, text);
+    return n > 0 && n < RAW_ANSWER_MAX ? (size_t)n : 0;
+}
+
+/* [loop] The raw socket's side: the answer at once (a client that sent its
+ * request and shut its side down would have the socket closed at the end
+ * of its bytes, before a writable callback), then a lingering close: our
+ * side is shut once lws has sent it all, the client reads the answer and
+ * closes, and its bytes are read and dropped until then (closing with them
+ * unread would reset the connection, which can lose the answer). */
+static int raw_callback(ls_server *srv, struct lws *wsi, enum lws_callback_reasons reason,
+                        pss *p, void *in, size_t len)
+{
+    if (!p) return -1;
+    if (reason == LWS_CALLBACK_RAW_RX && p->raw == RAW_NONE) {
+        unsigned char buf[LWS_PRE + RAW_ANSWER_MAX];
+        size_t n = raw_reject(srv, in, in ? len : 0, (char *)buf + LWS_PRE);
+        if (!n || lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_RAW) != (int)n) return -1;
+        p->raw = RAW_SENT;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 10);
+        lws_callback_on_writable(wsi); /* once lws has sent it all */
+    } else if (reason == LWS_CALLBACK_RAW_WRITEABLE && p->raw == RAW_SENT) {
+        shutdown(lws_get_socket_fd(wsi), SHUT_WR);
+        p->raw = RAW_DRAIN;
+    }
+    return 0;
+}
+
+/* ---- the callback ---- */
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
@@ -907,6 +1184,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         drain_ready(srv);
         return 0;
+
+    case LWS_CALLBACK_RAW_RX:
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        return raw_callback(srv, wsi, reason, p, in, len);
 
     case LWS_CALLBACK_HTTP: {
         if (p->c) { /* the previous request on a kept-alive connection */
@@ -968,7 +1249,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
 
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        if (!in || strcmp(in, "websocket")) return -1;
+        /* lws asks for "websocket" and "h2c" only (it answers any other
+         * Upgrade with its 403 page before calling us); it cannot ignore
+         * the header and serve HTTP/1.1 instead, so h2c gets an error. */
+        if (!in || strcasecmp(in, "websocket"))
+            return refuse_upgrade(srv, wsi, 400, "Upgrade: %.20s is not supported: WebSocket only",
+                                  in ? (const char *)in : "?");
         return confirm_upgrade(srv, wsi);
 
     case LWS_CALLBACK_ESTABLISHED: {
@@ -1070,8 +1356,17 @@ int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *
         info.protocols = protocols;
         info.user = srv;
         info.timeout_secs = (unsigned)config->idle_timeout_s;
-        info.max_http_header_data = 4096;
-        info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+        info.max_http_header_data = HTTP_HEAD_MAX;
+        for (int i = 0; i < (int)WSI_TOKEN_COUNT; i++)
+            srv->token_limits.token_limit[i] = HTTP_FIELD_MAX;
+        info.token_limits = &srv->token_limits;
+        /* A first line lws's parser cannot take (an unknown method, garbage,
+         * the HTTP/2 preface) turns the connection into a raw socket of our
+         * protocol instead of lws's 403 page: raw_reject answers it. */
+        info.listen_accept_role = "raw-skt";
+        info.listen_accept_protocol = protocols[0].name;
+        info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
+                       LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG;
         srv->ctx = lws_create_context(&info);
         if (!srv->ctx)
             rc = ls_error_set(err, LS_ERR_IO, "cannot listen on %s:%d (in use, or bad address)",

@@ -159,6 +159,7 @@ struct ls_server {
     stream **streams;         /* [loop] open streams, for the idle scan */
     int n_streams, cap_streams;
     double started_at;
+    struct lws_token_limits token_limits; /* lws keeps a pointer: lives as long as ctx */
 };
 
 /* conn lifetime */

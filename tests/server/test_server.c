@@ -169,14 +169,135 @@ static void test_health_metrics_routes(void **state)
     get(g_srv.port, "/v1/stream?model=x", &r);
     expect_error(&r, 426, "WebSocket");
     http_resp_free(&r);
+}
 
-    /* Garbage instead of HTTP: the connection dies, the server does not. */
-    const char junk[] = "\x16\x03\x01\x02\x00 NOT HTTP AT ALL\r\n\r\n";
-    http_raw(g_srv.port, junk, sizeof junk - 1, &r);
+/* ---- hostile HTTP: every request gets a JSON answer, never a bare close ---- */
+
+/* Sends head, then n bytes of 'a', then tail, as one request. */
+static void raw_pad(int port, const char *head, size_t n, const char *tail, http_resp *r)
+{
+    size_t hl = strlen(head), tl = strlen(tail);
+    char *req = malloc(hl + n + tl);
+    assert_non_null(req);
+    memcpy(req, head, hl);
+    memset(req + hl, 'a', n);
+    memcpy(req + hl + n, tail, tl);
+    if (http_raw(port, req, hl + n + tl, r))
+        fail_msg("no answer to %.60s... (%zu bytes)", head, hl + n + tl);
+    free(req);
+}
+
+static void raw_str(int port, const char *req, http_resp *r)
+{
+    if (http_raw(port, req, strlen(req), r)) fail_msg("no answer to %.60s", req);
+}
+
+/* A first line lws's HTTP parser refuses (an unknown method, garbage, the
+ * HTTP/2 preface) used to get lws's 403 HTML page. */
+static void test_http_bad_request_line(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *req;
+        int status;
+        const char *needle;
+    } cases[] = {
+        {"BREW /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405, "BREW"},
+        {"brew /health HTTP/1.1\r\n\r\n", 405, "brew"},
+        {"CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405, "CONNECT"},
+        {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "HTTP/2.0"},
+        {"GET /health HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n", 505, "HTTP/2.0"},
+        {"GET /health HTTX/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400, "version"},
+        {"\x16\x03\x01\x02\x00 NOT HTTP AT ALL\r\n\r\n", 400, "TLS"},
+        {"GET\r\n\r\n", 400, "malformed"},
+        {"\x01\x02\x03 garbage\r\n\r\n", 400, "malformed"},
+        {"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+         "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+         400, "h2c"},
+    };
+    http_resp r;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        raw_str(g_srv.port, cases[i].req, &r);
+        expect_error(&r, cases[i].status, cases[i].needle);
+        if (cases[i].status == 405) assert_non_null(strstr(r.headers, "allow: GET, POST, DELETE"));
+        http_resp_free(&r);
+    }
+    /* The second request of a kept-alive connection, too. */
+    raw_str(g_srv.port,
+            "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nBREW / HTTP/1.1\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(memmem(r.body.data, r.body.len, "405 Method Not Allowed", 22));
     http_resp_free(&r);
-    const char bad_line[] = "GET\r\n\r\n";
-    http_raw(g_srv.port, bad_line, sizeof bad_line - 1, &r);
+    /* A known method on a route without it: 405, and a PUT without a
+     * Content-Length gets its answer and the close at once (lws would
+     * otherwise wait for a body up to the connection's end). */
+    double t0 = ls_now();
+    assert_int_equal(http_do(g_srv.port, "PUT", "/health", NULL, NULL, 0, &r), 0);
+    expect_error(&r, 405, "method");
+    assert_true(ls_now() - t0 < 10);
     http_resp_free(&r);
+    get(g_srv.port, "/health", &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+}
+
+/* Request lines and headers past the limits (8191 bytes a piece) answer
+ * 414 / 431; a NUL in the path 400; the server goes on. */
+static void test_http_oversize(void **state)
+{
+    (void)state;
+    http_resp r;
+    const char *end = " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    raw_pad(g_srv.port, "GET /", 20000, end, &r);
+    expect_error(&r, 414, "path");
+    http_resp_free(&r);
+    raw_pad(g_srv.port, "GET /health?x=", 20000, end, &r);
+    expect_error(&r, 414, "query argument");
+    http_resp_free(&r);
+    raw_pad(g_srv.port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: c=", 20000, "\r\n\r\n",
+            &r);
+    expect_error(&r, 431, "cookie");
+    http_resp_free(&r);
+    raw_pad(g_srv.port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: ", 20000,
+            "\r\n\r\n", &r);
+    expect_error(&r, 431, "user-agent");
+    http_resp_free(&r);
+    /* A WebSocket upgrade is checked the same way. */
+    raw_pad(g_srv.port, "GET /v1/stream?model=demo&x=", 20000,
+            " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            &r);
+    expect_error(&r, 414, "query argument");
+    http_resp_free(&r);
+    /* lws keeps unknown headers whole: 20 KB of one is within the 32 KB
+     * request head, and served (the header is not ours to judge). */
+    raw_pad(g_srv.port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ", 20000,
+            "\r\nConnection: close\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    /* A %00 that reaches us (lws keeps it after a '/') would cut the path. */
+    raw_str(g_srv.port, "GET /%00x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", &r);
+    expect_error(&r, 400, "NUL");
+    http_resp_free(&r);
+    raw_str(g_srv.port,
+            "POST /v1/%00render?model=demo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+            &r);
+    expect_error(&r, 400, "NUL");
+    http_resp_free(&r);
+
+    /* A 5000-character token: the header is within the limits (and wrong),
+     * the query argument longer than any token. */
+    running s;
+    start_server(&s, "s3cret", 2, 1 << 20);
+    raw_pad(s.port, "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ", 5000,
+            "\r\n\r\n", &r);
+    expect_error(&r, 401, "token");
+    http_resp_free(&r);
+    raw_pad(s.port, "GET /v1/models?token=", 5000, end, &r);
+    expect_error(&r, 400, "token");
+    http_resp_free(&r);
+    stop_server(&s);
+
     get(g_srv.port, "/health", &r);
     assert_int_equal(r.status, 200);
     http_resp_free(&r);
@@ -874,6 +995,122 @@ static void test_live_silence(void **state)
     wait_idle(g_srv.port);
 }
 
+/* Regression: "start" converted numbers before checking them (undefined
+ * for 1e300, an abort under UBSan) and took a wrong type for the default.
+ * Each bad field is an error event naming it; the stream stays usable. */
+static void test_stream_start_types(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        {"\"rate\":1e300", "rate"},           {"\"rate\":-1e300", "rate"},
+        {"\"rate\":1e999", "rate"},           {"\"rate\":9.3e18", "rate"},
+        {"\"rate\":16000.5", "rate"},         {"\"rate\":\"16000\"", "rate"},
+        {"\"rate\":null", "rate"},            {"\"channels\":1e300", "channels"},
+        {"\"channels\":true", "channels"},    {"\"start_frame\":1e300", "start_frame"},
+        {"\"start_frame\":-1", "start_frame"}, {"\"start_frame\":\"5\"", "start_frame"},
+        {"\"batch\":-1e300", "batch"},        {"\"batch\":[4]", "batch"},
+        {"\"format\":5", "format"},           {"\"format\":null", "format"},
+        {"\"live\":\"yes\"", "live"},         {"\"live\":1", "live"},
+        {"\"skip_silence\":1", "skip_silence"}, {"\"skip_silence\":\"true\"", "skip_silence"},
+    };
+    stream_result res = {0};
+    ls_ws_client *c = open_stream(g_srv.port);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "{\"type\":\"start\",%s}", bad[i][0]);
+        send_text(c, msg);
+        double t0 = ls_now();
+        while (res.errors < (int)i + 1 && !res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+        if (res.errors != (int)i + 1) fail_msg("%s: no error event", msg);
+        char want[64];
+        snprintf(want, sizeof want, "start: %s wants", bad[i][1]);
+        if (!strstr(res.last_error, want)) fail_msg("%s: error '%s'", msg, res.last_error);
+    }
+    send_text(c, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000.0,\"live\":false}");
+    double t0 = ls_now();
+    while (!res.ready && !res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+    assert_int_equal(res.ready, 1);
+    assert_int_equal(res.errors, (int)(sizeof bad / sizeof bad[0]));
+    ls_ws_client_destroy(c);
+    ls_jpeg_list_free(&res.frames);
+    wait_idle(g_srv.port);
+}
+
+/* A query value too long for its buffer was taken as absent (output= and
+ * 300 letters rendered the default MP4), and lws stopped looking at the
+ * arguments after it; a model id over 64 bytes answered 405. */
+static void test_http_long_args(void **state)
+{
+    (void)state;
+    size_t frames;
+    int16_t *pcm = stereo_s16(0.2, 4, &frames);
+    size_t wlen;
+    uint8_t *wav = wav_s16(pcm, frames, 48000, 2, &wlen);
+    char longv[301], id70[71], id64[65], path[1024];
+    memset(longv, 'a', 300);
+    longv[300] = '\0';
+    memset(id70, 'm', 70);
+    id70[70] = '\0';
+    memset(id64, 'm', 64);
+    id64[64] = '\0';
+    http_resp r;
+    const struct {
+        const char *fmt, *a, *b, *needle;
+    } cases[] = {
+        {"/v1/render?model=%s&output=%s", g_model, longv, "output"},
+        {"/v1/render?output=%s&model=%s", longv, g_model, "output"},
+        {"/v1/render?model=%s&start_frame=1%s", g_model, longv, "start_frame"},
+        {"/v1/batch?model=%s&batch_size=1%s", g_model, longv, "batch_size"},
+        {"/v1/batch?model=%s&batch_size=1&format=%s", g_model, longv, "format"},
+        {"/v1/render?model=%s%s", id70, "", "model id too long"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(path, sizeof path, cases[i].fmt, cases[i].a, cases[i].b);
+        post(g_srv.port, path, wav, wlen, &r);
+        expect_error(&r, 400, cases[i].needle);
+        http_resp_free(&r);
+    }
+    snprintf(path, sizeof path, "/v1/models/%s", id70);
+    assert_int_equal(http_do(g_srv.port, "DELETE", path, NULL, NULL, 0, &r), 0);
+    expect_error(&r, 400, "model id too long");
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/models/%s/load", id70);
+    post(g_srv.port, path, "", 0, &r);
+    expect_error(&r, 400, "model id too long");
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/models/%s/load", id64); /* the longest id: looked up */
+    post(g_srv.port, path, "", 0, &r);
+    expect_error(&r, 404, id64);
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/stream?model=%s", id70);
+    upgrade(g_srv.port, path, &r);
+    expect_error(&r, 400, "model id too long");
+    http_resp_free(&r);
+    assert_int_equal(http_do(g_srv.port, "POST", "/v1/batch?model=demo&batch_size=1",
+                             "Content-Length: 123456789012345678901234567890\r\n\r\n", NULL, 0,
+                             &r), 0);
+    expect_error(&r, 400, "Content-Length");
+    http_resp_free(&r);
+
+    /* An Accept header longer than the 256 bytes once read still asks for
+     * multipart. */
+    size_t n;
+    float *x = test_audio(16000, 0.3, 7, &n);
+    char accept[900];
+    int k = snprintf(accept, sizeof accept, "Accept: ");
+    for (int i = 0; i < 40; i++) k += snprintf(accept + k, sizeof accept - (size_t)k, "text/x-%02d, ", i);
+    snprintf(accept + k, sizeof accept - (size_t)k, "multipart/mixed\r\n");
+    snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=1", g_model);
+    assert_int_equal(http_do(g_srv.port, "POST", path, accept, x, n * 4, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "multipart/mixed; boundary="));
+    http_resp_free(&r);
+    free(x);
+    free(wav);
+    free(pcm);
+    wait_idle(g_srv.port);
+}
+
 static void test_idle_timeout(void **state)
 {
     (void)state;
@@ -892,6 +1129,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_health_metrics_routes),
+        cmocka_unit_test(test_http_bad_request_line),
+        cmocka_unit_test(test_http_oversize),
+        cmocka_unit_test(test_http_long_args),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_models),
         cmocka_unit_test(test_batch),
@@ -904,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_streams),
         cmocka_unit_test(test_interrupt),
         cmocka_unit_test(test_live_silence),
+        cmocka_unit_test(test_stream_start_types),
         cmocka_unit_test(test_idle_timeout),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
