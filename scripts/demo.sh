@@ -18,6 +18,9 @@ if [ ! -f "$out/models/.generated" ]; then
 fi
 /usr/bin/python3 tools/make_demo.py --models "$out/models" --out "$out/demo-model"
 build/lipsync model check "$out/demo-model"
+# A models root for `lipsync serve --models-root out/models-root` (docs/server.md).
+mkdir -p "$out/models-root"
+ln -sfn ../demo-model "$out/models-root/demo"
 espeak-ng -w "$out/demo_speech.wav" \
   "Hello. This is the lipsync demo, speaking so that the avatar's lips can follow."
 build/lipsync render "$out/demo-model" "$out/demo_speech.wav" -o "$out/demo.mp4"
