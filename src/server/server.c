@@ -684,8 +684,10 @@ static int parse_start(cJSON *j, stream_start *st, char *why, size_t cap)
         cJSON *n = cJSON_GetObjectItemCaseSensitive(j, nums[i].name);
         v[i] = nums[i].def;
         if (!n) continue;
-        if (!cJSON_IsNumber(n) || n->valuedouble != (double)(int64_t)n->valuedouble ||
-            n->valuedouble < nums[i].min || n->valuedouble > nums[i].max) {
+        /* The range first: converting a double beyond int64 is undefined. */
+        if (!cJSON_IsNumber(n) ||
+            !(n->valuedouble >= nums[i].min && n->valuedouble <= nums[i].max) ||
+            n->valuedouble != (double)(int64_t)n->valuedouble) {
             snprintf(why, cap, "start: %s wants an integer in %g..%g", nums[i].name,
                      nums[i].min, nums[i].max);
             return 0;
