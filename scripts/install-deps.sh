@@ -17,7 +17,7 @@ BUILD_PKGS=(
 )
 TEST_PKGS=(
   libcmocka-dev                                 # unit tests
-  libclang-rt-14-dev clang                      # sanitizer runtimes
+  libclang-rt-14-dev clang libomp-dev           # sanitizer runtimes, libFuzzer; clang's OpenMP (fuzz build)
   python3 python3-numpy python3-torch python3-onnx python3-opencv python3-tqdm  # generators, demo training
   python3-skimage espeak-ng sox ffmpeg          # demo data: portrait, synthetic speech; media checks
   chromium nodejs                               # browser client end-to-end test (playwright-core from npm)

@@ -114,8 +114,12 @@ static int decode_sndfile(SNDFILE *f, const SF_INFO *info, ls_audio *out, ls_err
     if (rc) return rc;
     if (info->frames <= 0) return ls_error_set(err, LS_ERR_FORMAT, "file holds no audio frames");
     int ch = info->channels;
-    /* Some formats (MP3, Ogg) only estimate the frame count: read in blocks. */
-    size_t cap = (size_t)info->frames + 1024, n = 0;
+    /* Some formats (MP3, Ogg) only estimate the frame count, and a header may
+     * declare any count (a 147-byte FLAC claimed 1.4e9 frames): read in blocks,
+     * reserving at most a minute at 48 kHz before the samples are there. */
+    const size_t reserve_max = (size_t)48000 * 60;
+    size_t cap = ((size_t)info->frames < reserve_max ? (size_t)info->frames : reserve_max) + 1024,
+           n = 0;
     const size_t block = 4096;
     float *mono = malloc(cap * sizeof *mono);
     float *buf = malloc(block * (size_t)ch * sizeof *buf);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int ls_read_file(const char *path, uint8_t **bytes, size_t *len, ls_error *err)
 {
@@ -11,6 +12,13 @@ int ls_read_file(const char *path, uint8_t **bytes, size_t *len, ls_error *err)
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return ls_error_set(err, LS_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    /* A directory opens too, and seeking to its end gives a size of LONG_MAX on
+     * some file systems: only regular files are read. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return ls_error_set(err, LS_ERR_IO, "%s is not a regular file", path);
+    }
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
         return ls_error_set(err, LS_ERR_IO, "cannot seek %s", path);

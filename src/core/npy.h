@@ -32,7 +32,7 @@ int ls_npy_write_f32(const char *path, const float *data, int ndim, const int64_
 int ls_npy_write_u8(const char *path, const uint8_t *data, int ndim, const int64_t *shape,
                     ls_error *err);
 
-/* Reads a whole file into a malloc'd buffer (NUL-terminated for text use). */
+/* Reads a whole regular file into a malloc'd buffer (NUL-terminated for text use). */
 int ls_read_file(const char *path, uint8_t **bytes, size_t *len, ls_error *err);
 
 #endif

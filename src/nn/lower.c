@@ -34,6 +34,7 @@ typedef struct lower_ctx {
     const Onnx__NodeProto *node; /* the node being lowered, for messages */
     const char *label;
     ls_error *err;
+    size_t computed_bytes; /* allocated by tensor_new so far */
 } lower_ctx;
 
 /* ---- errors ---- */
@@ -99,6 +100,12 @@ static sym *bind(lower_ctx *c, const char *name, sym_kind kind)
  * offsets stay far from int64 overflow whatever a (damaged) file says. */
 #define LS_DIM_MAX ((int64_t)1 << 31)
 #define LS_COUNT_MAX ((int64_t)1 << 40)
+/* Bound on the data that folding computes in one lowering (shape plumbing,
+ * casts and reshapes of initializers): ConstantOfShape or repeated Concats
+ * in a file of a few bytes must not make the loader fill gigabytes. A real
+ * model's folding stays far below it (a Cast of every weight of a 12M
+ * parameter fp16 export is 96 MiB). */
+#define LS_COMPUTED_BYTES_MAX ((size_t)256 << 20)
 
 static int64_t dims_count(int ndim, const int64_t *dims)
 {
@@ -131,7 +138,12 @@ static int tensor_new(lower_ctx *c, ls_tensor *t, ls_dtype dt, int ndim, const i
     t->count = bounded_count(ndim, dims, 0);
     if (t->count < 0 || t->count > ((int64_t)1 << 30))
         return fail(c, LS_ERR_FORMAT, "constant result of a bad or too large shape");
-    t->owned = malloc((size_t)(t->count ? t->count : 1) * 8);
+    size_t bytes = (size_t)(t->count ? t->count : 1) * 8;
+    if (bytes > LS_COMPUTED_BYTES_MAX - c->computed_bytes)
+        return fail(c, LS_ERR_FORMAT, "constants computed from the model exceed %zu MiB",
+                    LS_COMPUTED_BYTES_MAX >> 20);
+    c->computed_bytes += bytes;
+    t->owned = malloc(bytes);
     if (!t->owned) return fail(c, LS_ERR_NOMEM, "out of memory");
     if (dt == LS_DT_F32) t->f = t->owned;
     else t->i = t->owned;

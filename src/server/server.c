@@ -269,9 +269,15 @@ static int get_arg(struct lws *wsi, const char *name, char *buf, int cap)
     }
 }
 
+/* http_arg_fn over lws's query arguments (ctx: the wsi). */
+static int lws_arg(void *wsi, const char *name, char *buf, int cap)
+{
+    return get_arg(wsi, name, buf, cap);
+}
+
 /* A decimal integer in min..max (min >= 0): digits only, no sign, no
  * spaces, no overflow. */
-static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+int http_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     if (!isdigit((unsigned char)s[0])) return 0;
     char *end;
@@ -481,11 +487,14 @@ static int serve_web(ls_server *srv, struct lws *wsi, http_req *r, const char *u
     return 0;
 }
 
-/* Splits /v1/models/{id}[/load]: returns the route or ROUTE_NONE, which
- * sets *too_long when only the id's length kept it from a route. */
-static route model_route(const char *uri, int post, int del, char *id, int *too_long)
+/* The job routes: /v1/models/{id}[/load] (id filled), /v1/render,
+ * /v1/batch; ROUTE_NONE sets *too_long when only the id's length kept it
+ * from a route. */
+route http_route(const char *uri, int post, int del, char *id, int *too_long)
 {
     *too_long = 0;
+    if (post && !strcmp(uri, "/v1/render")) return ROUTE_RENDER;
+    if (post && !strcmp(uri, "/v1/batch")) return ROUTE_BATCH;
     const char *prefix = "/v1/models/";
     if (strncmp(uri, prefix, strlen(prefix))) return ROUTE_NONE;
     const char *rest = uri + strlen(prefix);
@@ -521,6 +530,54 @@ static int accepts_multipart(struct lws *wsi)
               strstr(a, "multipart/mixed");
     free(a);
     return yes;
+}
+
+int http_parse_job_args(http_req *r, http_arg_fn get, void *ctx, char *why, size_t cap)
+{
+    char v[128];
+    int a = get(ctx, "model=", r->model, sizeof r->model);
+    if (a < 0) {
+        snprintf(why, cap, "model id too long (at most %d bytes)", LS_MODEL_ID_MAX);
+        return -1;
+    }
+    if (!a || !r->model[0]) {
+        snprintf(why, cap, "missing model=ID query parameter");
+        return -1;
+    }
+    /* Every argument we read: one too long for its buffer is an error, not
+     * absent. */
+    static const char *const args[] = {"start_frame=", "output=", "batch_size=", "format="};
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
+        if (get(ctx, args[i], v, sizeof v) < 0) {
+            snprintf(why, cap, "query parameter %.*s is longer than %d bytes",
+                     (int)strcspn(args[i], "="), args[i], (int)sizeof v - 1);
+            return -1;
+        }
+    r->start_frame = 0;
+    if (get(ctx, "start_frame=", v, sizeof v) > 0 &&
+        !http_parse_i64(v, 0, INT64_C(1) << 40, &r->start_frame)) {
+        snprintf(why, cap, "start_frame wants an integer >= 0, got '%s'", v);
+        return -1;
+    }
+    if (r->route == ROUTE_RENDER) {
+        snprintf(r->output, sizeof r->output, "mp4");
+        if (get(ctx, "output=", v, sizeof v) > 0) {
+            if (strcmp(v, "mp4") && strcmp(v, "mjpeg") && strcmp(v, "jpeg-zip")) {
+                snprintf(why, cap, "output wants mp4, mjpeg or jpeg-zip, got '%s'", v);
+                return -1;
+            }
+            snprintf(r->output, sizeof r->output, "%.15s", v);
+        }
+    } else {
+        int64_t b = 0;
+        if (get(ctx, "batch_size=", v, sizeof v) <= 0 || !http_parse_i64(v, 1, 32, &b)) {
+            snprintf(why, cap, "batch_size wants an integer in 1..32");
+            return -1;
+        }
+        r->batch_size = (int)b;
+        r->multipart = get(ctx, "format=", v, sizeof v) > 0 && !strcmp(v, "multipart");
+    }
+    return 0;
 }
 
 /* [loop] A new request: answers the cheap routes at once, prepares jobs. */
@@ -571,13 +628,11 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
     }
     char id[LS_MODEL_ID_MAX + 1];
     int id_too_long;
-    route rt = model_route(uri, post, del, id, &id_too_long);
+    route rt = http_route(uri, post, del, id, &id_too_long);
     if (id_too_long) {
         http_set_error(r, 400, "model id too long (at most %d bytes)", LS_MODEL_ID_MAX);
         goto reject_body;
     }
-    if (rt == ROUTE_NONE && post && !strcmp(uri, "/v1/render")) rt = ROUTE_RENDER;
-    if (rt == ROUTE_NONE && post && !strcmp(uri, "/v1/batch")) rt = ROUTE_BATCH;
     if (rt == ROUTE_NONE) {
         int known = !strcmp(uri, "/v1/render") || !strcmp(uri, "/v1/batch") ||
                     !strcmp(uri, "/metrics") || !strcmp(uri, "/v1/models") ||
@@ -590,49 +645,12 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
     if (rt == ROUTE_LOAD || rt == ROUTE_UNLOAD) {
         snprintf(r->model, sizeof r->model, "%s", id);
     } else {
-        char v[128];
-        int a = get_arg(wsi, "model=", r->model, sizeof r->model);
-        if (a < 0) {
-            http_set_error(r, 400, "model id too long (at most %d bytes)", LS_MODEL_ID_MAX);
+        char why[LS_ERROR_MSG_MAX];
+        if (http_parse_job_args(r, lws_arg, wsi, why, sizeof why)) {
+            http_set_error(r, 400, "%s", why);
             goto reject_body;
         }
-        if (!a || !r->model[0]) {
-            http_set_error(r, 400, "missing model=ID query parameter");
-            goto reject_body;
-        }
-        /* Every argument we read: one too long for its buffer is an error,
-         * not absent. */
-        static const char *const args[] = {"start_frame=", "output=", "batch_size=", "format="};
-        for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
-            if (get_arg(wsi, args[i], v, sizeof v) < 0) {
-                arg_too_long(r, args[i], (int)sizeof v);
-                goto reject_body;
-            }
-        r->start_frame = 0;
-        if (get_arg(wsi, "start_frame=", v, sizeof v) > 0 &&
-            !parse_i64(v, 0, INT64_C(1) << 40, &r->start_frame)) {
-            http_set_error(r, 400, "start_frame wants an integer >= 0, got '%s'", v);
-            goto reject_body;
-        }
-        if (rt == ROUTE_RENDER) {
-            snprintf(r->output, sizeof r->output, "mp4");
-            if (get_arg(wsi, "output=", v, sizeof v) > 0) {
-                if (strcmp(v, "mp4") && strcmp(v, "mjpeg") && strcmp(v, "jpeg-zip")) {
-                    http_set_error(r, 400, "output wants mp4, mjpeg or jpeg-zip, got '%s'", v);
-                    goto reject_body;
-                }
-                snprintf(r->output, sizeof r->output, "%.15s", v);
-            }
-        } else {
-            int64_t b = 0;
-            if (get_arg(wsi, "batch_size=", v, sizeof v) <= 0 || !parse_i64(v, 1, 32, &b)) {
-                http_set_error(r, 400, "batch_size wants an integer in 1..32");
-                goto reject_body;
-            }
-            r->batch_size = (int)b;
-            r->multipart = (get_arg(wsi, "format=", v, sizeof v) > 0 && !strcmp(v, "multipart")) ||
-                           accepts_multipart(wsi);
-        }
+        if (rt == ROUTE_BATCH && !r->multipart && accepts_multipart(wsi)) r->multipart = 1;
     }
     if (post) {
         char cl[32];
@@ -644,7 +662,7 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
             http_set_error(r, 411, "a Content-Length is required");
             goto reject_body;
         } else if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
-                   !parse_i64(cl, 0, INT64_MAX, &len)) {
+                   !http_parse_i64(cl, 0, INT64_MAX, &len)) {
             http_set_error(r, 400, "Content-Length wants a byte count");
             goto reject_body;
         }
@@ -873,38 +891,73 @@ static int parse_start(cJSON *j, stream_start *st, char *why, size_t cap)
     return 1;
 }
 
+ctl_type stream_parse_control(const char *text, size_t len, stream_start *st, char *why,
+                              size_t cap)
+{
+    static const char *names[] = {"start", "flush", "end", "interrupt"};
+    static const ctl_type types[] = {CTL_START, CTL_FLUSH, CTL_END, CTL_INTERRUPT};
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    cJSON *type = j ? cJSON_GetObjectItemCaseSensitive(j, "type") : NULL;
+    ctl_type t = CTL_BAD;
+    if (!j || !cJSON_IsObject(j)) {
+        snprintf(why, cap, "control message is not a JSON object");
+    } else if (!cJSON_IsString(type)) {
+        snprintf(why, cap, "control message without a \"type\" string");
+    } else {
+        for (int i = 0; i < 4 && t == CTL_BAD; i++)
+            if (!strcmp(type->valuestring, names[i])) t = types[i];
+        if (t == CTL_BAD)
+            snprintf(why, cap, "unknown control message type '%.40s'", type->valuestring);
+        else if (t == CTL_START && !parse_start(j, st, why, cap))
+            t = CTL_BAD_START;
+    }
+    cJSON_Delete(j);
+    return t;
+}
+
+const char *stream_control_name(ctl_type t)
+{
+    switch (t) {
+    case CTL_START:
+    case CTL_BAD_START: return "start";
+    case CTL_FLUSH: return "flush";
+    case CTL_END: return "end";
+    case CTL_INTERRUPT: return "interrupt";
+    default: return "?";
+    }
+}
+
 /* [loop] One complete JSON control message. */
 static void stream_control(stream *s, const char *text, size_t len)
 {
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    cJSON *type = j ? cJSON_GetObjectItemCaseSensitive(j, "type") : NULL;
+    char why[160];
+    stream_start st;
+    ctl_type t = stream_parse_control(text, len, &st, why, sizeof why);
     pthread_mutex_lock(&s->c.lock);
-    if (!j || !cJSON_IsObject(j)) {
-        stream_error_locked(s, "control message is not a JSON object");
-    } else if (!cJSON_IsString(type)) {
-        stream_error_locked(s, "control message without a \"type\" string");
-    } else if (!strcmp(type->valuestring, "start")) {
-        char why[160];
+    if (t == CTL_BAD) {
+        stream_error_locked(s, "%s", why);
+    } else if (t == CTL_START || t == CTL_BAD_START) {
         if (s->started)
             stream_error_locked(s, "start: the stream has already started");
-        else if (!parse_start(j, &s->start, why, sizeof why))
+        else if (t == CTL_BAD_START)
             stream_error_locked(s, "%s", why);
         else {
+            s->start = st;
             s->started = 1;
             s->want_start = 1;
             stream_schedule_locked(s);
         }
     } else if (!s->started || s->ended) {
-        stream_error_locked(s, "%s: %s", type->valuestring,
+        stream_error_locked(s, "%s: %s", stream_control_name(t),
                             s->ended ? "the stream has ended" : "send start first");
-    } else if (!strcmp(type->valuestring, "flush")) {
+    } else if (t == CTL_FLUSH) {
         s->want_flush = 1;
         stream_schedule_locked(s);
-    } else if (!strcmp(type->valuestring, "end")) {
+    } else if (t == CTL_END) {
         s->ended = 1;
         s->want_end = 1;
         stream_schedule_locked(s);
-    } else if (!strcmp(type->valuestring, "interrupt")) {
+    } else { /* CTL_INTERRUPT */
         /* Everything not yet sent goes: queued audio, queued frames, and the
          * batch a worker may be computing (its frames carry an old epoch). */
         s->epoch++;
@@ -930,11 +983,8 @@ static void stream_control(stream *s, const char *text, size_t len)
         if (s->session) ls_session_interrupt(s->session);
         s->pacing = 0;
         stream_queue_event_locked(s, "{\"type\":\"interrupted\"}");
-    } else {
-        stream_error_locked(s, "unknown control message type '%.40s'", type->valuestring);
     }
     pthread_mutex_unlock(&s->c.lock);
-    cJSON_Delete(j);
     conn_notify(&s->c);
 }
 

@@ -181,6 +181,38 @@ void http_finish(http_req *r);
 /* Per-stage milliseconds, frames and batches of a session, as JSON. */
 cJSON *stage_times_json(const ls_stage_times *t);
 
+/* Parsers of client input (server.c), apart from the loop so that the fuzz
+ * targets (tests/fuzz) can feed them from memory. */
+
+/* The job route of uri for a method (post, del: nonzero for POST, DELETE):
+ * /v1/models/{id}/load and /v1/models/{id} (id, LS_MODEL_ID_MAX + 1 bytes,
+ * filled), /v1/render, /v1/batch; ROUTE_NONE for anything else, with
+ * *too_long set when only the id's length kept uri from a route. */
+route http_route(const char *uri, int post, int del, char *id, int *too_long);
+/* A decimal integer in min..max: 1 with *out set, or 0. */
+int http_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* A query argument as lws gives it: copies the URL-decoded value of the
+ * argument called name ("model=") into buf (cap bytes) and returns 1; 0
+ * when absent, -1 when longer than buf. */
+typedef int (*http_arg_fn)(void *ctx, const char *name, char *buf, int cap);
+/* The query of a render or batch request (r->route): model, start_frame,
+ * output (render), batch_size and format=multipart (batch). 0, or -1 with
+ * the 400 answer's message in why. */
+int http_parse_job_args(http_req *r, http_arg_fn get, void *ctx, char *why, size_t cap);
+
+/* A stream's text (control) messages. */
+typedef enum ctl_type {
+    CTL_BAD,       /* not a control message: why says what is wrong */
+    CTL_BAD_START, /* a start whose settings are wrong: why says which */
+    CTL_START,     /* settings in *st */
+    CTL_FLUSH,
+    CTL_END,
+    CTL_INTERRUPT
+} ctl_type;
+ctl_type stream_parse_control(const char *text, size_t len, stream_start *st, char *why,
+                              size_t cap);
+const char *stream_control_name(ctl_type t);
+
 /* jobs.c: the worker tasks behind HTTP routes. */
 void job_run(void *arg);
 

@@ -80,6 +80,12 @@ static void test_npy_malformed(void **state)
     bytes[8] = 0xff;
     assert_int_equal(ls_npy_parse(bytes, 20, &a, &err), LS_ERR_FORMAT);
     assert_int_equal(ls_npy_read("/nonexistent/x.npy", &a, &err), LS_ERR_IO);
+    /* A directory (a model.json naming "" as its UNet) is refused, not sized. */
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(ls_read_file("/", &data, &len, &err), LS_ERR_IO);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    assert_null(data);
 }
 
 static void test_stats(void **state)

@@ -1,0 +1,36 @@
+/* fuzz_ws_control - a WebSocket stream's text (control) message as the server
+ * parses it once reassembled (stream_parse_control, server_priv.h): JSON,
+ * its "type", and a start's format, rate, channels, start_frame, batch, live
+ * and skip_silence. Checks that an accepted start is within the documented
+ * ranges and makes a valid raw PCM decoder. */
+#include "audio/pcm.h"
+#include "fuzz_util.h"
+#include "server/server_priv.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > FUZZ_MAX_INPUT) return 0;
+    stream_start st;
+    char why[160] = "";
+    ctl_type t = stream_parse_control((const char *)data, size, &st, why, sizeof why);
+    fuzz_note(stream_control_name(t), t == CTL_BAD || t == CTL_BAD_START, why);
+    FUZZ_CHECK(t >= CTL_BAD && t <= CTL_INTERRUPT);
+    FUZZ_CHECK(stream_control_name(t)[0]);
+    if (t == CTL_BAD || t == CTL_BAD_START) {
+        FUZZ_CHECK(why[0]);
+    } else if (t == CTL_START) {
+        FUZZ_CHECK(st.format == LS_PCM_S16LE || st.format == LS_PCM_F32LE);
+        FUZZ_CHECK(st.rate >= LS_AUDIO_MIN_RATE && st.rate <= LS_AUDIO_MAX_RATE);
+        FUZZ_CHECK(st.channels >= 1 && st.channels <= 8);
+        FUZZ_CHECK(st.start_frame >= 0 && st.start_frame <= (int64_t)1e12);
+        FUZZ_CHECK(st.batch >= 0 && st.batch <= 64);
+        FUZZ_CHECK(st.live == 0 || st.live == 1);
+        FUZZ_CHECK(st.skip_silence == 0 || st.skip_silence == 1);
+        ls_raw_spec spec = {st.format, st.rate, st.channels};
+        ls_pcm_decoder *d = NULL;
+        ls_error err = {0};
+        FUZZ_CHECK(ls_pcm_decoder_create(&spec, &d, &err) == LS_OK);
+        ls_pcm_decoder_destroy(d);
+    }
+    return 0;
+}
