@@ -5,7 +5,9 @@
 # seeds (tests/fuzz/corpus/<target>/) and past crashes (tests/fuzz/regress/<target>/), then
 # fuzzes for SECONDS (default 60; 0: replay only). New inputs go to build-fuzz/corpus/<target>/
 # (not committed); a crash is kept in build-fuzz/crashes/<target>/ and the script exits 1.
-# Prints the executions per target. LS_FUZZ_JOBS sets the build's parallelism (default nproc).
+# Prints the executions per target. LS_FUZZ_JOBS sets the build's parallelism (default nproc);
+# LS_FUZZ_SEED fixes libFuzzer's random seed (CI does: a run explores the same inputs each time,
+# so a red CI means a real finding in the change, not a lucky draw).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-all}"
@@ -39,6 +41,8 @@ export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/fuzz/lsan.supp:prin
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # Findings besides crashes: one allocation above 1 GiB, 2 GiB resident, 30 s on one input.
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=30)
+seed=()
+if [ -n "${LS_FUZZ_SEED:-}" ]; then seed=(-seed="$LS_FUZZ_SEED"); fi
 
 summary=()
 failed=0
@@ -63,7 +67,7 @@ for t in "${targets[@]}"; do
     echo "== fuzz_$t: fuzzing for $secs s"
     dirs=("$work" "$seeds")
     [ -d "$regress" ] && dirs+=("$regress")
-    "$bin" "${limits[@]}" -max_total_time="$secs" -print_final_stats=1 \
+    "$bin" "${limits[@]}" "${seed[@]}" -max_total_time="$secs" -print_final_stats=1 \
       -artifact_prefix="$crashes/" "${dirs[@]}" >>"$log" 2>&1 || rc=$?
     n="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
     execs=$((execs + ${n:-0}))
