@@ -19,6 +19,10 @@
 #include "server_test_util.h"
 #include "support/test_util.h"
 
+/* How long a test waits for an answer that should come at once: generous,
+ * since a TSan build on two shared cores is 20-50x slower. */
+#define WAIT_S 120
+
 typedef struct running {
     ls_server *srv;
     pthread_t thread;
@@ -757,7 +761,7 @@ static void test_stream_protocol_errors(void **state)
     send_text(c, "{\"type\":\"start\",\"format\":\"u8\"}");
     send_text(c, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":5}");
     double t0 = ls_now();
-    while (res.errors < 7 && ls_now() - t0 < 30) take(c, &res, 1.0);
+    while (res.errors < 7 && ls_now() - t0 < WAIT_S) take(c, &res, 1.0);
     assert_int_equal(res.errors, 7);
     assert_non_null(strstr(res.last_error, "rate"));
     /* Still usable: a good start works, and s16 bytes declared as f32 are
@@ -767,7 +771,7 @@ static void test_stream_protocol_errors(void **state)
     for (int i = 0; i < 400; i++) nan_bits[i] = 0x7fc00000u;
     assert_int_equal(ls_ws_client_send(c, 1, nan_bits, sizeof nan_bits, NULL), LS_OK);
     t0 = ls_now();
-    while (!res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+    while (!res.closed && ls_now() - t0 < WAIT_S) take(c, &res, 1.0);
     assert_int_equal(res.ready, 1);
     assert_int_equal(res.errors, 8);
     assert_non_null(strstr(res.last_error, "finite"));
@@ -783,7 +787,7 @@ static void test_stream_protocol_errors(void **state)
         while (take(c, &res, 0) == 1) {}
     }
     t0 = ls_now();
-    while (!res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+    while (!res.closed && ls_now() - t0 < WAIT_S) take(c, &res, 1.0);
     assert_true(res.closed);
     if (res.errors < 1 || res.errors > 32)
         fail_msg("%d error events (last: %s)", res.errors, res.last_error);
@@ -928,7 +932,7 @@ static void test_interrupt(void **state)
     while (res.frames.n < 2 && !res.closed) take(c, &res, 5.0);
     send_text(c, "{\"type\":\"interrupt\"}");
     double t0 = ls_now();
-    while (!res.interrupted && ls_now() - t0 < 30) take(c, &res, 1.0);
+    while (!res.interrupted && ls_now() - t0 < WAIT_S) take(c, &res, 1.0);
     assert_int_equal(res.interrupted, 1);
     size_t before = res.frames.n;
     assert_true(before < 40); /* 2 s would be ~51 frames: most were dropped */
@@ -985,7 +989,7 @@ static void test_live_silence(void **state)
     ls_ws_client *c = open_stream(g_srv.port);
     send_text(c, "{\"type\":\"start\",\"live\":true,\"skip_silence\":1}");
     double t0 = ls_now();
-    while (!res.errors && !res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+    while (!res.errors && !res.closed && ls_now() - t0 < WAIT_S) take(c, &res, 1.0);
     ls_ws_client_destroy(c);
     assert_int_equal(res.errors, 1);
     assert_non_null(strstr(res.last_error, "skip_silence"));
@@ -1020,7 +1024,7 @@ static void test_stream_start_types(void **state)
         snprintf(msg, sizeof msg, "{\"type\":\"start\",%s}", bad[i][0]);
         send_text(c, msg);
         double t0 = ls_now();
-        while (res.errors < (int)i + 1 && !res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+        while (res.errors < (int)i + 1 && !res.closed && ls_now() - t0 < WAIT_S) take(c, &res, 1.0);
         if (res.errors != (int)i + 1) fail_msg("%s: no error event", msg);
         char want[64];
         snprintf(want, sizeof want, "start: %s wants", bad[i][1]);
@@ -1028,7 +1032,7 @@ static void test_stream_start_types(void **state)
     }
     send_text(c, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000.0,\"live\":false}");
     double t0 = ls_now();
-    while (!res.ready && !res.closed && ls_now() - t0 < 30) take(c, &res, 1.0);
+    while (!res.ready && !res.closed && ls_now() - t0 < WAIT_S) take(c, &res, 1.0);
     assert_int_equal(res.ready, 1);
     assert_int_equal(res.errors, (int)(sizeof bad / sizeof bad[0]));
     ls_ws_client_destroy(c);

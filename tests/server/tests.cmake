@@ -25,6 +25,9 @@ if(LS_SANITIZE STREQUAL "thread")
   # TSan cannot see libgomp's synchronisation: one engine thread, no OpenMP team.
   set_property(TEST test_server APPEND PROPERTY ENVIRONMENT
     "OMP_NUM_THREADS=1" "LS_SERVER_TEST_THREADS=1")
+  # Alone: beside test_session under TSan, starts and batch calls took
+  # longer than the tests wait for them.
+  set_tests_properties(test_server PROPERTIES RUN_SERIAL ON)
 endif()
 
 # The browser client in headless Chromium (needs node, npm and /usr/bin/chromium).
