@@ -24,7 +24,7 @@ set_property(TEST test_server APPEND PROPERTY ENVIRONMENT
 if(LS_SANITIZE STREQUAL "thread")
   # TSan cannot see libgomp's synchronisation: one engine thread, no OpenMP team.
   set_property(TEST test_server APPEND PROPERTY ENVIRONMENT
-    "OMP_NUM_THREADS=1" "LS_SERVER_TEST_THREADS=1")
+    "OMP_NUM_THREADS=1" "LS_SERVER_TEST_THREADS=1" "LS_SERVER_TEST_TSAN=1")
   # Alone: beside test_session under TSan, starts and batch calls took
   # longer than the tests wait for them.
   set_tests_properties(test_server PROPERTIES RUN_SERIAL ON)
