@@ -118,6 +118,7 @@ typedef struct stream {
     stream_start cfg;
     ls_buf audio_work;
     ls_pcm_decoder *pcm;      /* client bytes -> mono samples, split frames carried */
+    uint64_t pcm_epoch;       /* [worker] the epoch pcm's held bytes belong to */
     float *mono, *resampled;
     size_t mono_cap, resampled_cap;
     ls_stage_times last_times;

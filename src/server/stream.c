@@ -407,6 +407,10 @@ void stream_task(void *arg)
     uint64_t epoch = s->epoch;
     pthread_mutex_unlock(&s->c.lock);
 
+    /* Audio after an interrupt starts on a sample frame of its own: the
+     * bytes of a frame split before it are dropped with the rest. */
+    if (s->pcm && s->pcm_epoch != epoch) ls_pcm_decoder_reset(s->pcm);
+    s->pcm_epoch = epoch;
     if (!atomic_load(&s->c.closed) && !s->failed && !s->finished) {
         if (start) do_start(s);
         if (!s->failed && s->session && s->audio_work.len)
