@@ -4,6 +4,7 @@
 #include "support/test_util.h"
 
 #include <math.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,11 +159,15 @@ static void test_conv_residual(void **state)
 
 /* The inverted-residual shape: 1x1 expand then 3x3 depthwise, which the
  * engine runs as one oneDNN primitive where oneDNN has a native fused kernel
- * (it picks one by size: the first two cases here get it) and as two convs
- * elsewhere; stride 1 and 2, odd sizes, with and without bias and ReLU. */
+ * and as two convs elsewhere; stride 1 and 2, odd sizes, with and without
+ * bias and ReLU. oneDNN 2.6 offers the fused kernel by size (the first two
+ * cases) up to AVX-512 BF16; with AMX its 1x1 convs are brgemm kernels that
+ * take no depthwise post-op, so nothing fuses there. */
 static void test_expand_depthwise(void **state)
 {
     (void)state;
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    int amx = (isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
     static const struct {
         int b, ch, h, w, stride, fused;
     } cases[] = {
@@ -182,7 +187,7 @@ static void test_expand_depthwise(void **state)
             ls_engine *e;
             ls_error err;
             assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
-            assert_int_equal(ls_engine_fused_convs(e), cases[i].fused);
+            assert_int_equal(ls_engine_fused_convs(e), cases[i].fused && !amx);
             ls_engine_destroy(e);
             char what[96];
             snprintf(what, sizeof what, "expand+dw case %zu variant %d", i, variant);
