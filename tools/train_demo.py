@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """Trains the demo's SyncTalk_2D model (1/4 width) on the synthetic talking face.
 
-usage: train_demo.py --lipsync build/lipsync --data DATA_DIR --out MODEL_OUT [--steps N]
+usage: train_demo.py --lipsync build/lipsync --data DATA_DIR --out MODEL_OUT
+                     [--steps-a N] [--steps-b N] [--stage-a OUT/stage_a.pth]
   DATA_DIR  clips from `talking_face.py dataset` (speech.wav, frames/, crop_rects.json)
   MODEL_OUT becomes a model directory `lipsync render` runs: unet.onnx and
             audio_encoder.onnx (opset 11, dynamic batch), the talking face's
-            avatar/, model.json, training.json (steps, losses, time, seed) and
-            checkpoint.pth (the torch state dicts)
+            avatar/, model.json, training.json (steps, losses, time, seed),
+            stage_a.pth and checkpoint.pth (the torch state dicts)
 
 Training sees exactly what inference sees:
 - audio: the mel windows come from `lipsync mel --windows` (the project's own
@@ -14,13 +15,16 @@ Training sees exactly what inference sees:
   F = [E0, E0, E1, .., E(N-1), E(N-1)] with zero rows outside, as
   pipeline/features.h assembles them;
 - image: the crop is built as avatar/painter builds it (cubic resize of the
-  crop rectangle to 328, inner 320); channels 0-2 are the avatar's own frame
-  (closed mouth, what the renderer gives the UNet), channels 3-5 the target
-  frame with rows 5..309 and columns 5..314 zeroed; the target is the frame
-  with the right mouth.
-Losses: L1 on the crop plus a heavier L1 on the mouth box. Fixed seed; torch
-on the CPU (Debian's python3-torch), 2 threads, bf16 autocast by default
-(weights and the export stay fp32).
+  crop rectangle to 328, inner 320), both image halves from the avatar's own
+  frame (closed mouth) as the renderer builds them: channels 0-2 the crop,
+  3-5 the crop with rows 5..309 and columns 5..314 zeroed; the target is the
+  training frame with the right mouth.
+How it trains in under an hour on 2 cores (two stages over a fixed image
+path, the mouth learnt at 160x160 first) is told in "the UNet" below. Losses: L1 on the crop plus a heavier L1
+on the mouth box, and the fused bottleneck's prediction of the frame's
+mouth parameters. Fixed seed; torch on the CPU (Debian's python3-torch),
+2 threads, bf16 autocast by default (weights and the export stay fp32); the
+exports are checked against torch on the project's engine.
 """
 import argparse
 import glob
@@ -108,79 +112,231 @@ def to_tensor(bgr):
 
 
 class Batcher:
-    def __init__(self, clips, avatar_rois, rng):
-        self.clips, self.avatar, self.rng = clips, avatar_rois, rng
+    """Random training frames. The UNet's image input depends only on the
+    avatar frame (the renderer builds both halves from it), so a batch is
+    avatar indices, targets, and the feature rows of each frame's audio."""
+
+    def __init__(self, clips, rng):
+        self.clips, self.rng = clips, rng
         self.index = [(c, k) for c, clip in enumerate(clips) for k in range(len(clip['rois']))]
 
     def batch(self, size):
         picks = [self.index[i] for i in self.rng.choice(len(self.index), size, replace=False)]
-        vis, tgt, mels, rows, params = [], [], [], [], []
+        idx, tgt, mels, rows, params = [], [], [], [], []
+        base = 0
         for c, k in picks:
             clip = self.clips[c]
-            roi = clip['rois'][k]
-            ref = self.avatar[clip['avatar'][k]]
-            vis.append(np.concatenate([ref, masked(roi)], axis=2))
-            tgt.append(roi)
+            idx.append(clip['avatar'][k])
+            tgt.append(clip['rois'][k])
             params.append(clip['visemes'][k])
-            base = len(mels)
-            nw = len(clip['win'])
-            for r in feature_rows(k, nw):
+            for r in feature_rows(k, len(clip['win'])):
                 rows.append(-1 if r < 0 else base + r)
             mels.append(clip['win'])
+            base += len(clip['win'])
         mel = torch.from_numpy(np.concatenate(mels))[:, None]
-        return (to_tensor(np.stack(vis)), to_tensor(np.stack(tgt)), mel, torch.tensor(rows),
+        return (torch.tensor(idx), to_tensor(np.stack(tgt)), mel, torch.tensor(rows),
                 torch.from_numpy(np.stack(params)))
 
 
 def features(enc, mel, rows):
     """[B,32,16,16] audio input: the encoder output of each row's window, zero
-    rows where the index is -1. Every row is encoded (duplicates too), so the
-    encoder sees one batch shape and oneDNN keeps its kernels."""
-    e = enc(mel[rows.clamp(min=0)])
+    rows where the index is -1 (pipeline/features.h's edge rule)."""
+    used, inverse = torch.unique(rows.clamp(min=0), return_inverse=True)
+    e = enc(mel[used])[inverse]
     e = e * (rows >= 0).to(e.dtype)[:, None]
     return e.reshape(-1, 16 * 512).view(-1, 32, 16, 16)
 
 
-def init_copy_path(unet):
-    """Starts the UNet as a copy of its reference channels (0-2) to its output.
+# ------------------------------------------------------------------ the UNet
+#
+# Learning the mouth end to end through the full-resolution UNet takes far
+# more steps than 2 cores give in an hour: the audio enters at the 10x10
+# bottleneck, and its gradient reaches the output only through five narrow
+# upsampling stages that first have to learn to carry anything (1,000 steps
+# of that left the mouth closed). So training goes in two stages over a
+# fixed image path:
+#
+# - The image half (inc, down1..down5) is fixed: inc copies the reference
+#   image (channels 0-2) into x1 beside random features, and the random
+#   down path is only calibrated (BatchNorm statistics over the avatar's
+#   frames). Its outputs depend only on the avatar frame (the renderer
+#   builds both image halves from it), so they are computed once.
+# - Stage A trains the audio path, fuse_conv and up1..up4 to paint the mouth
+#   at 160x160: a 1x1 head on up4's output adds to the logit of the
+#   reference, and the loss compares with the target pooled 2x2. Nothing
+#   runs at 320x320, so a step costs a fraction of a full one.
+# - Then up5 and outc are built so that the network's output is
+#   sigmoid(logit(ref) + head(up4)) upsampled: up5's hidden ReLU channels
+#   hold the reference (a piecewise-linear logit over 7 knots, within 1.6/255
+#   of a copy) and the head's output as a signed pair per colour.
+# - Stage B trains up5 and outc at full resolution to sharpen that.
 
-    Training from scratch spends most of its steps learning to reproduce the
-    face; on 2 CPU cores that leaves no time to learn the mouth. So the
-    full-resolution path is built to pass the reference through: inc copies
-    channels 0-2 into x1, up5 copies them from its skip input, and outc maps
-    them back through the sigmoid with a linear fit of the logit on [0.1, 0.9].
-    The deep path's contributions to those channels start at zero (Fixup
-    style): their weights get gradients at once and learn what the mouth
-    needs. The BatchNorms of inc and up5 stay in inference mode (a learnable
-    per-channel affine), so the batch statistics cannot undo the copy.
-    """
+N_KNOTS = 7
+ENCODER_HALF = ('inc', 'down1', 'down2', 'down3', 'down4', 'down5')
+
+
+def set_identity_bn(bn, channels, bias=None):
     with torch.no_grad():
-        def copy_ir(ir, src):
-            expand, dw, project = ir.conv[0], ir.conv[3], ir.conv[6]
-            for c in range(3):
-                expand.weight[c].zero_()
-                expand.weight[c, src + c] = 1.0
-                dw.weight[c].zero_()
-                dw.weight[c, 0, 1, 1] = 1.0
-                project.weight[c].zero_()
-                project.weight[c, c] = 1.0
-        copy_ir(unet.inc, 0)
-        copy_ir(unet.up5.conv.double_conv[0], unet.up4.conv.double_conv[1].conv[6].out_channels)
-        unet.up5.conv.double_conv[1].conv[7].weight.zero_()  # residual branch starts at 0
+        for i, c in enumerate(channels):
+            bn.running_mean[c] = 0.0
+            bn.running_var[c] = 1.0 - bn.eps
+            bn.weight[c] = 1.0
+            bn.bias[c] = 0.0 if bias is None else float(bias[i])
+
+
+def fit_logit():
+    """logit(x) on [0, 1] as c0 + c1 x + sum_k a_k relu(x - t_k): the knots t
+    and coefficients with the smallest error after the sigmoid."""
+    x = np.linspace(0, 1, 2001)
+    xc = np.clip(x, 0.002, 0.998)
+    want = np.log(xc / (1 - xc))
+    t = 1 / (1 + np.exp(-np.linspace(-3, 3, N_KNOTS)))
+    basis = np.stack([np.ones_like(x), x] + [np.maximum(x - k, 0) for k in t], 1)
+    w = np.sqrt(xc * (1 - xc))
+    for _ in range(30):
+        coef = np.linalg.lstsq(basis * w[:, None], want * w, rcond=None)[0]
+        err = 1 / (1 + np.exp(-basis @ coef)) - x
+        w = w * np.sqrt(np.abs(err) / np.abs(err).mean() + 0.1)
+    return t, coef, float(np.abs(err).max())
+
+
+def pl_logit(x, fit):
+    t, coef, _ = fit
+    z = coef[0] + coef[1] * x
+    for k, tk in enumerate(t):
+        z = z + coef[2 + k] * torch.relu(x - float(tk))
+    return z
+
+
+def init_copy_path(unet):
+    """inc copies channels 0-2 into x1 (BatchNorms as identities); up5's
+    residual branch and outc's deep channel start at 0, outc's colours at 1."""
+    with torch.no_grad():
+        ir = unet.inc
+        expand, dw, project = ir.conv[0], ir.conv[3], ir.conv[6]
+        for c in range(3):
+            expand.weight[c].zero_()
+            expand.weight[c, c] = 1.0
+            dw.weight[c].zero_()
+            dw.weight[c, 0, 1, 1] = 1.0
+            project.weight[c].zero_()
+            project.weight[c, c] = 1.0
+        for bn in (ir.conv[1], ir.conv[4], ir.conv[7]):
+            set_identity_bn(bn, range(3))
+        unet.up5.conv.double_conv[1].conv[7].weight.zero_()
+        unet.up5.conv.double_conv[1].conv[7].bias.zero_()
         unet.outc.weight.zero_()
         for c in range(3):
-            unet.outc.weight[c, c] = 4.8
-        unet.outc.bias.fill_(-2.4)
-    return [unet.inc, unet.up5]
+            unet.outc.weight[c, c] = 1.0
+        unet.outc.bias.zero_()
 
 
-def train_mode(unet, enc, frozen_bn):
-    unet.train()
-    enc.train()
-    for module in frozen_bn:
-        for m in module.modules():
+def calibrate(modules, inputs):
+    """BatchNorm statistics of `modules` over `inputs` (a cumulative average),
+    then inference mode."""
+    bns = [m for mod in modules for m in mod.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+        bn.train()
+    with torch.no_grad():
+        for x in inputs:
+            x()
+    for bn in bns:
+        bn.momentum = 0.1
+        bn.eval()
+
+
+def encode_avatar(unet, avatar_rois):
+    """x1..x6 of every avatar frame (the fixed image half)."""
+    for name in ENCODER_HALF:
+        getattr(unet, name).eval()
+    vis = to_tensor(np.stack([np.concatenate([r, masked(r)], axis=2) for r in avatar_rois]))
+
+    def half(x):
+        x1 = unet.inc(x)
+        x2 = unet.down1(x1)
+        x3 = unet.down2(x2)
+        x4 = unet.down3(x3)
+        x5 = unet.down4(x4)
+        return [x1, x2, x3, x4, x5, unet.down5(x5)]
+
+    calibrate([getattr(unet, n) for n in ENCODER_HALF[1:]],
+              [lambda i=i: half(vis[i:i + 10]) for i in range(0, len(vis), 10)])
+    for p in (q for n in ENCODER_HALF for q in getattr(unet, n).parameters()):
+        p.requires_grad_(False)
+    with torch.no_grad():
+        return vis, half(vis)
+
+
+def decode(unet, skips, audio, depth=5):
+    """The UNet's decoder from the cached image half; depth 4 stops at up4.
+    Returns the fused bottleneck and the last map."""
+    x1, x2, x3, x4, x5, x6 = skips
+    fused = unet.fuse_conv(torch.cat([x6, unet.audio_model(audio)], dim=1))
+    x = unet.up1(fused, x5)
+    x = unet.up2(x, x4)
+    x = unet.up3(x, x3)
+    x = unet.up4(x, x2)
+    if depth == 4:
+        return fused, x
+    return fused, torch.sigmoid(unet.outc(unet.up5(x, x1)))
+
+
+def build_output_path(unet, head, fit):
+    """up5's first block computes logit(ref) + head(up4): hidden ReLU channels
+    0-2 hold the reference (from x1, after the upsampled channels), 3-8 the
+    head's output as signed pairs, 9.. the logit's knots; the projection sums
+    them into output channels 0-2, and outc passes those on."""
+    t, coef, _ = fit
+    ir = unet.up5.conv.double_conv[0]
+    expand, dw, project = ir.conv[0], ir.conv[3], ir.conv[6]
+    c4 = head.weight.shape[1]
+    w, b = head.weight.detach()[:, :, 0, 0], head.bias.detach()
+    assert expand.weight.shape[0] >= 9 + 3 * len(t)
+    with torch.no_grad():
+        def hidden(j, src_weights, bias):
+            expand.weight[j].zero_()
+            expand.weight[j, :, 0, 0] = src_weights
+            dw.weight[j].zero_()
+            dw.weight[j, 0, 1, 1] = 1.0
+            set_identity_bn(ir.conv[1], [j], [bias])
+            set_identity_bn(ir.conv[4], [j])
+        n_in = expand.weight.shape[1]
+        for c in range(3):
+            ref = torch.zeros(n_in)
+            ref[c4 + c] = 1.0
+            project.weight[c].zero_()
+            hidden(c, ref, 0.0)
+            project.weight[c, c] = float(coef[1])
+            for j, sign in ((3 + 2 * c, 1.0), (4 + 2 * c, -1.0)):
+                src = torch.zeros(n_in)
+                src[:c4] = sign * w[c]
+                hidden(j, src, sign * float(b[c]))
+                project.weight[c, j] = sign
+            for k, tk in enumerate(t):
+                j = 9 + 3 * k + c
+                hidden(j, ref, -float(tk))
+                project.weight[c, j] = float(coef[2 + k])
+        set_identity_bn(ir.conv[7], range(3), [float(coef[0])] * 3)
+
+
+def bn_eval(*modules):
+    for mod in modules:
+        for m in mod.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.eval()
+
+
+def openness_r(pred, ref, jaw, box):
+    """Pearson r over a batch between the predicted mouth's change from the
+    reference (closed) and the ground-truth jaw: > 0 once the UNet uses audio."""
+    r0, r1, c0, c1 = box
+    d = (pred[:, :, r0:r1, c0:c1] - ref[:, :, r0:r1, c0:c1]).abs().mean(dim=(1, 2, 3))
+    d, jaw = d.detach().double().numpy(), jaw.double().numpy()
+    if d.std() < 1e-12 or jaw.std() < 1e-12:
+        return 0.0
+    return float(np.corrcoef(d, jaw)[0, 1])
 
 
 def mouth_box():
@@ -203,15 +359,14 @@ def export(model, args, path, in_names, out_name):
     onnx.checker.check_model(onnx.load(path))
 
 
-def save(unet, enc, batcher, out, lipsync=None):
+def save(unet, enc, sample, out, lipsync=None):
     """Exports both networks in eval mode (BatchNorm with its running
     statistics); with lipsync, runs both exports on the project's engine and
     returns the largest difference to torch."""
     os.makedirs(out, exist_ok=True)
     unet.eval()
     enc.eval()
-    unet.to(memory_format=torch.contiguous_format)
-    vis, _, mel, rows, _ = batcher.batch(2)
+    vis, mel, rows = sample
     with torch.no_grad():
         aud = features(enc, mel, rows)
         want_unet = unet(vis, aud).numpy()
@@ -237,17 +392,53 @@ def save(unet, enc, batcher, out, lipsync=None):
     return diffs
 
 
+def lr_schedule(base, steps, warm):
+    def at(step):
+        if step < warm:
+            return base * (step + 1) / warm
+        p = (step - warm) / max(1, steps - warm)
+        return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
+    return at
+
+
+def run_stage(name, steps, lr, params, step_fn, log):
+    """Adam over `params` with warm-up and cosine decay; step_fn() returns
+    (loss, dict of figures to show)."""
+    opt = torch.optim.Adam(params, lr=lr)
+    at = lr_schedule(lr, steps, min(100, steps // 10 + 1))
+    shown = []
+    bar = tqdm(range(steps), desc=name)
+    for step in bar:
+        for g in opt.param_groups:
+            g['lr'] = at(step)
+        loss, figures = step_fn()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        shown.append(figures)
+        if step % 10 == 0 or step == steps - 1:
+            recent = {k: float(np.mean([f[k] for f in shown[-50:]])) for k in figures}
+            bar.set_postfix({k: '%.4f' % v for k, v in recent.items()})
+    recent = {k: float(np.mean([f[k] for f in shown[-50:]])) for k in (shown or [{}])[-1]}
+    log[name] = dict(recent, steps=steps)
+    return recent
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--lipsync', required=True)
     ap.add_argument('--data', required=True)
     ap.add_argument('--out', required=True)
-    ap.add_argument('--steps', type=int, default=1400)
-    ap.add_argument('--batch', type=int, default=4)
-    ap.add_argument('--lr', type=float, default=3e-3)
-    ap.add_argument('--snapshot-every', type=int, default=0,
-                    help='also export the networks every N steps into OUT/step_N')
+    ap.add_argument('--steps-a', type=int, default=1300, help='stage A steps (160x160)')
+    ap.add_argument('--batch-a', type=int, default=32)
+    ap.add_argument('--lr-a', type=float, default=2e-3)
+    ap.add_argument('--steps-b', type=int, default=0, help='stage B steps (full size)')
+    ap.add_argument('--batch-b', type=int, default=4)
+    ap.add_argument('--lr-b', type=float, default=3e-4)
+    ap.add_argument('--stage-a', metavar='PTH',
+                    help='start from this stage A checkpoint (OUT/stage_a.pth of an earlier run '
+                         'with the same data and seed) instead of training stage A')
     ap.add_argument('--precision', choices=['bf16', 'fp32'], default='bf16',
                     help='autocast precision of the training steps (weights stay fp32); bf16 '
                          'is 5x faster where the CPU has AVX-512 BF16 or AMX')
@@ -256,66 +447,132 @@ def main():
     torch.set_num_threads(2)
     rng = np.random.default_rng(SEED)
     os.makedirs(args.out, exist_ok=True)
+    autocast = lambda: torch.autocast('cpu', dtype=torch.bfloat16,  # noqa: E731
+                                      enabled=args.precision == 'bf16')
 
     clips = load_clips(args.lipsync, args.data)
     face = tf.Face()
     still = face.mouth(np.zeros(len(tf.PARAMS), np.float32))
     avatar = [face_roi(face.window(still, *tf.head_motion(i)), tf.crop_rect(i))
               for i in range(tf.N_AVATAR_FRAMES)]
-    batcher = Batcher(clips, avatar, rng)
-    r0, r1, c0, c1 = mouth_box()
-
-    unet = Model(6, 'ave', WIDTH)
-    frozen_bn = init_copy_path(unet)
-    unet = unet.to(memory_format=torch.channels_last)
-    enc = AudioEncoder(WIDTH)
-    # An auxiliary head: the audio features must predict the frame's mouth
-    # parameters, which gives the encoder a direct signal from the first step
-    # (not exported).
-    aux = torch.nn.Linear(16 * 512, len(tf.PARAMS))
-    print('UNet %d parameters, encoder %d; %d clips, %d frames; mouth box rows %d..%d cols %d..%d'
-          % (n_params(unet), n_params(enc), len(clips), len(batcher.index), r0, r1, c0, c1))
-    params = list(unet.parameters()) + list(enc.parameters()) + list(aux.parameters())
-    opt = torch.optim.Adam(params, lr=args.lr)
-    warm = 50
-
-    def lr_at(step):
-        if step < warm:
-            return args.lr * (step + 1) / warm
-        p = (step - warm) / max(1, args.steps - warm)
-        return 1e-4 + (args.lr - 1e-4) * 0.5 * (1 + math.cos(math.pi * p))
+    batcher = Batcher(clips, rng)
+    box = mouth_box()
+    r0, r1, c0, c1 = box
 
     t0 = time.time()
-    losses = []
-    train_mode(unet, enc, frozen_bn)
-    bar = tqdm(range(args.steps), desc='training')
-    for step in bar:
-        for g in opt.param_groups:
-            g['lr'] = lr_at(step)
-        vis, tgt, mel, rows, vis_params = batcher.batch(args.batch)
-        vis = vis.contiguous(memory_format=torch.channels_last)
-        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=args.precision == 'bf16'):
-            feats = features(enc, mel, rows)
-            pred = unet(vis, feats).float()
-            guess = aux(feats.reshape(len(vis), -1)).float()
-        loss_all = F.l1_loss(pred, tgt)
-        loss_mouth = F.l1_loss(pred[:, :, r0:r1, c0:c1], tgt[:, :, r0:r1, c0:c1])
-        loss_aux = F.mse_loss(guess, vis_params)
-        loss = loss_all + MOUTH_WEIGHT * loss_mouth + AUX_WEIGHT * loss_aux
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append([float(loss_all), float(loss_mouth), float(loss_aux)])
-        if step % 10 == 0:
-            recent = np.mean(losses[-50:], axis=0)
-            bar.set_postfix(l1='%.4f' % recent[0], mouth='%.4f' % recent[1],
-                            aux='%.4f' % recent[2])
-        if args.snapshot_every and (step + 1) % args.snapshot_every == 0 and step + 1 < args.steps:
-            save(unet, enc, batcher, os.path.join(args.out, 'step_%d' % (step + 1)))
-            train_mode(unet, enc, frozen_bn)
-            unet.to(memory_format=torch.channels_last)
+    unet = Model(6, 'ave', WIDTH)
+    init_copy_path(unet)
+    enc = AudioEncoder(WIDTH)
+    avatar_vis, skips = encode_avatar(unet, avatar)
+    refs = avatar_vis[:, :3]
+    fit = fit_logit()
+    with torch.no_grad():
+        ref_logit = pl_logit(F.avg_pool2d(refs, 2), fit)
+    c4 = unet.up4.conv.double_conv[1].conv[6].out_channels
+    cf = unet.fuse_conv[1].double_conv[1].conv[6].out_channels
+    head = torch.nn.Conv2d(c4, 3, 1)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    # The fused bottleneck's cells over the mouth must predict the frame's
+    # mouth parameters: a direct signal for the audio path from the first step.
+    viseme_head = torch.nn.Conv2d(cf, len(tf.PARAMS), 1)
+    cells = (slice(r0 * 10 // 320, -(-r1 * 10 // 320)), slice(c0 * 10 // 320, -(-c1 * 10 // 320)))
+    print('UNet %d parameters, encoder %d; %d clips, %d frames; mouth box rows %d..%d cols %d..%d'
+          % (n_params(unet), n_params(enc), len(clips), len(batcher.index), r0, r1, c0, c1))
+
+    def viseme_loss(fused, params):
+        return F.mse_loss(viseme_head(fused[:, :, cells[0], cells[1]].float()).mean(dim=(2, 3)),
+                          params)
+
+    def mouth_l1(pred, tgt, k=1):
+        m = (slice(None), slice(None), slice(r0 // k, r1 // k), slice(c0 // k, c1 // k))
+        return F.l1_loss(pred[m], tgt[m])
+
+    log = {}
+    stage_a = [enc, unet.audio_model, unet.fuse_conv, unet.up1, unet.up2, unet.up3, unet.up4]
+    for m in stage_a:
+        m.train()
+
+    def step_a():
+        idx, tgt, mel, rows, params = batcher.batch(args.batch_a)
+        tgt2 = F.avg_pool2d(tgt, 2)
+        with autocast():
+            fused, u4 = decode(unet, [None] + [s[idx] for s in skips[1:]],
+                               features(enc, mel, rows), depth=4)
+        pred = torch.sigmoid(ref_logit[idx] + head(u4.float()))
+        l1, mouth, vl = F.l1_loss(pred, tgt2), mouth_l1(pred, tgt2, 2), viseme_loss(fused, params)
+        r = openness_r(pred, F.avg_pool2d(refs[idx], 2), params[:, 0],
+                       (r0 // 2, r1 // 2, c0 // 2, c1 // 2))
+        return (l1 + MOUTH_WEIGHT * mouth + AUX_WEIGHT * vl,
+                {'l1': float(l1), 'mouth': float(mouth), 'visemes': float(vl), 'r': r})
+
+    params_a = [p for m in stage_a for p in m.parameters()] + list(head.parameters()) + \
+        list(viseme_head.parameters())
+    stage_a_pth = os.path.join(args.out, 'stage_a.pth')
+    if args.stage_a:
+        state = torch.load(args.stage_a)
+        unet.load_state_dict(state['unet'])
+        enc.load_state_dict(state['encoder'])
+        head.load_state_dict(state['head'])
+        log.update(state['log'])
+    else:
+        run_stage('stage A (160x160)', args.steps_a, args.lr_a, params_a, step_a, log)
+        torch.save({'unet': unet.state_dict(), 'encoder': enc.state_dict(),
+                    'head': head.state_dict(), 'log': log}, stage_a_pth)
+    t_a = time.time() - t0
+
+    unet.eval()
+    enc.eval()
+    # up5 has never run: its BatchNorm statistics come from the avatar's
+    # frames first, so its random channels start at a sane scale.
+    def calibration_pass(i):
+        _, _, cmel, crows, _ = batcher.batch(5)
+        decode(unet, [s[i:i + 5] for s in skips], features(enc, cmel, crows))
+
+    calibrate([unet.up5], [lambda i=i: calibration_pass(i) for i in range(0, len(refs), 5)])
+    idx, tgt, mel, rows, _ = batcher.batch(4)
+    with torch.no_grad():
+        aud = features(enc, mel, rows)
+        _, u4 = decode(unet, [None] + [s[idx] for s in skips[1:]], aud, depth=4)
+        up = F.interpolate(head(u4), scale_factor=2, mode='bilinear', align_corners=True)
+        want = torch.sigmoid(pl_logit(refs[idx], fit) + up)
+        build_output_path(unet, head, fit)
+    # up5's second block reads what the first now writes (logits): its
+    # statistics again (its residual branch still starts at 0).
+    calibrate([unet.up5.conv.double_conv[1]],
+              [lambda i=i: calibration_pass(i) for i in range(0, len(refs), 5)])
+    with torch.no_grad():
+        _, full = decode(unet, [s[idx] for s in skips], aud)
+    # The built path must reproduce stage A's painting, upsampled.
+    log['logit_fit_max_abs'] = fit[2]
+    log['built_path_max_abs'] = float((full - want).abs().max())
+    log['stage_a_mouth_l1_full_size'] = float(mouth_l1(want, tgt))
+    print('stage B starts at stage A upsampled: max |diff| %.2e, mouth L1 %.4f (copy within '
+          '%.4f)' % (log['built_path_max_abs'], log['stage_a_mouth_l1_full_size'], fit[2]))
+    # Stage B trains only up5 and outc: fine-tuning the audio path with its
+    # BatchNorms frozen undid what stage A learned within 50 steps.
+    stage_b = [unet.up5, unet.outc]
+    for p in params_a:
+        p.requires_grad_(False)
+
+    def step_b():
+        idx, tgt, mel, rows, params = batcher.batch(args.batch_b)
+        with torch.no_grad(), autocast():
+            _, u4 = decode(unet, [None] + [s[idx] for s in skips[1:]],
+                           features(enc, mel, rows), depth=4)
+        # In fp32: the logit's knots have slopes up to 47, which bf16's 8-bit
+        # mantissa turns into errors of several levels per pixel.
+        pred = torch.sigmoid(unet.outc(unet.up5(u4.float(), skips[0][idx])))
+        l1, mouth = F.l1_loss(pred, tgt), mouth_l1(pred, tgt)
+        r = openness_r(pred, refs[idx], params[:, 0], box)
+        return l1 + MOUTH_WEIGHT * mouth, {'l1': float(l1), 'mouth': float(mouth), 'r': r}
+
+    params_b = [p for m in stage_b for p in m.parameters()]
+    run_stage('stage B (320x320)', args.steps_b, args.lr_b, params_b, step_b, log)
     train_s = time.time() - t0
-    diffs = save(unet, enc, batcher, args.out, args.lipsync)
+
+    idx, _, mel, rows, _ = batcher.batch(2)
+    diffs = save(unet, enc, (avatar_vis[idx], mel, rows), args.out, args.lipsync)
     torch.save({'unet': unet.state_dict(), 'encoder': enc.state_dict()},
                os.path.join(args.out, 'checkpoint.pth'))
     print('engine vs torch on the exports: UNet max |diff| %.2e, encoder %.2e'
@@ -327,15 +584,13 @@ def main():
                    'note': 'SyncTalk_2D 1/4 width trained on tools/talking_face.py data'}, f,
                   indent=2)
     with open(os.path.join(args.out, 'training.json'), 'w') as f:
-        json.dump({'seed': SEED, 'width': WIDTH, 'steps': args.steps, 'batch': args.batch,
-                   'precision': args.precision,
-                   'lr': args.lr, 'train_seconds': round(train_s, 1),
-                   'clips': len(clips), 'frames': len(batcher.index),
-                   'final_l1': float(np.mean(losses[-50:], axis=0)[0]),
-                   'final_mouth_l1': float(np.mean(losses[-50:], axis=0)[1]),
-                   'engine_vs_torch_max_abs': diffs,
-                   'torch': torch.__version__}, f, indent=1)
-    print('trained %d steps in %.0f s; exported to %s' % (args.steps, train_s, args.out))
+        json.dump({'seed': SEED, 'width': WIDTH, 'precision': args.precision,
+                   'stage_a': {'steps': args.steps_a, 'batch': args.batch_a, 'lr': args.lr_a},
+                   'stage_b': {'steps': args.steps_b, 'batch': args.batch_b, 'lr': args.lr_b},
+                   'stage_a_seconds': round(t_a, 1), 'train_seconds': round(train_s, 1),
+                   'clips': len(clips), 'frames': len(batcher.index), 'final': log,
+                   'engine_vs_torch_max_abs': diffs, 'torch': torch.__version__}, f, indent=1)
+    print('trained in %.0f s (stage A %.0f s); exported to %s' % (train_s, t_a, args.out))
     return 0
 
 
