@@ -17,7 +17,8 @@ through `lipsync render`, and measures on the rendered frames:
 With --strict it exits 1 unless every sentence has r >= 0.8 at lag 0, a peak
 within one frame of 0, PSNR >= 26 dB, and the silent mouth stays closed
 (openness of the silent render against the avatar below 15% of the speech's
-mean openness where the jaw is half open or more).
+mean openness where the jaw is half open or more). --min-r and --min-psnr
+set other floors (the test suite holds the shipped model to what it reached).
 """
 import argparse
 import json
@@ -115,7 +116,7 @@ def check_sentence(args, face, i, text, voice, wpm, pitch):
            'silent_openness': float(np.mean(silent_open)), 'speech_openness_open': open_ref,
            'silent_psnr_db': float(np.mean(silent_psnrs))}
     res['silent_ratio'] = res['silent_openness'] / open_ref if open_ref > 0 else float('inf')
-    res['ok'] = bool(res['r'] >= MIN_R and abs(peak) <= 1 and res['psnr_db'] >= MIN_PSNR and
+    res['ok'] = bool(res['r'] >= args.min_r and abs(peak) <= 1 and res['psnr_db'] >= args.min_psnr and
                      res['silent_ratio'] <= MAX_SILENT_RATIO)
     res['_frames'] = (speech, meta, n)
     return res
@@ -155,6 +156,8 @@ def main():
     ap.add_argument('--report')
     ap.add_argument('--sheet')
     ap.add_argument('--strict', action='store_true')
+    ap.add_argument('--min-r', type=float, default=MIN_R, help='default %(default)s')
+    ap.add_argument('--min-psnr', type=float, default=MIN_PSNR, help='dB, default %(default)s')
     ap.add_argument('--sentences', type=int, default=len(tf.VALIDATION),
                     help='check only the first N validation sentences')
     args = ap.parse_args()
@@ -178,8 +181,8 @@ def main():
             json.dump(results, f, indent=1)
     ok = all(r['ok'] for r in results)
     print('lip-sync check: %d of %d sentences pass (r >= %.1f at lag 0, peak within one frame, '
-          'PSNR >= %.0f dB, silent mouth closed)' % (sum(r['ok'] for r in results), len(results),
-                                                    MIN_R, MIN_PSNR))
+          'PSNR >= %.1f dB, silent mouth closed)' % (sum(r['ok'] for r in results), len(results),
+                                                    args.min_r, args.min_psnr))
     return 0 if ok or not args.strict else 1
 
 
