@@ -33,6 +33,8 @@ static const key_desc keys[] = {
     {"max_models", KEY_INT, OFF(max_models), 1, 1024, "models resident at once (LRU)"},
     {"max_sessions", KEY_INT, OFF(max_sessions), 1, 4096, "concurrent streams and jobs"},
     {"max_body_bytes", KEY_LL, OFF(max_body_bytes), 1, 1e12, "largest request body"},
+    {"max_body_bytes_total", KEY_LL, OFF(max_body_bytes_total), 1, 1e12,
+     "request body bytes held at once (received or being received)"},
     {"idle_timeout_s", KEY_INT, OFF(idle_timeout_s), 1, 86400, "close idle streams after"},
     {"workers", KEY_INT, OFF(workers), 1, 256, "compute threads driving sessions"},
     {"threads", KEY_INT, OFF(threads), 1, 256, "shared pool threads for image work"},
@@ -53,6 +55,7 @@ void ls_server_config_defaults(ls_server_config *c)
     c->max_models = 2;
     c->max_sessions = 8;
     c->max_body_bytes = 64ll << 20;
+    c->max_body_bytes_total = 256ll << 20;
     c->idle_timeout_s = 60;
     c->workers = 4;
     c->threads = 2;

@@ -26,6 +26,7 @@ typedef struct ls_server_config {
     int max_models;                      /* resident models (LRU beyond) */
     int max_sessions;                    /* concurrent streams + render/batch jobs */
     long long max_body_bytes;            /* request bodies above this get 413 */
+    long long max_body_bytes_total;      /* all bodies held at once; a new one past it gets 503 */
     int idle_timeout_s;                  /* streams with no traffic are closed */
     int workers;                         /* compute threads driving sessions */
     int threads;                         /* shared pool threads for image work */

@@ -125,9 +125,12 @@ static void job_batch(ls_server *srv, http_req *r)
     ls_raw_spec spec = {.format = LS_PCM_F32LE, .rate = LS_AUDIO_MODEL_RATE, .channels = 1};
     ls_audio audio;
     ls_error derr = {0};
-    if (ls_audio_decode_raw(r->body.data, r->body.len, &spec, &audio, &derr)) {
+    size_t n_samples = r->body.len / 4;
+    int drc = ls_audio_decode_raw(r->body.data, r->body.len, &spec, &audio, &derr);
+    http_body_release(r); /* decoded: its bytes go back to max_body_bytes_total */
+    if (drc) {
         if (derr.code == LS_ERR_NOMEM)
-            http_set_error(r, 503, "out of memory for %zu samples", r->body.len / 4);
+            http_set_error(r, 503, "out of memory for %zu samples", n_samples);
         else
             http_set_error(r, 400, "the body must be float32 LE 16 kHz audio in [-1, 1]: %s",
                            derr.msg);
@@ -249,6 +252,7 @@ static void job_render(ls_server *srv, http_req *r)
     ls_error err = {0};
     ls_audio audio = {0}, a16 = {0};
     int rc = ls_audio_decode_memory(r->body.data, r->body.len, &audio, &err);
+    http_body_release(r); /* decoded: its bytes go back to max_body_bytes_total */
     if (rc) {
         ls_error_prefix(&err, "audio");
         set_from_error(r, &err);

@@ -182,6 +182,9 @@ char *ls_metrics_render(ls_metrics *m, const ls_metrics_gauges *g)
     put_gauge(&t, "lipsync_workers_busy", "Workers running a task.", g->workers_busy);
     put_gauge(&t, "lipsync_frames_queued", "Frames computed and waiting to be sent.",
               g->frames_queued);
+    put_gauge(&t, "lipsync_request_body_bytes",
+              "Bytes of request bodies being received or waiting for their job.",
+              (double)g->body_bytes);
     put_gauge(&t, "lipsync_models_resident", "Models loaded.", g->models_resident);
     put_gauge(&t, "lipsync_models_loading", "Models being loaded.", g->models_loading);
     put_gauge(&t, "lipsync_models_memory_bytes", "Bytes held by resident models.",

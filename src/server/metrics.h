@@ -45,6 +45,7 @@ typedef struct ls_metrics_gauges {
     int queue_depth;        /* worker tasks waiting */
     int workers_busy;
     int frames_queued;      /* frames waiting to be sent */
+    long long body_bytes;   /* request body bytes held (max_body_bytes_total) */
     int models_resident, models_loading;
     size_t models_bytes;
     int64_t model_loads, model_evictions, model_load_failures;

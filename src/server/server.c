@@ -96,10 +96,19 @@ void conn_ref(conn *c)
     pthread_mutex_unlock(&c->lock);
 }
 
+void http_body_release(http_req *r)
+{
+    ls_buf_free(&r->body);
+    if (r->body_reserved) {
+        atomic_fetch_sub(&r->c.srv->body_bytes, (long long)r->body_reserved);
+        r->body_reserved = 0;
+    }
+}
+
 static void http_req_free(http_req *r)
 {
     if (r->holds_slot) atomic_fetch_sub(&r->c.srv->active_jobs, 1);
-    ls_buf_free(&r->body);
+    http_body_release(r);
     ls_buf_free(&r->resp);
     pthread_mutex_destroy(&r->c.lock);
     free(r);
@@ -206,6 +215,15 @@ void http_finish(http_req *r)
     conn_notify(&r->c);
 }
 
+/* A Retry-After header of seconds; nonzero when it does not fit. */
+static int add_retry_after(struct lws *wsi, int seconds, unsigned char **p, unsigned char *end)
+{
+    char v[16];
+    int n = snprintf(v, sizeof v, "%d", seconds);
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
+                                       (const unsigned char *)v, n, p, end);
+}
+
 /* [loop] Writes the next piece of a ready response; <0 closes. */
 static int http_write(struct lws *wsi, http_req *r)
 {
@@ -226,6 +244,7 @@ static int http_write(struct lws *wsi, http_req *r)
             lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
                                         (const unsigned char *)"close", 5, &p, end))
             return -1;
+        if (r->retry_after_s > 0 && add_retry_after(wsi, r->retry_after_s, &p, end)) return -1;
         if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
         r->headers_sent = 1;
         ls_metrics_add(r->c.srv->metrics, LS_M_REQUESTS, 1);
@@ -374,11 +393,20 @@ static int authorized(ls_server *srv, struct lws *wsi)
     return a < 0 ? -1 : a && !strcmp(q, token);
 }
 
-static int try_reserve_slot(ls_server *srv)
+/* Seconds a client refused at a limit is told to wait (Retry-After): a
+ * hint, as when a slot comes free is not known. */
+#define RETRY_AFTER_S 2
+
+/* [loop] Whether a new stream or job may start: 1, or 0 with the 503
+ * answer's message in why. Only the loop adds streams and jobs (workers
+ * only end them), so the check stays true until the caller counts it. */
+static int slot_free(ls_server *srv, char *why, size_t cap)
 {
     int used = atomic_load(&srv->active_streams) + atomic_load(&srv->active_jobs);
     if (used >= srv->cfg.max_sessions) {
         ls_metrics_add(srv->metrics, LS_M_SESSIONS_REJECTED, 1);
+        snprintf(why, cap, "too many sessions (max_sessions %d); retry later",
+                 srv->cfg.max_sessions);
         return 0;
     }
     return 1;
@@ -441,6 +469,7 @@ static void metrics_text(ls_server *srv, http_req *r)
     g.jobs_active = atomic_load(&srv->active_jobs);
     ls_workq_depth(srv->workq, &g.queue_depth, &g.workers_busy);
     g.frames_queued = atomic_load(&srv->frames_queued);
+    g.body_bytes = atomic_load(&srv->body_bytes);
     ls_registry_stats st;
     ls_registry_get_stats(srv->registry, &st);
     g.models_resident = st.resident;
@@ -671,18 +700,51 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
                            (long long)len, srv->cfg.max_body_bytes);
             goto reject_body;
         }
+        if (len > srv->cfg.max_body_bytes_total) { /* could never fit: 413, not 503 */
+            http_set_error(r, 413,
+                           "body of %lld bytes exceeds max_body_bytes_total, the %lld bytes "
+                           "all bodies may hold at once",
+                           (long long)len, srv->cfg.max_body_bytes_total);
+            goto reject_body;
+        }
         if ((rt == ROUTE_RENDER || rt == ROUTE_BATCH) && len == 0) {
             http_set_error(r, 400, "empty body: audio expected");
             goto ready;
         }
         r->body_expected = (size_t)len;
-        if (len > 0) {
-            if (ls_buf_reserve(&r->body, (size_t)len + 1)) {
-                http_set_error(r, 503, "out of memory for a %lld byte body", (long long)len);
-                goto reject_body;
-            }
-            return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+        if (rt == ROUTE_LOAD) {
+            /* A load uses no body: one sent is read and dropped. */
+            r->discard_body = 1;
+            return len > 0 ? 0 : 1;
         }
+        /* A job's slot and its body's bytes are taken now, from the head,
+         * before a byte of the body is read: a client refused here costs
+         * nothing, and bodies in flight hold at most max_body_bytes_total. */
+        char busy[160];
+        if (!slot_free(srv, busy, sizeof busy)) {
+            http_set_error(r, 503, "%s", busy);
+            r->retry_after_s = RETRY_AFTER_S;
+            goto reject_body;
+        }
+        long long held = atomic_load(&srv->body_bytes);
+        if (len > srv->cfg.max_body_bytes_total - held) {
+            http_set_error(r, 503,
+                           "request bodies in flight: %lld bytes held, a %lld byte body would "
+                           "pass max_body_bytes_total (%lld); retry later",
+                           held, (long long)len, srv->cfg.max_body_bytes_total);
+            r->retry_after_s = RETRY_AFTER_S;
+            goto reject_body;
+        }
+        if (ls_buf_reserve(&r->body, (size_t)len + 1)) {
+            http_set_error(r, 503, "out of memory for a %lld byte body", (long long)len);
+            r->retry_after_s = RETRY_AFTER_S;
+            goto reject_body;
+        }
+        atomic_fetch_add(&srv->body_bytes, len);
+        r->body_reserved = (size_t)len;
+        atomic_fetch_add(&srv->active_jobs, 1);
+        r->holds_slot = 1;
+        return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
     }
     return 1; /* no body: dispatch now */
 method:
@@ -705,22 +767,12 @@ ready:
     return 0;
 }
 
-/* [loop] Body complete (or none): queue the job, or refuse at the limit. */
+/* [loop] Body complete (or none): queue the job (a render or batch job
+ * holds its slot since its head arrived, http_begin). */
 static void http_dispatch(ls_server *srv, struct lws *wsi, http_req *r)
 {
     if (r->dispatched) return;
     r->dispatched = 1;
-    if (r->route == ROUTE_RENDER || r->route == ROUTE_BATCH) {
-        if (!try_reserve_slot(srv)) {
-            http_set_error(r, 503, "too many sessions (max_sessions %d); retry later",
-                           srv->cfg.max_sessions);
-            atomic_store(&r->ready, 1);
-            lws_callback_on_writable(wsi);
-            return;
-        }
-        atomic_fetch_add(&srv->active_jobs, 1);
-        r->holds_slot = 1;
-    }
     /* Jobs may run longer than lws's idle timeout: the worker decides. */
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     conn_ref(&r->c);
@@ -748,6 +800,7 @@ static int refuse_upgrade(ls_server *srv, struct lws *wsi, int status, const cha
         !lws_add_http_common_headers(wsi, (unsigned)status, "application/json", n, &p, end) &&
         !lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
                                      (const unsigned char *)"close", 5, &p, end) &&
+        (status != 503 || !add_retry_after(wsi, RETRY_AFTER_S, &p, end)) &&
         !lws_finalize_write_http_header(wsi, start, &p, end)) {
         memcpy(start, body, n);
         if (lws_write(wsi, start, n, LWS_WRITE_HTTP_FINAL) == (int)n) rc = 1;
@@ -781,9 +834,8 @@ static int confirm_upgrade(ls_server *srv, struct lws *wsi)
     ls_error err = {0};
     int rc = ls_registry_state(srv->registry, id, &e, &err);
     if (rc) return refuse_upgrade(srv, wsi, http_status_for(rc), "%s", err.msg);
-    if (!try_reserve_slot(srv))
-        return refuse_upgrade(srv, wsi, 503, "too many sessions (max_sessions %d); retry later",
-                              srv->cfg.max_sessions);
+    char busy[160];
+    if (!slot_free(srv, busy, sizeof busy)) return refuse_upgrade(srv, wsi, 503, "%s", busy);
     return 0;
 }
 
@@ -1260,16 +1312,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_HTTP_BODY: {
         http_req *r = p && p->c ? (http_req *)p->c : NULL;
-        if (!r || r->ignore_body) return 0;
-        if (r->body.len + len > r->body_expected) return -1; /* lws bug or liar */
-        ls_buf_append(&r->body, in, len);
+        /* lws calls with no bytes for a Content-Length of 0, after dispatch. */
+        if (!r || r->ignore_body || !len) return 0;
+        /* More than Content-Length (lws bug or liar), or after dispatch. */
+        if (r->dispatched || len > r->body_expected - r->body_got) return -1;
+        r->body_got += len;
+        if (!r->discard_body) ls_buf_append(&r->body, in, len); /* within what was reserved */
         return 0;
     }
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
         http_req *r = p && p->c ? (http_req *)p->c : NULL;
         if (!r || r->ignore_body) return 0;
-        if (r->body.len != r->body_expected) {
-            http_set_error(r, 400, "body ended after %zu of %zu bytes", r->body.len,
+        if (r->body_got != r->body_expected) {
+            http_set_error(r, 400, "body ended after %zu of %zu bytes", r->body_got,
                            r->body_expected);
             r->close_after = 1;
             atomic_store(&r->ready, 1);

@@ -61,8 +61,11 @@ typedef struct http_req {
     int batch_size;
     int multipart;                   /* batch: answer multipart/mixed */
     int holds_slot;                  /* counts against max_sessions */
-    ls_buf body;                     /* request body */
-    size_t body_expected;
+    ls_buf body;                     /* request body ([loop] until dispatched, then [worker]) */
+    size_t body_expected;            /* its Content-Length */
+    size_t body_got;                 /* [loop] bytes of it received */
+    size_t body_reserved;            /* bytes counted in srv->body_bytes, until released */
+    int discard_body;                /* [loop] read the body but keep none of it */
     int ignore_body;                 /* an answer is already decided */
     int dispatched;                  /* [loop] the job was queued */
     /* The response: written by the loop or a worker before `ready`. */
@@ -72,6 +75,7 @@ typedef struct http_req {
     char disposition[96];
     ls_buf resp;
     int close_after;
+    int retry_after_s;               /* > 0: a Retry-After header (503 at a limit) */
     /* [loop] sending progress */
     int headers_sent;
     size_t sent;
@@ -155,6 +159,11 @@ struct ls_server {
     pthread_mutex_t ready_lock;
     conn *ready_head;         /* [ready_lock] connections with news for the loop */
     atomic_int active_streams, active_jobs;
+    /* Bytes of the request bodies being received or waiting for their job
+     * (max_body_bytes_total): added by the loop when a request head is
+     * admitted, released by the job once it decoded the body, or when the
+     * request is freed (a client that hung up mid-body included). */
+    atomic_llong body_bytes;
     atomic_int frames_queued;
     lws_sorted_usec_list_t idle_sul;
     stream **streams;         /* [loop] open streams, for the idle scan */
@@ -178,6 +187,9 @@ void http_set_error(http_req *r, int status, const char *fmt, ...)
 int http_status_for(int code);
 /* Publishes r's response (worker side). */
 void http_finish(http_req *r);
+/* Frees r's body and releases its bytes from srv->body_bytes (the job
+ * calls it once the body is decoded; freeing r calls it too). */
+void http_body_release(http_req *r);
 
 /* Per-stage milliseconds, frames and batches of a session, as JSON. */
 cJSON *stage_times_json(const ls_stage_times *t);

@@ -12,7 +12,7 @@
 
 #include "support/test_util.h"
 
-static int connect_loopback(int port)
+int http_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
@@ -32,7 +32,7 @@ static int connect_loopback(int port)
     return fd;
 }
 
-static int send_all(int fd, const void *p, size_t n)
+int http_send_all(int fd, const void *p, size_t n)
 {
     const uint8_t *b = p;
     while (n) {
@@ -44,7 +44,7 @@ static int send_all(int fd, const void *p, size_t n)
     return 0;
 }
 
-static int read_response(int fd, http_resp *out)
+int http_read_response(int fd, http_resp *out)
 {
     ls_buf all = {0};
     uint8_t chunk[65536];
@@ -78,27 +78,27 @@ static int read_response(int fd, http_resp *out)
 int http_do(int port, const char *method, const char *path, const char *headers,
             const void *body, size_t len, http_resp *out)
 {
-    int fd = connect_loopback(port);
+    int fd = http_connect(port);
     if (fd < 0) return -1;
     char head[4096];
     int n = snprintf(head, sizeof head,
                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s",
                      method, path, headers ? headers : "", body ? "" : "\r\n");
     if (body) n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n\r\n", len);
-    int rc = send_all(fd, head, (size_t)n);
-    if (!rc && body && len) rc = send_all(fd, body, len);
-    if (!rc) rc = read_response(fd, out);
+    int rc = http_send_all(fd, head, (size_t)n);
+    if (!rc && body && len) rc = http_send_all(fd, body, len);
+    if (!rc) rc = http_read_response(fd, out);
     close(fd);
     return rc;
 }
 
 int http_raw(int port, const void *raw, size_t len, http_resp *out)
 {
-    int fd = connect_loopback(port);
+    int fd = http_connect(port);
     if (fd < 0) return -1;
-    int rc = send_all(fd, raw, len);
+    int rc = http_send_all(fd, raw, len);
     shutdown(fd, SHUT_WR);
-    if (!rc) rc = read_response(fd, out);
+    if (!rc) rc = http_read_response(fd, out);
     close(fd);
     return rc;
 }

@@ -24,6 +24,13 @@ int http_do(int port, const char *method, const char *path, const char *headers,
 int http_raw(int port, const void *raw, size_t len, http_resp *out);
 void http_resp_free(http_resp *r);
 
+/* The pieces, for requests sent in parts (a head now, its body later):
+ * a loopback connection with 180 s socket timeouts (or -1), a send of
+ * every byte (0 or -1), and reading a response until the server closes. */
+int http_connect(int port);
+int http_send_all(int fd, const void *p, size_t n);
+int http_read_response(int fd, http_resp *out);
+
 /* Speech-like test audio: mono float at rate, seconds long, seed varies it. */
 float *test_audio(int rate, double seconds, uint64_t seed, size_t *n);
 /* A 16-bit PCM WAV file of interleaved stereo (both channels given). */

@@ -26,6 +26,10 @@ static void test_defaults_and_set(void **state)
     assert_true(c.silence_rms > 0.0099 && c.silence_rms < 0.0101);
     assert_int_equal(ls_server_config_set(&c, "max_body_bytes", "5000000000", "f", &err), LS_OK);
     assert_true(c.max_body_bytes == 5000000000ll);
+    assert_true(c.max_body_bytes_total == 256ll << 20);
+    assert_int_equal(ls_server_config_set(&c, "max_body_bytes_total", "0", "f", &err),
+                     LS_ERR_RANGE);
+    assert_non_null(strstr(err.msg, "max_body_bytes_total"));
     char big[LS_CONFIG_STR_MAX + 8];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
@@ -72,9 +76,11 @@ static void test_env(void **state)
     ls_server_config c;
     ls_server_config_defaults(&c);
     ls_error err = {0};
-    char *env[] = {"HOME=/root", "LS_TEST_DATA=/x", "LS_MAX_SESSIONS=5", "LS_TOKEN=abc", NULL};
+    char *env[] = {"HOME=/root", "LS_TEST_DATA=/x", "LS_MAX_SESSIONS=5", "LS_TOKEN=abc",
+                   "LS_MAX_BODY_BYTES_TOTAL=1048576", NULL};
     assert_int_equal(ls_server_config_apply_env(&c, env, &err), LS_OK);
     assert_int_equal(c.max_sessions, 5);
+    assert_true(c.max_body_bytes_total == 1048576);
     assert_string_equal(c.token, "abc");
     char *bad[] = {"LS_PORT=http", NULL};
     assert_int_equal(ls_server_config_apply_env(&c, bad, &err), LS_ERR_FORMAT);

@@ -38,29 +38,41 @@ static void *serve_main(void *arg)
     return NULL;
 }
 
-static void start_server(running *r, const char *token, int max_sessions, long long max_body)
+/* The tests' settings: a free port, the test models, short idle timeout. */
+static void test_config(ls_server_config *cfg, const char *token, int max_sessions,
+                        long long max_body)
 {
-    ls_server_config cfg;
-    ls_server_config_defaults(&cfg);
-    cfg.port = 0;
-    snprintf(cfg.models_root, sizeof cfg.models_root, "%s", g_root);
-    snprintf(cfg.token, sizeof cfg.token, "%s", token ? token : "");
-    cfg.max_sessions = max_sessions;
-    cfg.max_body_bytes = max_body;
-    cfg.idle_timeout_s = 2;
-    cfg.workers = 3;
+    ls_server_config_defaults(cfg);
+    cfg->port = 0;
+    snprintf(cfg->models_root, sizeof cfg->models_root, "%s", g_root);
+    snprintf(cfg->token, sizeof cfg->token, "%s", token ? token : "");
+    cfg->max_sessions = max_sessions;
+    cfg->max_body_bytes = max_body;
+    cfg->idle_timeout_s = 2;
+    cfg->workers = 3;
     /* TSan cannot see libgomp's barriers (oneDNN's and the engine's OpenMP
      * teams): the TSan build runs the engine on one thread. */
     const char *threads = getenv("LS_SERVER_TEST_THREADS");
-    cfg.threads = threads ? atoi(threads) : 2;
-    cfg.max_models = 1;
-    cfg.batch = 4; /* several batches even in the short test streams */
+    cfg->threads = threads ? atoi(threads) : 2;
+    cfg->max_models = 1;
+    cfg->batch = 4; /* several batches even in the short test streams */
+}
+
+static void start_server_cfg(running *r, const ls_server_config *cfg)
+{
     ls_error err = {0};
-    int rc = ls_server_create(&cfg, &r->srv, &err);
+    int rc = ls_server_create(cfg, &r->srv, &err);
     if (rc) fail_msg("server: %s", err.msg);
     r->port = ls_server_port(r->srv);
     assert_true(r->port > 0);
     pthread_create(&r->thread, NULL, serve_main, r);
+}
+
+static void start_server(running *r, const char *token, int max_sessions, long long max_body)
+{
+    ls_server_config cfg;
+    test_config(&cfg, token, max_sessions, max_body);
+    start_server_cfg(r, &cfg);
 }
 
 static void stop_server(running *r)
@@ -159,7 +171,8 @@ static void test_health_metrics_routes(void **state)
     const char *want[] = {"lipsync_frames_sent_total", "lipsync_sessions_active",
                           "lipsync_queue_depth", "lipsync_stage_seconds_bucket{stage=\"unet\"",
                           "lipsync_engine_fps", "lipsync_process_resident_memory_bytes",
-                          "lipsync_frame_latency_seconds_count", NULL};
+                          "lipsync_frame_latency_seconds_count", "lipsync_request_body_bytes",
+                          NULL};
     for (int i = 0; want[i]; i++)
         if (!strstr((const char *)r.body.data, want[i])) fail_msg("metrics lack %s", want[i]);
     http_resp_free(&r);
@@ -842,6 +855,176 @@ static void test_session_limit_and_refusals(void **state)
     wait_idle(g_srv.port);
 }
 
+/* ---- admission: a job's slot and its body's bytes are taken from the head ---- */
+
+/* A value of /metrics (a gauge or counter without labels). */
+static double metric(int port, const char *name)
+{
+    http_resp r;
+    get(port, "/metrics", &r);
+    assert_int_equal(r.status, 200);
+    char needle[128];
+    snprintf(needle, sizeof needle, "\n%s ", name);
+    const char *line = strstr((const char *)r.body.data, needle);
+    if (!line) fail_msg("metrics lack %s", name);
+    double v = atof(line + strlen(needle));
+    http_resp_free(&r);
+    return v;
+}
+
+/* Waits (bounded: 2 min) until a metric reads want; returns what it read last. */
+static double wait_metric(int port, const char *name, double want)
+{
+    double v = metric(port, name);
+    for (int i = 0; i < 4800 && v != want; i++) {
+        usleep(25000);
+        v = metric(port, name);
+    }
+    return v;
+}
+
+/* A connection that sent a POST head declaring content_length body bytes,
+ * then the first `sent` of them ('a's), and holds the rest back. */
+static int post_head(int port, const char *path, size_t content_length, size_t sent)
+{
+    int fd = http_connect(port);
+    assert_true(fd >= 0);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n\r\n", path,
+                     content_length);
+    assert_int_equal(http_send_all(fd, head, (size_t)n), 0);
+    if (sent) {
+        char *b = malloc(sent);
+        assert_non_null(b);
+        memset(b, 'a', sent);
+        assert_int_equal(http_send_all(fd, b, sent), 0);
+        free(b);
+    }
+    return fd;
+}
+
+/* The answer on a connection post_head opened (which it closes). */
+static void read_answer(int fd, http_resp *r)
+{
+    if (http_read_response(fd, r)) fail_msg("no answer before the body was sent");
+    close(fd);
+}
+
+static void expect_retry_after(const http_resp *r)
+{
+    if (!strcasestr(r->headers, "\nretry-after: ")) fail_msg("no Retry-After: %s", r->headers);
+}
+
+/* A body of n bytes that is no audio: an admitted render answers 400 from
+ * the decoder (a refused one 503 or 413). */
+static void post_junk(int port, const char *path, size_t n, http_resp *r)
+{
+    char *junk = malloc(n);
+    assert_non_null(junk);
+    memset(junk, 'j', n);
+    post(port, path, junk, n, r);
+    free(junk);
+}
+
+/* With every slot taken, a render or batch head gets its 503 at once: the
+ * server neither waits for nor reserves the body (it used to reserve and
+ * read the whole body first, then refuse). */
+static void test_body_refused_when_busy(void **state)
+{
+    (void)state;
+    running s;
+    start_server(&s, NULL, 1, 4 << 20);
+    ls_ws_client *c = open_stream(s.port); /* the only slot */
+    for (int i = 0; i < 4800 && server_sessions(s.port) < 1; i++) usleep(25000);
+    assert_int_equal(server_sessions(s.port), 1);
+    char render[256], batch[256];
+    snprintf(render, sizeof render, "/v1/render?model=%s&output=mjpeg", g_model);
+    snprintf(batch, sizeof batch, "/v1/batch?model=%s&batch_size=1", g_model);
+    const char *paths[] = {render, batch};
+    http_resp r;
+    for (int i = 0; i < 2; i++) {
+        read_answer(post_head(s.port, paths[i], 3 << 20, 0), &r);
+        expect_error(&r, 503, "too many sessions");
+        expect_retry_after(&r);
+        http_resp_free(&r);
+    }
+    assert_true(metric(s.port, "lipsync_request_body_bytes") == 0);
+    ls_ws_client_destroy(c);
+    wait_idle(s.port);
+    /* The slot is back: a body is admitted and read (no audio: 400). */
+    post_junk(s.port, render, 1 << 20, &r);
+    expect_error(&r, 400, "audio");
+    http_resp_free(&r);
+    assert_true(wait_metric(s.port, "lipsync_request_body_bytes", 0) == 0);
+    wait_idle(s.port);
+    stop_server(&s);
+}
+
+/* max_body_bytes_total bounds the bodies held at once, from their heads;
+ * aborted uploads give their bytes and slots back; a body without a
+ * Content-Length is never held. */
+static void test_body_bytes_in_flight(void **state)
+{
+    (void)state;
+    ls_server_config cfg;
+    test_config(&cfg, NULL, 16, 8 << 20);
+    cfg.max_body_bytes_total = 6 << 20;
+    running s;
+    start_server_cfg(&s, &cfg);
+    const char *held = "lipsync_request_body_bytes";
+    char path[256];
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=mjpeg", g_model);
+    http_resp r;
+
+    /* 4 MiB declared, 1 MiB of it sent: all 4 count from the head. */
+    int first = post_head(s.port, path, 4 << 20, 1 << 20);
+    assert_true(wait_metric(s.port, held, 4 << 20) == 4 << 20);
+    read_answer(post_head(s.port, path, 3 << 20, 0), &r);
+    expect_error(&r, 503, "max_body_bytes_total");
+    expect_retry_after(&r);
+    http_resp_free(&r);
+    post_junk(s.port, path, 2 << 20, &r); /* fits beside the 4 MiB */
+    expect_error(&r, 400, "audio");
+    http_resp_free(&r);
+    /* More than the total could ever hold (within max_body_bytes): 413. */
+    assert_int_equal(http_do(s.port, "POST", path, "Content-Length: 7340032\r\n\r\n", NULL, 0, &r),
+                     0);
+    expect_error(&r, 413, "max_body_bytes_total");
+    http_resp_free(&r);
+    /* A chunked body (no Content-Length) is refused, none of it kept. */
+    int fd = http_connect(s.port);
+    assert_true(fd >= 0);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "10\r\naaaaaaaaaaaaaaaa\r\n",
+                     path);
+    assert_int_equal(http_send_all(fd, req, (size_t)n), 0);
+    read_answer(fd, &r);
+    expect_error(&r, 411, "Content-Length");
+    http_resp_free(&r);
+    /* A load's body is read and dropped, not held (the id is unknown: the
+     * answer comes once the body has been read, without loading a model). */
+    post_junk(s.port, "/v1/models/nope/load", 1 << 20, &r);
+    expect_error(&r, 404, "nope");
+    http_resp_free(&r);
+    assert_true(metric(s.port, held) == 4 << 20);
+
+    /* Uploads cut off mid-body: the first, and ten more. */
+    close(first);
+    for (int i = 0; i < 10; i++) close(post_head(s.port, path, 1 << 20, 1000 * (size_t)i + 1));
+    assert_true(wait_metric(s.port, held, 0) == 0);
+    wait_idle(s.port);
+    /* The whole budget is free again. */
+    post_junk(s.port, path, 6 << 20, &r);
+    expect_error(&r, 400, "audio");
+    http_resp_free(&r);
+    assert_true(wait_metric(s.port, held, 0) == 0);
+    wait_idle(s.port);
+    stop_server(&s);
+}
+
 /* A client vanishing mid-stream costs nothing but its own session. */
 static void test_disconnect_mid_stream(void **state)
 {
@@ -1148,6 +1331,8 @@ int main(void)
         cmocka_unit_test(test_stream_wide_frames_split),
         cmocka_unit_test(test_stream_protocol_errors),
         cmocka_unit_test(test_session_limit_and_refusals),
+        cmocka_unit_test(test_body_refused_when_busy),
+        cmocka_unit_test(test_body_bytes_in_flight),
         cmocka_unit_test(test_disconnect_mid_stream),
         cmocka_unit_test(test_concurrent_streams),
         cmocka_unit_test(test_interrupt),
