@@ -32,6 +32,8 @@ static const key_desc keys[] = {
     {"token", KEY_STR, OFF(token), 0, 0, "bearer token required on all but /health"},
     {"max_models", KEY_INT, OFF(max_models), 1, 1024, "models resident at once (LRU)"},
     {"max_sessions", KEY_INT, OFF(max_sessions), 1, 4096, "concurrent streams and jobs"},
+    {"max_jobs", KEY_INT, OFF(max_jobs), 0, 255,
+     "render/batch jobs at once, below workers; 0: workers-1"},
     {"max_body_bytes", KEY_LL, OFF(max_body_bytes), 1, 1e12, "largest request body"},
     {"max_body_bytes_total", KEY_LL, OFF(max_body_bytes_total), 1, 1e12,
      "request body bytes held at once (received or being received)"},

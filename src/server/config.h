@@ -25,6 +25,7 @@ typedef struct ls_server_config {
     char token[LS_CONFIG_STR_MAX];       /* bearer token; "" : no auth */
     int max_models;                      /* resident models (LRU beyond) */
     int max_sessions;                    /* concurrent streams + render/batch jobs */
+    int max_jobs;                        /* render/batch jobs at once; 0: workers-1, >= 1 */
     long long max_body_bytes;            /* request bodies above this get 413 */
     long long max_body_bytes_total;      /* all bodies held at once; a new one past it gets 503 */
     int idle_timeout_s;                  /* streams with no traffic are closed */

@@ -180,6 +180,11 @@ char *ls_metrics_render(ls_metrics *m, const ls_metrics_gauges *g)
               g->jobs_active);
     put_gauge(&t, "lipsync_queue_depth", "Worker tasks waiting for a worker.", g->queue_depth);
     put_gauge(&t, "lipsync_workers_busy", "Workers running a task.", g->workers_busy);
+    put_gauge(&t, "lipsync_job_tasks_running",
+              "Jobs (render, batch, model load) running on a worker (at most max_jobs).",
+              g->job_tasks_running);
+    put_gauge(&t, "lipsync_job_tasks_queued", "Jobs waiting for a worker free of jobs.",
+              g->job_tasks_queued);
     put_gauge(&t, "lipsync_frames_queued", "Frames computed and waiting to be sent.",
               g->frames_queued);
     put_gauge(&t, "lipsync_request_body_bytes",

@@ -44,6 +44,8 @@ typedef struct ls_metrics_gauges {
     int jobs_active;
     int queue_depth;        /* worker tasks waiting */
     int workers_busy;
+    int job_tasks_queued;   /* of those, jobs (render, batch, model load) */
+    int job_tasks_running;
     int frames_queued;      /* frames waiting to be sent */
     long long body_bytes;   /* request body bytes held (max_body_bytes_total) */
     int models_resident, models_loading;

@@ -397,16 +397,23 @@ static int authorized(ls_server *srv, struct lws *wsi)
  * hint, as when a slot comes free is not known. */
 #define RETRY_AFTER_S 2
 
-/* [loop] Whether a new stream or job may start: 1, or 0 with the 503
- * answer's message in why. Only the loop adds streams and jobs (workers
- * only end them), so the check stays true until the caller counts it. */
-static int slot_free(ls_server *srv, char *why, size_t cap)
+/* [loop] Whether a new stream or (job) render/batch job may start: 1, or
+ * 0 with the 503 answer's message in why. Only the loop adds streams and
+ * jobs (workers only end them), so the check stays true until the caller
+ * counts it. */
+static int slot_free(ls_server *srv, int job, char *why, size_t cap)
 {
     int used = atomic_load(&srv->active_streams) + atomic_load(&srv->active_jobs);
     if (used >= srv->cfg.max_sessions) {
         ls_metrics_add(srv->metrics, LS_M_SESSIONS_REJECTED, 1);
         snprintf(why, cap, "too many sessions (max_sessions %d); retry later",
                  srv->cfg.max_sessions);
+        return 0;
+    }
+    if (job && atomic_load(&srv->active_jobs) >= srv->max_jobs) {
+        ls_metrics_add(srv->metrics, LS_M_SESSIONS_REJECTED, 1);
+        snprintf(why, cap, "too many render and batch jobs (max_jobs %d); retry later",
+                 srv->max_jobs);
         return 0;
     }
     return 1;
@@ -421,6 +428,7 @@ static char *health_json(ls_server *srv)
     cJSON_AddNumberToObject(j, "sessions", atomic_load(&srv->active_streams));
     cJSON_AddNumberToObject(j, "jobs", atomic_load(&srv->active_jobs));
     cJSON_AddNumberToObject(j, "max_sessions", srv->cfg.max_sessions);
+    cJSON_AddNumberToObject(j, "max_jobs", srv->max_jobs);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
@@ -467,7 +475,12 @@ static void metrics_text(ls_server *srv, http_req *r)
     ls_metrics_gauges g = {0};
     g.sessions_active = atomic_load(&srv->active_streams);
     g.jobs_active = atomic_load(&srv->active_jobs);
-    ls_workq_depth(srv->workq, &g.queue_depth, &g.workers_busy);
+    ls_workq_stats ws;
+    ls_workq_get_stats(srv->workq, &ws);
+    g.queue_depth = ws.queued[LS_TASK_STREAM] + ws.queued[LS_TASK_JOB];
+    g.workers_busy = ws.running[LS_TASK_STREAM] + ws.running[LS_TASK_JOB];
+    g.job_tasks_queued = ws.queued[LS_TASK_JOB];
+    g.job_tasks_running = ws.running[LS_TASK_JOB];
     g.frames_queued = atomic_load(&srv->frames_queued);
     g.body_bytes = atomic_load(&srv->body_bytes);
     ls_registry_stats st;
@@ -721,7 +734,7 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
          * before a byte of the body is read: a client refused here costs
          * nothing, and bodies in flight hold at most max_body_bytes_total. */
         char busy[160];
-        if (!slot_free(srv, busy, sizeof busy)) {
+        if (!slot_free(srv, 1, busy, sizeof busy)) {
             http_set_error(r, 503, "%s", busy);
             r->retry_after_s = RETRY_AFTER_S;
             goto reject_body;
@@ -776,7 +789,7 @@ static void http_dispatch(ls_server *srv, struct lws *wsi, http_req *r)
     /* Jobs may run longer than lws's idle timeout: the worker decides. */
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     conn_ref(&r->c);
-    if (ls_workq_submit(srv->workq, job_run, r) != LS_OK) {
+    if (ls_workq_submit(srv->workq, LS_TASK_JOB, job_run, r) != LS_OK) {
         conn_unref(&r->c);
         http_set_error(r, 503, "server out of memory");
         atomic_store(&r->ready, 1);
@@ -835,7 +848,7 @@ static int confirm_upgrade(ls_server *srv, struct lws *wsi)
     int rc = ls_registry_state(srv->registry, id, &e, &err);
     if (rc) return refuse_upgrade(srv, wsi, http_status_for(rc), "%s", err.msg);
     char busy[160];
-    if (!slot_free(srv, busy, sizeof busy)) return refuse_upgrade(srv, wsi, 503, "%s", busy);
+    if (!slot_free(srv, 0, busy, sizeof busy)) return refuse_upgrade(srv, wsi, 503, "%s", busy);
     return 0;
 }
 
@@ -1435,7 +1448,15 @@ int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *
     srv->metrics = ls_metrics_create();
     if (!srv->metrics) rc = ls_error_set(err, LS_ERR_NOMEM, "server: out of memory");
     if (!rc && !(srv->pool = ls_pool_create(config->threads, err))) rc = LS_ERR_NOMEM;
-    if (!rc) rc = ls_workq_create(config->workers, &srv->workq, err);
+    /* Jobs run to completion on a worker each: they may hold at most
+     * workers - 1, so one is always there for the streams (workq.h). */
+    int jobs_cap = config->workers > 1 ? config->workers - 1 : 1;
+    srv->max_jobs = config->max_jobs ? config->max_jobs : jobs_cap;
+    if (!rc && srv->max_jobs > jobs_cap)
+        rc = ls_error_set(err, LS_ERR_RANGE,
+                          "max_jobs %d leaves no worker for streams: at most workers - 1 (%d)",
+                          srv->max_jobs, jobs_cap);
+    if (!rc) rc = ls_workq_create(config->workers, srv->max_jobs, &srv->workq, err);
     if (!rc) {
         srv->loader.pool = srv->pool;
         srv->loader.options.batch = config->batch;

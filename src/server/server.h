@@ -4,7 +4,8 @@
  * a fixed set of workers (workq.h) runs model loads, render and batch jobs
  * and drives streaming sessions (one worker at a time per session, as
  * session.h requires), with the shared ls_pool under them for the parallel
- * image work. Workers hand results back by queueing the connection on a
+ * image work. Streams go ahead of jobs, and jobs hold at most max_jobs
+ * workers (fewer than all), so a job never keeps a stream waiting. Workers hand results back by queueing the connection on a
  * ready list and waking the loop with lws_cancel_service.
  *
  * The endpoints and the stream protocol are documented at the top of

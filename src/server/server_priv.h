@@ -148,6 +148,7 @@ typedef struct stream {
 
 struct ls_server {
     ls_server_config cfg;
+    int max_jobs;             /* cfg.max_jobs, or its default: workers - 1, at least 1 */
     struct lws_context *ctx;
     int port;
     atomic_int stopping;

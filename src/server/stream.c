@@ -113,7 +113,7 @@ void stream_schedule_locked(stream *s)
     if (s->scheduled) return;
     s->scheduled = 1;
     s->c.refs++; /* the task's reference; the lock is held */
-    if (ls_workq_submit(s->c.srv->workq, stream_task, s) != LS_OK) {
+    if (ls_workq_submit(s->c.srv->workq, LS_TASK_STREAM, stream_task, s) != LS_OK) {
         s->scheduled = 0;
         s->c.refs--;
     }
@@ -432,7 +432,8 @@ void stream_task(void *arg)
     if (!more) s->scheduled = 0;
     pthread_mutex_unlock(&s->c.lock);
     conn_notify(&s->c);
-    if (more && ls_workq_submit(s->c.srv->workq, stream_task, s) == LS_OK) return;
+    if (more && ls_workq_submit(s->c.srv->workq, LS_TASK_STREAM, stream_task, s) == LS_OK)
+        return;
     if (more) {
         pthread_mutex_lock(&s->c.lock);
         s->scheduled = 0;

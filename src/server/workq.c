@@ -8,47 +8,86 @@ typedef struct task {
     void *arg;
 } task;
 
+/* A growable ring of tasks. */
+typedef struct task_ring {
+    task *items;
+    int cap, head, count;
+} task_ring;
+
 struct ls_workq {
     pthread_mutex_t lock;
     pthread_cond_t work;
-    task *ring;
-    int cap, head, count, running;
+    task_ring queue[LS_TASK_CLASSES];
+    int running[LS_TASK_CLASSES];
+    int max_running_jobs;
     int stopping;
     pthread_t *threads;
     int n_threads;
 };
+
+/* The next task a free worker may run (lock held): a stream's first, then
+ * a job's while fewer than max_running_jobs run; 0 when none may run now. */
+static int take(ls_workq *q, task *t, ls_task_class *cls)
+{
+    for (int c = 0; c < LS_TASK_CLASSES; c++) {
+        task_ring *r = &q->queue[c];
+        if (!r->count) continue;
+        if (c == LS_TASK_JOB && q->running[c] >= q->max_running_jobs) continue;
+        *t = r->items[r->head];
+        r->head = (r->head + 1) % r->cap;
+        r->count--;
+        q->running[c]++;
+        *cls = (ls_task_class)c;
+        return 1;
+    }
+    return 0;
+}
 
 static void *worker_main(void *arg)
 {
     ls_workq *q = arg;
     pthread_mutex_lock(&q->lock);
     for (;;) {
-        while (!q->count && !q->stopping) pthread_cond_wait(&q->work, &q->lock);
-        if (!q->count) break;
-        task t = q->ring[q->head];
-        q->head = (q->head + 1) % q->cap;
-        q->count--;
-        q->running++;
+        task t;
+        ls_task_class cls;
+        if (!take(q, &t, &cls)) {
+            /* Stopping, and nothing queued: done. Jobs still queued behind
+             * the limit are taken by the workers whose job ends. */
+            if (q->stopping && !q->queue[LS_TASK_STREAM].count && !q->queue[LS_TASK_JOB].count)
+                break;
+            pthread_cond_wait(&q->work, &q->lock);
+            continue;
+        }
         pthread_mutex_unlock(&q->lock);
         t.fn(t.arg);
         pthread_mutex_lock(&q->lock);
-        q->running--;
+        q->running[cls]--;
     }
+    /* Others may wait for the queue to empty. */
+    pthread_cond_broadcast(&q->work);
     pthread_mutex_unlock(&q->lock);
     return NULL;
 }
 
-int ls_workq_create(int n_workers, ls_workq **out, ls_error *err)
+int ls_workq_create(int n_workers, int max_running_jobs, ls_workq **out, ls_error *err)
 {
     *out = NULL;
     if (n_workers < 1) return ls_error_set(err, LS_ERR_INVALID_ARG, "workq: need >= 1 worker");
+    if (max_running_jobs < 1 || max_running_jobs > n_workers)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "workq: running jobs %d outside 1..%d",
+                            max_running_jobs, n_workers);
     ls_workq *q = calloc(1, sizeof *q);
     if (!q) return ls_error_set(err, LS_ERR_NOMEM, "workq: out of memory");
-    q->cap = 64;
-    q->ring = calloc((size_t)q->cap, sizeof *q->ring);
+    q->max_running_jobs = max_running_jobs;
+    int ok = 1;
+    for (int c = 0; c < LS_TASK_CLASSES; c++) {
+        q->queue[c].cap = 64;
+        q->queue[c].items = calloc((size_t)q->queue[c].cap, sizeof(task));
+        ok &= q->queue[c].items != NULL;
+    }
     q->threads = calloc((size_t)n_workers, sizeof *q->threads);
-    if (!q->ring || !q->threads) {
-        free(q->ring);
+    if (!ok || !q->threads) {
+        for (int c = 0; c < LS_TASK_CLASSES; c++) free(q->queue[c].items);
         free(q->threads);
         free(q);
         return ls_error_set(err, LS_ERR_NOMEM, "workq: out of memory");
@@ -77,37 +116,44 @@ void ls_workq_destroy(ls_workq *q)
     pthread_cond_destroy(&q->work);
     pthread_mutex_destroy(&q->lock);
     free(q->threads);
-    free(q->ring);
+    for (int c = 0; c < LS_TASK_CLASSES; c++) free(q->queue[c].items);
     free(q);
 }
 
-int ls_workq_submit(ls_workq *q, ls_task_fn fn, void *arg)
+int ls_workq_submit(ls_workq *q, ls_task_class cls, ls_task_fn fn, void *arg)
 {
+    if (cls < 0 || cls >= LS_TASK_CLASSES) return LS_ERR_INVALID_ARG;
     pthread_mutex_lock(&q->lock);
-    if (q->count == q->cap) {
-        int cap = q->cap * 2;
-        task *ring = malloc((size_t)cap * sizeof *ring);
-        if (!ring) {
+    task_ring *r = &q->queue[cls];
+    if (r->count == r->cap) {
+        int cap = r->cap * 2;
+        task *items = malloc((size_t)cap * sizeof *items);
+        if (!items) {
             pthread_mutex_unlock(&q->lock);
             return LS_ERR_NOMEM;
         }
-        for (int i = 0; i < q->count; i++) ring[i] = q->ring[(q->head + i) % q->cap];
-        free(q->ring);
-        q->ring = ring;
-        q->cap = cap;
-        q->head = 0;
+        for (int i = 0; i < r->count; i++) items[i] = r->items[(r->head + i) % r->cap];
+        free(r->items);
+        r->items = items;
+        r->cap = cap;
+        r->head = 0;
     }
-    q->ring[(q->head + q->count) % q->cap] = (task){fn, arg};
-    q->count++;
-    pthread_cond_signal(&q->work);
+    r->items[(r->head + r->count) % r->cap] = (task){fn, arg};
+    r->count++;
+    /* Every idle worker: one woken for a job it may not run yet (at the
+     * limit) goes back to sleep, and a signal spent on it would leave a
+     * stream task queued beside idle workers. */
+    pthread_cond_broadcast(&q->work);
     pthread_mutex_unlock(&q->lock);
     return LS_OK;
 }
 
-void ls_workq_depth(ls_workq *q, int *queued, int *running)
+void ls_workq_get_stats(ls_workq *q, ls_workq_stats *out)
 {
     pthread_mutex_lock(&q->lock);
-    *queued = q->count;
-    *running = q->running;
+    for (int c = 0; c < LS_TASK_CLASSES; c++) {
+        out->queued[c] = q->queue[c].count;
+        out->running[c] = q->running[c];
+    }
     pthread_mutex_unlock(&q->lock);
 }

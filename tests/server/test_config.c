@@ -81,6 +81,13 @@ static void test_env(void **state)
     assert_int_equal(ls_server_config_apply_env(&c, env, &err), LS_OK);
     assert_int_equal(c.max_sessions, 5);
     assert_true(c.max_body_bytes_total == 1048576);
+    assert_int_equal(c.max_jobs, 0); /* the default: workers - 1, decided by the server */
+    char *jobs[] = {"LS_MAX_JOBS=3", NULL};
+    assert_int_equal(ls_server_config_apply_env(&c, jobs, &err), LS_OK);
+    assert_int_equal(c.max_jobs, 3);
+    char *negative[] = {"LS_MAX_JOBS=-1", NULL};
+    assert_int_equal(ls_server_config_apply_env(&c, negative, &err), LS_ERR_RANGE);
+    assert_non_null(strstr(err.msg, "max_jobs"));
     assert_string_equal(c.token, "abc");
     char *bad[] = {"LS_PORT=http", NULL};
     assert_int_equal(ls_server_config_apply_env(&c, bad, &err), LS_ERR_FORMAT);

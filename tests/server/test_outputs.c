@@ -135,12 +135,99 @@ static void test_workq_runs_everything(void **state)
 {
     (void)state;
     ls_workq *q;
-    assert_int_equal(ls_workq_create(3, &q, NULL), LS_OK);
+    assert_int_equal(ls_workq_create(3, 1, &q, NULL), LS_OK);
     counter_task c = {PTHREAD_MUTEX_INITIALIZER, 0};
-    for (int i = 0; i < 500; i++) assert_int_equal(ls_workq_submit(q, bump, &c), LS_OK);
-    ls_workq_destroy(q); /* drains the queue first */
+    for (int i = 0; i < 500; i++)
+        assert_int_equal(ls_workq_submit(q, i % 3 ? LS_TASK_STREAM : LS_TASK_JOB, bump, &c), LS_OK);
+    ls_workq_destroy(q); /* drains both queues first, jobs one at a time */
     assert_int_equal(c.done, 500);
-    assert_int_equal(ls_workq_create(0, &q, NULL), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_workq_create(0, 1, &q, NULL), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_workq_create(2, 0, &q, NULL), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_workq_create(2, 3, &q, NULL), LS_ERR_INVALID_ARG);
+}
+
+/* Tasks that log their names in the order they start; a blocking one
+ * waits for the gate to open. */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int open;
+    char order[16];
+    int n;
+} gate;
+
+typedef struct step {
+    gate *g;
+    char name;
+    int block;
+} step;
+
+static void run_step(void *arg)
+{
+    step *s = arg;
+    gate *g = s->g;
+    pthread_mutex_lock(&g->lock);
+    g->order[g->n++] = s->name;
+    pthread_cond_broadcast(&g->cond);
+    while (s->block && !g->open) pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void wait_started(gate *g, int n)
+{
+    pthread_mutex_lock(&g->lock);
+    while (g->n < n) pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void open_gate(gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* A running job never holds the worker kept for streams: with one job
+ * allowed of two workers, a second job waits while a stream task queued
+ * after it runs. And a free worker takes streams before jobs. */
+static void test_workq_streams_ahead_of_jobs(void **state)
+{
+    (void)state;
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}, 0};
+    step job1 = {&g, 'J', 1}, job2 = {&g, 'K', 0}, strm = {&g, 's', 0};
+    ls_workq *q;
+    assert_int_equal(ls_workq_create(2, 1, &q, NULL), LS_OK);
+    assert_int_equal(ls_workq_submit(q, LS_TASK_JOB, run_step, &job1), LS_OK);
+    wait_started(&g, 1);
+    assert_int_equal(ls_workq_submit(q, LS_TASK_JOB, run_step, &job2), LS_OK);
+    assert_int_equal(ls_workq_submit(q, LS_TASK_STREAM, run_step, &strm), LS_OK);
+    wait_started(&g, 2); /* the stream, on the worker job2 may not take */
+    ls_workq_stats st;
+    ls_workq_get_stats(q, &st);
+    pthread_mutex_lock(&g.lock);
+    assert_memory_equal(g.order, "Js", 2);
+    pthread_mutex_unlock(&g.lock);
+    assert_int_equal(st.running[LS_TASK_JOB], 1);
+    assert_int_equal(st.queued[LS_TASK_JOB], 1);
+    open_gate(&g);
+    ls_workq_destroy(q);
+    assert_int_equal(g.n, 3);
+    assert_memory_equal(g.order, "JsK", 3);
+
+    /* One worker: busy with a stream while a job, then a stream, queue;
+     * the stream goes first. */
+    gate h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}, 0};
+    step first = {&h, 'a', 1}, job = {&h, 'J', 0}, next = {&h, 'b', 0};
+    assert_int_equal(ls_workq_create(1, 1, &q, NULL), LS_OK);
+    assert_int_equal(ls_workq_submit(q, LS_TASK_STREAM, run_step, &first), LS_OK);
+    wait_started(&h, 1);
+    assert_int_equal(ls_workq_submit(q, LS_TASK_JOB, run_step, &job), LS_OK);
+    assert_int_equal(ls_workq_submit(q, LS_TASK_STREAM, run_step, &next), LS_OK);
+    open_gate(&h);
+    ls_workq_destroy(q);
+    assert_int_equal(h.n, 3);
+    assert_memory_equal(h.order, "abJ", 3);
 }
 
 int main(void)
@@ -150,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_mjpeg_multipart_base64),
         cmocka_unit_test(test_metrics_text),
         cmocka_unit_test(test_workq_runs_everything),
+        cmocka_unit_test(test_workq_streams_ahead_of_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

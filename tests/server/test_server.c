@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1025,6 +1026,105 @@ static void test_body_bytes_in_flight(void **state)
     stop_server(&s);
 }
 
+/* ---- streams ahead of jobs ---- */
+
+typedef struct render_arg {
+    int port;
+    const uint8_t *wav;
+    size_t len;
+    int status;
+    atomic_int *ended; /* renders answered so far */
+} render_arg;
+
+static void *render_main(void *p)
+{
+    render_arg *a = p;
+    char path[256];
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=mjpeg", g_model);
+    http_resp r;
+    memset(&r, 0, sizeof r);
+    a->status = http_do(a->port, "POST", path, NULL, a->wav, a->len, &r) ? -1 : r.status;
+    atomic_fetch_add(a->ended, 1);
+    http_resp_free(&r);
+    return NULL;
+}
+
+/* Render jobs run to completion on a worker each: with as many running as
+ * max_jobs allows (workers - 1 by default), another is refused at its head
+ * and a new stream still gets a worker: its first frame arrives while both
+ * renders are running (it used to wait for a render to end), an ordering
+ * that holds however fast the machine is, as each render has 15 times the
+ * stream's audio. */
+static void test_streams_ahead_of_jobs(void **state)
+{
+    (void)state;
+    ls_server_config cfg;
+    test_config(&cfg, NULL, 8, 16 << 20);
+    cfg.max_jobs = cfg.workers; /* no worker left for streams: refused */
+    ls_server *bad = NULL;
+    ls_error err = {0};
+    assert_int_not_equal(ls_server_create(&cfg, &bad, &err), LS_OK);
+    assert_non_null(strstr(err.msg, "max_jobs"));
+    cfg.max_jobs = 0; /* the default: workers - 1 = 2 */
+    running s;
+    start_server_cfg(&s, &cfg);
+    http_resp r;
+    char path[256];
+    snprintf(path, sizeof path, "/v1/models/%s/load", g_model); /* no load inside the race */
+    post(s.port, path, "", 0, &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+
+    size_t frames, wlen;
+    int16_t *pcm = stereo_s16(6.0, 31, &frames);
+    uint8_t *wav = wav_s16(pcm, frames, 48000, 2, &wlen);
+    atomic_int ended = 0;
+    render_arg a[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        a[i] = (render_arg){s.port, wav, wlen, 0, &ended};
+        pthread_create(&t[i], NULL, render_main, &a[i]);
+    }
+    assert_true(wait_metric(s.port, "lipsync_job_tasks_running", 2) == 2);
+    if (atomic_load(&ended)) fail_msg("a render ended before the stream could start");
+    /* A third job: refused at its head, nothing waits in a queue. */
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=mjpeg", g_model);
+    read_answer(post_head(s.port, path, wlen, 0), &r);
+    expect_error(&r, 503, "max_jobs");
+    expect_retry_after(&r);
+    http_resp_free(&r);
+
+    size_t n;
+    float *x = test_audio(16000, 0.4, 32, &n);
+    stream_result res;
+    memset(&res, 0, sizeof res);
+    ls_ws_client *c = open_stream(s.port);
+    send_text(c, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000}");
+    assert_int_equal(ls_ws_client_send(c, 1, x, n * 4, NULL), LS_OK);
+    send_text(c, "{\"type\":\"end\"}");
+    double t0 = ls_now();
+    while (!res.frames.n && !res.closed && ls_now() - t0 < 10 * WAIT_S) take(c, &res, 1.0);
+    int renders_ended = atomic_load(&ended);
+    if (!res.frames.n) fail_msg("no frame (%d errors: %s)", res.errors, res.last_error);
+    if (renders_ended)
+        fail_msg("the stream's first frame came after %d of the 2 running renders ended",
+                 renders_ended);
+    t0 = ls_now();
+    while (!res.closed && ls_now() - t0 < 10 * WAIT_S) take(c, &res, 1.0);
+    assert_int_equal(res.done, 1);
+    ls_ws_client_destroy(c);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].status, 200);
+    }
+    ls_jpeg_list_free(&res.frames);
+    free(x);
+    free(wav);
+    free(pcm);
+    wait_idle(s.port);
+    stop_server(&s);
+}
+
 /* A client vanishing mid-stream costs nothing but its own session. */
 static void test_disconnect_mid_stream(void **state)
 {
@@ -1333,6 +1433,7 @@ int main(void)
         cmocka_unit_test(test_session_limit_and_refusals),
         cmocka_unit_test(test_body_refused_when_busy),
         cmocka_unit_test(test_body_bytes_in_flight),
+        cmocka_unit_test(test_streams_ahead_of_jobs),
         cmocka_unit_test(test_disconnect_mid_stream),
         cmocka_unit_test(test_concurrent_streams),
         cmocka_unit_test(test_interrupt),

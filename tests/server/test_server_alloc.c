@@ -33,7 +33,7 @@ static void run_round(ls_workq *q, ls_metrics *m, ls_buf *b, done_counter *d, in
     d->done = 0;
     pthread_mutex_unlock(&d->lock);
     for (int i = 0; i < n; i++) {
-        assert_int_equal(ls_workq_submit(q, task, d), LS_OK);
+        assert_int_equal(ls_workq_submit(q, i % 2 ? LS_TASK_JOB : LS_TASK_STREAM, task, d), LS_OK);
         ls_metrics_add(m, LS_M_FRAMES_SENT, 1);
         ls_metrics_observe_stage(m, (ls_stage)(i % LS_STAGE_COUNT), 0.001 * i);
         ls_metrics_observe_frame_latency(m, 0.04);
@@ -50,7 +50,7 @@ static void test_no_allocations_after_warmup(void **state)
 {
     (void)state;
     ls_workq *q;
-    assert_int_equal(ls_workq_create(2, &q, NULL), LS_OK);
+    assert_int_equal(ls_workq_create(2, 1, &q, NULL), LS_OK);
     ls_metrics *m = ls_metrics_create();
     ls_buf b = {0};
     done_counter d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
