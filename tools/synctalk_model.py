@@ -2,11 +2,21 @@
 
 One definition for every tool that builds these networks: the test-model
 generator (full width, random weights), the demo's training (1/4 width) and
-the checkpoint exporter. Parameter names are SyncTalk_2D's own (unet_328.py,
-utils.py), so a state dict saved by that code loads with strict=True at
-width 1. `width` scales every inner channel count; the interfaces stay those
-of the originals: UNet [B,6,320,320] + [B,32,16,16] -> [B,3,320,320],
-encoder [B,1,80,16] -> [B,512].
+the checkpoint exporter (export_synctalk.py). `width` scales every inner
+channel count; the interfaces stay those of the originals: UNet
+[B,6,320,320] + [B,32,16,16] -> [B,3,320,320], encoder [B,1,80,16] -> [B,512].
+
+Parameter names: the AudioEncoder's are SyncTalk_2D's own (utils.py), and so
+are the UNet's but for three prefixes. SyncTalk_2D's unet_328.py wraps inc in
+InConvDw (`inc.inconv.0.`), each down stage in Down (`downN.maxpool_conv.0.`)
+and outc in OutConv (`outc.conv.`), containers that hold no parameters of
+their own; here those modules are bare (train_demo.py reaches into
+unet.inc.conv and unet.outc.weight, and its checkpoints use these names).
+unet_state_from_synctalk() renames a SyncTalk_2D state dict's keys to ours
+and unet_state_to_synctalk() back; otherwise the two state dicts are the same
+keys, shapes and order (tests/data/synctalk2d/ lists SyncTalk_2D's, and
+tests/nn/test_export_synctalk.py checks a checkpoint with them loads with
+strict=True at width 1).
 """
 import torch
 import torch.nn as nn
@@ -178,3 +188,30 @@ class AudioEncoder(nn.Module):
 
 def n_params(model):
     return sum(p.numel() for p in model.parameters())
+
+
+# (ours, SyncTalk_2D's) key prefixes of the UNet's state dict; see the top.
+SYNCTALK_UNET_PREFIXES = ((('inc.', 'inc.inconv.0.'),) +
+                          tuple(('down%d.' % i, 'down%d.maxpool_conv.0.' % i) for i in range(1, 6)) +
+                          (('outc.', 'outc.conv.'),))
+
+
+def _rename(state, pairs):
+    out = type(state)() if isinstance(state, dict) else {}
+    for key, value in state.items():
+        for src, dst in pairs:
+            if key.startswith(src):
+                key = dst + key[len(src):]
+                break
+        out[key] = value
+    return out
+
+
+def unet_state_from_synctalk(state):
+    """A state dict saved by SyncTalk_2D's unet_328.Model, with our keys (same order)."""
+    return _rename(state, [(theirs, ours) for ours, theirs in SYNCTALK_UNET_PREFIXES])
+
+
+def unet_state_to_synctalk(state):
+    """Our Model's state dict with the keys SyncTalk_2D's unet_328.Model has."""
+    return _rename(state, SYNCTALK_UNET_PREFIXES)
