@@ -3,9 +3,12 @@
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "avatar/avatar.h"
 #include "avatar/croprect.h"
@@ -39,7 +42,8 @@ static int write_json(const char *out, const char *name, cJSON *root, ls_error *
     return rc;
 }
 
-/* OUT must be new or empty; creates OUT and OUT/frames. */
+/* OUT must be new or empty (here: the fresh directory ls_avatar_prepare made);
+ * creates OUT and OUT/frames. */
 static int make_output_dir(const char *out, ls_error *err)
 {
     DIR *d = opendir(out);
@@ -109,9 +113,12 @@ static int prepare_from_dir(const char *src, const char *out, const ls_prepare_o
         rc = ls_read_file(ls_avatar_frame_path(av, i), &bytes, &len, err);
         if (rc != LS_OK) break;
         char path[4096];
-        snprintf(path, sizeof path, "%s/frames/frame_%04d.%s", out, i,
-                 ls_image_sniff(bytes, len) == LS_IMAGE_PNG ? "png" : "jpg");
-        rc = write_file(path, bytes, len, err);
+        if (snprintf(path, sizeof path, "%s/frames/frame_%04d.%s", out, i,
+                     ls_image_sniff(bytes, len) == LS_IMAGE_PNG ? "png" : "jpg") >=
+            (int)sizeof path)
+            rc = ls_error_set(err, LS_ERR_INVALID_ARG, "output path too long: %s", out);
+        else
+            rc = write_file(path, bytes, len, err);
         free(bytes);
     }
     if (rc == LS_OK) rc = write_rects(out, rects, info.n_frames, err);
@@ -187,9 +194,11 @@ static int on_video_frame(void *ctx, int i, const ls_image *bgr, ls_error *err)
         rc = ls_jpeg_encode(j->enc, bgr, q, j->jpeg, j->jpeg_cap, &len, err);
     }
     if (rc == LS_OK) {
-        snprintf(path, sizeof path, "%s/frames/frame_%04d.%s", j->out, i,
-                 j->opt->png ? "png" : "jpg");
-        rc = write_file(path, j->opt->png ? bytes : j->jpeg, len, err);
+        if (snprintf(path, sizeof path, "%s/frames/frame_%04d.%s", j->out, i,
+                     j->opt->png ? "png" : "jpg") >= (int)sizeof path)
+            rc = ls_error_set(err, LS_ERR_INVALID_ARG, "output path too long: %s", j->out);
+        else
+            rc = write_file(path, j->opt->png ? bytes : j->jpeg, len, err);
     }
     free(bytes);
     if (j->opt->report && i % 100 == 99) fprintf(j->opt->report, "  %d frames\n", i + 1);
@@ -245,22 +254,43 @@ static int prepare_from_video(const char *src, const char *out, const ls_prepare
     return rc;
 }
 
-int ls_avatar_prepare(const char *src, const char *out_dir, const ls_prepare_options *opt,
-                      ls_pool *pool, ls_error *err)
+/* OUT must not exist yet or be empty (nothing of the user's is replaced). */
+static int check_output_free(const char *out, ls_error *err)
 {
-    ls_prepare_options defaults = {0};
-    if (!opt) opt = &defaults;
-    if (!src || !out_dir)
-        return ls_error_set(err, LS_ERR_INVALID_ARG, "prepare: no source or output");
+    DIR *d = opendir(out);
+    if (!d) {
+        if (errno == ENOENT) return LS_OK;
+        return ls_error_set(err, LS_ERR_IO, "cannot use %s: %s", out, strerror(errno));
+    }
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+    closedir(d);
+    return empty ? LS_OK : ls_error_set(err, LS_ERR_STATE, "%s exists and is not empty", out);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static int prepare_into(const char *src, const char *dir, const ls_prepare_options *opt,
+                        ls_pool *pool, ls_error *err)
+{
     struct stat st;
     if (stat(src, &st) != 0)
         return ls_error_set(err, LS_ERR_NOT_FOUND, "%s: %s", src, strerror(errno));
-    int rc = S_ISDIR(st.st_mode) ? prepare_from_dir(src, out_dir, opt, pool, err)
-                                 : prepare_from_video(src, out_dir, opt, err);
+    int rc = S_ISDIR(st.st_mode) ? prepare_from_dir(src, dir, opt, pool, err)
+                                 : prepare_from_video(src, dir, opt, err);
     if (rc != LS_OK) return rc;
     /* Load the result back: what we wrote must be what the pipeline can read. */
     ls_avatar *av;
-    rc = ls_avatar_load(out_dir, NULL, pool, &av, err);
+    rc = ls_avatar_load(dir, NULL, pool, &av, err);
     if (rc != LS_OK) return ls_error_prefix(err, "checking the prepared avatar");
     if (opt->report) {
         ls_avatar_info info;
@@ -273,4 +303,45 @@ int ls_avatar_prepare(const char *src, const char *out_dir, const ls_prepare_opt
     }
     ls_avatar_destroy(av);
     return LS_OK;
+}
+
+/* The avatar is written into a fresh sibling directory OUT.partial-XXXXXX and
+ * renamed to OUT once it is complete and loads back: a failure (a bad frame
+ * halfway through a video, a full disk) leaves neither a half-written OUT
+ * behind nor anything else, and OUT appears whole or not at all. */
+int ls_avatar_prepare(const char *src, const char *out_dir, const ls_prepare_options *opt,
+                      ls_pool *pool, ls_error *err)
+{
+    ls_prepare_options defaults = {0};
+    if (!opt) opt = &defaults;
+    if (!src || !out_dir || !out_dir[0])
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "prepare: no source or output");
+    struct stat st;
+    if (stat(src, &st) != 0)
+        return ls_error_set(err, LS_ERR_NOT_FOUND, "%s: %s", src, strerror(errno));
+    int rc = check_output_free(out_dir, err);
+    if (rc != LS_OK) return rc;
+    /* A sibling of OUT, so that rename() moves it; mkdir (not mkdtemp) gives
+     * it the permissions OUT itself would get. */
+    char tmp[4096];
+    size_t n = strlen(out_dir);
+    while (n > 1 && out_dir[n - 1] == '/') n--; /* "out/" -> "out.partial-..." beside it */
+    int made = 0;
+    for (int k = 0; k < 1000 && !made; k++) {
+        if (snprintf(tmp, sizeof tmp, "%.*s.partial-%ld-%d", (int)n, out_dir, (long)getpid(), k) >=
+            (int)sizeof tmp)
+            return ls_error_set(err, LS_ERR_INVALID_ARG, "output path too long: %s", out_dir);
+        if (mkdir(tmp, 0777) == 0) made = 1;
+        else if (errno != EEXIST)
+            return ls_error_set(err, LS_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    }
+    if (!made) return ls_error_set(err, LS_ERR_IO, "cannot create a directory beside %s", out_dir);
+    rc = prepare_into(src, tmp, opt, pool, err);
+    /* rename() onto an empty directory replaces it; a non-empty one (filled
+     * meanwhile) makes it fail, untouched. */
+    if (rc == LS_OK && rename(tmp, out_dir) != 0)
+        rc = ls_error_set(err, LS_ERR_IO, "cannot move the prepared avatar to %s: %s", out_dir,
+                          strerror(errno));
+    if (rc != LS_OK) nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
 }

@@ -8,6 +8,8 @@
  *   OUT/crop_rects.json              [[x1, y1, x2, y2], ...]
  *   OUT/avatar.json                  {"name", "fps", "width", "height", "frames", "source"}
  * OUT must not exist yet or be empty. The result is loaded back once as a final check.
+ * It is written into a sibling directory (OUT.partial-PID-K) and renamed to OUT when
+ * complete: on failure nothing is left behind (an empty OUT that was there stays).
  */
 #ifndef LS_AVATAR_PREPARE_H
 #define LS_AVATAR_PREPARE_H

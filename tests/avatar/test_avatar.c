@@ -2,10 +2,12 @@
  * prepare (directory and video sources), and the painter the pipeline calls. */
 #include "support/test_util.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -397,6 +399,24 @@ static const char *ref_video(char *buf, size_t cap, const char *name)
 
 /* Video + landmarks: frames decoded by FFmpeg (lossless FFV1 source, stored as PNG) equal
  * the frames python3-opencv wrote; count mismatches and bad files are errors. */
+/* A failed prepare leaves nothing in OUT's parent: no OUT, no partial directory.
+ * (fixture_dir() would empty the folder: the parent is taken from out.) */
+static void assert_nothing_left(const char *out)
+{
+    char parent[512];
+    snprintf(parent, sizeof parent, "%s", out);
+    char *slash = strrchr(parent, '/');
+    assert_non_null(slash);
+    *slash = 0;
+    DIR *d = opendir(parent);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            fail_msg("a failed prepare left %s/%s", parent, e->d_name);
+    closedir(d);
+}
+
 static void test_prepare_from_video(void **state)
 {
     (void)state;
@@ -446,22 +466,32 @@ static void test_prepare_from_video(void **state)
     snprintf(out, sizeof out, "%s/av", fixture_dir("video_more"));
     assert_int_equal(ls_avatar_prepare(video, out, &opt, NULL, &err), LS_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "count mismatch"));
+    /* Found after all 6 frames were written: they go with the partial directory. */
+    assert_nothing_left(out);
     unlink(p);
     snprintf(p, sizeof p, "%s/5.lms", lms);
     unlink(p);
     snprintf(out, sizeof out, "%s/av", fixture_dir("video_less"));
     assert_int_equal(ls_avatar_prepare(video, out, &opt, NULL, &err), LS_ERR_NOT_FOUND);
     assert_non_null(strstr(err.msg, "frame 5"));
+    assert_nothing_left(out);
     /* A rectangle outside the 64x48 frame. */
     fixture_write_lms(p, (ls_rect){50, 5, 80, 35});
     snprintf(out, sizeof out, "%s/av", fixture_dir("video_outside"));
     assert_int_equal(ls_avatar_prepare(video, out, &opt, NULL, &err), LS_ERR_RANGE);
     assert_non_null(strstr(err.msg, "frame 5"));
+    assert_nothing_left(out);
+    /* An empty OUT that was there is the user's: it stays, empty. */
+    assert_int_equal(mkdir(out, 0777), 0);
+    assert_int_equal(ls_avatar_prepare(video, out, &opt, NULL, &err), LS_ERR_RANGE);
+    assert_int_equal(rmdir(out), 0);
+    assert_nothing_left(out);
     /* Not a video; no landmarks folder. */
     snprintf(p, sizeof p, "%s/fake.mp4", lms);
     fixture_write_text(p, "not a video at all");
     snprintf(out, sizeof out, "%s/av", fixture_dir("video_fake"));
     assert_int_equal(ls_avatar_prepare(p, out, &opt, NULL, &err), LS_ERR_FORMAT);
+    assert_nothing_left(out);
     opt.landmarks_dir = NULL;
     assert_int_equal(ls_avatar_prepare(video, out, &opt, NULL, &err), LS_ERR_INVALID_ARG);
 }
