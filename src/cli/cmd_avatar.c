@@ -96,20 +96,25 @@ static int print_info(const char *dir, double budget_mb, ls_pool *pool)
 
 int cmd_avatar(int argc, char **argv)
 {
-    if (argc < 2 || cli_wants_help(argc, argv)) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
     }
+    if (argc < 2) return cli_missing("avatar", "the subcommand: prepare SRC -o DIR, or info DIR");
     ls_prepare_options opt = {0};
     const char *out = NULL, *src = NULL;
     int threads = 2;
     double budget_mb = 0;
     if (parse(argc, argv, &opt, &out, &src, &threads, &budget_mb) < 0) return 2;
     int prepare = !strcmp(argv[1], "prepare");
-    if ((!prepare && strcmp(argv[1], "info")) || !src || (prepare && !out)) {
-        usage(stderr);
+    if (!prepare && strcmp(argv[1], "info")) {
+        fprintf(stderr, "lipsync: avatar: unknown subcommand '%s' (prepare or info; see "
+                        "`lipsync avatar --help`)\n", argv[1]);
         return 2;
     }
+    if (!src) return cli_missing(prepare ? "avatar prepare" : "avatar info",
+                                 prepare ? "SRC (a dataset folder or a video)" : "DIR");
+    if (prepare && !out) return cli_missing("avatar prepare", "-o DIR");
     ls_error err = {0};
     ls_pool *pool = ls_pool_create(threads, &err);
     if (!pool) return cli_fail("avatar", &err);

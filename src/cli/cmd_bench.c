@@ -4,20 +4,48 @@
 
 #include "cli/commands.h"
 
-static const cli_command benches[] = {
-    {"pipeline", "end-to-end fps vs engine-only fps on a model directory", bench_pipeline},
-    {"mel", "mel spectrogram real-time factor, one thread, 60 s of audio", bench_mel},
-    {"engine", "the neural engine on an ONNX model: median ms, GFLOP/s", bench_engine},
-    {"image", "model input + composite + JPEG per 1280x720 frame, 1-2 threads", bench_image},
-    {"serve", "N concurrent streaming clients on loopback: fps, latencies", bench_serve},
+typedef struct bench_entry {
+    const char *name, *args, *summary;
+    int (*run)(int argc, char **argv);
+} bench_entry;
+
+/* The arguments of each benchmark, as its own --help gives them: `lipsync
+ * bench --help` is where people look for what to type (test_cli checks that
+ * every option of a benchmark's --help is listed here). */
+static const bench_entry benches[] = {
+    {"pipeline",
+     "MODEL_DIR [--batches 1,8,25] [--runs N] [--seconds S] [--threads T]\n"
+     "[--precision fp32|bf16]",
+     "end-to-end fps vs engine-only fps on a model directory", bench_pipeline},
+    {"mel", "[--runs N] [--seconds S]",
+     "mel spectrogram real-time factor, one thread, 60 s of audio", bench_mel},
+    {"engine",
+     "MODEL.onnx [--batch B] [--threads T] [--precision fp32|bf16]\n"
+     "[--warmup W] [--runs R] [--profile] [--describe] [--serve]",
+     "the neural engine on an ONNX model: median ms, GFLOP/s", bench_engine},
+    {"image", "[--runs N] [--quality Q] [--threads T]",
+     "model input + composite + JPEG per 1280x720 frame, 1-2 threads", bench_image},
+    {"serve",
+     "--models-root DIR --model ID [--clients 1,2,4]\n"
+     "[--mode live|fast|both] [--seconds S] [--audio FILE]\n"
+     "[--threads T] [--batch B]",
+     "N concurrent streaming clients on loopback: fps, latencies", bench_serve},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: lipsync bench NAME [ARGS...]\n\nbenchmarks:\n");
-    for (size_t i = 0; i < N_BENCHES; i++)
-        fprintf(out, "  %-10s %s\n", benches[i].name, benches[i].summary);
+    for (size_t i = 0; i < N_BENCHES; i++) {
+        fprintf(out, "  %-9s ", benches[i].name);
+        /* Continuation lines of the arguments line up under their first. */
+        for (const char *p = benches[i].args; *p; p++) {
+            if (*p == '\n') fputs("\n            ", out);
+            else fputc(*p, out);
+        }
+        fprintf(out, "\n            %s\n", benches[i].summary);
+    }
+    fprintf(out, "\n`lipsync bench NAME --help` describes one.\n");
 }
 
 int cmd_bench(int argc, char **argv)

@@ -79,6 +79,21 @@ static int item_matches(const ls_npy *a, const ls_value *v)
     return 1;
 }
 
+/* "name [d0,d1,...], ..." of the graph's inputs, for a file that binds to none:
+ * the user needs the names (and shapes) the graph does have. */
+static void input_names(const ls_graph *g, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (int k = 0; k < g->n_inputs && n < cap; k++) {
+        const ls_value *v = &g->values[g->inputs[k]];
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s [", k ? ", " : "", v->name ? v->name : "?");
+        for (int d = 0; d < v->ndim && n < cap; d++)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%lld", d ? "," : "", (long long)v->dims[d]);
+        if (n < cap) n += (size_t)snprintf(buf + n, cap - n, "]");
+    }
+}
+
 /* Binds every file to a graph input: by name first, then bare files by shape. */
 static int bind_inputs(const ls_graph *g, infer_input *in, int n, ls_error *err)
 {
@@ -94,11 +109,17 @@ static int bind_inputs(const ls_graph *g, infer_input *in, int n, ls_error *err)
                                : item_matches(&in[i].a, v))
                     in[i].slot = k;
             }
-            if (in[i].slot < 0)
-                return ls_error_set(err, LS_ERR_NOT_FOUND, "%s: no %s graph input %s%s", in[i].path,
-                                    in[i].name ? "" : "unbound",
-                                    in[i].name ? "named " : "matches its shape",
-                                    in[i].name ? in[i].name : "");
+            if (in[i].slot < 0) {
+                char names[512];
+                input_names(g, names, sizeof names);
+                if (in[i].name)
+                    return ls_error_set(err, LS_ERR_NOT_FOUND,
+                                        "%s: no graph input named '%s' (inputs: %s)", in[i].path,
+                                        in[i].name, names);
+                return ls_error_set(err, LS_ERR_NOT_FOUND,
+                                    "%s: no unbound graph input matches its shape (inputs: %s)",
+                                    in[i].path, names);
+            }
             used[in[i].slot] = 1;
         }
     for (int k = 0; k < g->n_inputs; k++)
@@ -139,7 +160,8 @@ static int parse_args(int argc, char **argv, infer_opts *o, infer_input *in, int
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-o")) {
-            if (!val || o->n_outs == LS_NN_MAX_INPUTS) return -1;
+            if (!val) return cli_missing("infer", "the file after -o");
+            if (o->n_outs == LS_NN_MAX_INPUTS) return -1;
             o->outs[o->n_outs++] = argv[++i];
         } else if (!strcmp(a, "--batch")) {
             if ((o->batch = cli_parse_int(a, val, 1, 4096)) < 0) return -1;
@@ -171,7 +193,9 @@ static int parse_args(int argc, char **argv, infer_opts *o, infer_input *in, int
             x->path = eq ? eq + 1 : a;
         }
     }
-    if (!o->model || !*n_in || !o->n_outs) return -1;
+    if (!o->model) return cli_missing("infer", "MODEL.onnx");
+    if (!*n_in) return cli_missing("infer", "the input files ([NAME=]IN.npy ...)");
+    if (!o->n_outs) return cli_missing("infer", "-o OUT.npy");
     return 0;
 }
 
@@ -270,8 +294,10 @@ int cmd_infer(int argc, char **argv)
     infer_input in[LS_NN_MAX_INPUTS];
     int n_in = 0;
     int status;
-    if (parse_args(argc, argv, &o, in, &n_in)) {
-        usage(stderr);
+    int rc = parse_args(argc, argv, &o, in, &n_in);
+    if (rc) {
+        /* 2: the error is named already; -1: the whole usage says it. */
+        if (rc != 2) usage(stderr);
         status = 2;
     } else {
         status = run_infer(&o, in, n_in);

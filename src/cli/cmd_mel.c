@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/clock.h"
 #include "core/npy.h"
+#include "pipeline/features.h"
 
 static void usage(FILE *out)
 {
@@ -43,10 +44,8 @@ int cmd_mel(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind == argc) return cli_missing("mel", "INPUT (an audio file)");
+    if (optind < argc - 1) return cli_unexpected("mel", argv[optind + 1]);
     const char *in_path = argv[optind];
     ls_error err = {0};
     ls_raw_spec raw;
@@ -54,7 +53,7 @@ int cmd_mel(int argc, char **argv)
 
     ls_audio audio;
     if (ls_audio_load_16k(in_path, raw_text ? &raw : NULL, &audio, &err))
-        return cli_fail("decode", &err);
+        return raw_text ? cli_fail("decode", &err) : cli_fail_audio(in_path, &err);
     double t0 = ls_now();
     float *mel;
     size_t T;
@@ -93,7 +92,12 @@ int cmd_mel(int argc, char **argv)
         printf("audio: %s, %.3f s at 16 kHz (%zu samples)\n", in_path, secs, audio.n);
         printf("mel: %zu rows x %d bins, min %.4f max %.4f mean %.4f\n", T, LS_MEL_BINS, lo, hi,
                T ? sum / (double)(T * LS_MEL_BINS) : 0.0);
-        printf("video frames (mel windows at %d fps): %zu\n", LS_VIDEO_FPS, n_win);
+        /* render makes N+2 frames from N windows: say so, with the reason,
+         * rather than print a frame count that render does not match. */
+        printf("mel windows (encoder inputs, %d per second): %zu\n", LS_VIDEO_FPS, n_win);
+        printf("video frames (what render makes): %lld = windows + 2: the features repeat "
+               "the first and last window (as SyncTalk_2D's inference does)\n",
+               (long long)ls_feature_frame_count((int64_t)n_win));
         printf("mel time: %.2f ms (%.0fx real time)\n", t_mel * 1e3,
                t_mel > 0 ? secs / t_mel : 0.0);
         if (out_path) printf("wrote %s\n", out_path);

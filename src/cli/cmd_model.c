@@ -24,10 +24,14 @@ int cmd_model(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (argc != 3 || strcmp(argv[1], "check")) {
-        usage(stderr);
+    if (argc < 2) return cli_missing("model", "the subcommand: check DIR");
+    if (strcmp(argv[1], "check")) {
+        fprintf(stderr, "lipsync: model: unknown subcommand '%s' (check; see `lipsync model "
+                        "--help`)\n", argv[1]);
         return 2;
     }
+    if (argc < 3) return cli_missing("model check", "DIR");
+    if (argc > 3) return cli_unexpected("model check", argv[3]);
     ls_error err = {0};
     if (ls_model_check(argv[2], stdout, &err)) return cli_fail("model check", &err);
     printf("ok\n");

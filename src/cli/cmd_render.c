@@ -109,10 +109,11 @@ static int parse_args(int argc, char **argv, render_args *a)
         return 2;
     }
     if (jpeg_dir) a->frames_dir = jpeg_dir;
-    if (optind != argc - 2 || (!a->output && !a->frames_dir)) {
-        usage(stderr);
-        return 2;
-    }
+    /* A usage error names what is missing: the whole usage text hid it. */
+    if (optind == argc) return cli_missing("render", "MODEL_DIR and AUDIO");
+    if (optind == argc - 1) return cli_missing("render", "AUDIO (after MODEL_DIR)");
+    if (optind < argc - 2) return cli_unexpected("render", argv[optind + 2]);
+    if (!a->output && !a->frames_dir) return cli_missing("render", "-o OUT.mp4 (or --frames-dir DIR)");
     a->model_dir = argv[optind];
     a->audio = argv[optind + 1];
     return 0;
@@ -227,7 +228,8 @@ int cmd_render(int argc, char **argv)
     double t_start = ls_now();
 
     if (ls_audio_load_16k(a.audio, a.raw ? &raw : NULL, &audio, &err)) {
-        cli_fail("audio", &err);
+        if (a.raw) cli_fail("audio", &err);
+        else cli_fail_audio(a.audio, &err);
         goto done;
     }
     if (!(pool = ls_pool_create(a.threads, &err))) {

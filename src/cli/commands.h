@@ -20,6 +20,15 @@ typedef struct cli_command {
 int cli_wants_help(int argc, char **argv);
 /* Prints "lipsync: <what>: <message>" for a failed call and returns 1. */
 int cli_fail(const char *what, const ls_error *err);
+/* Prints "lipsync: <cmd>: missing <what> (see `lipsync <cmd> --help`)" and
+ * returns 2: a usage error names the argument it lacks. */
+int cli_missing(const char *cmd, const char *what);
+/* Prints "lipsync: <cmd>: unexpected argument '<arg>' (see ...)" and returns 2. */
+int cli_unexpected(const char *cmd, const char *arg);
+/* cli_fail("audio", err) for a file that failed to decode without --raw; when
+ * libsndfile did not recognise a file that is there, adds a hint that raw PCM
+ * needs --raw (a headerless file is the usual cause). Returns 1. */
+int cli_fail_audio(const char *path, const ls_error *err);
 /* Parses a positive int option value; prints an error and returns -1 if bad. */
 int cli_parse_int(const char *opt, const char *text, int min, int max);
 

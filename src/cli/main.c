@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
@@ -20,7 +21,7 @@ static const cli_command commands[] = {
     {"mel", "compute the 80-bin mel spectrogram of an audio file (.npy out)", cmd_mel},
     {"render", "lip-sync a model's avatar to an audio file, writing an MP4", cmd_render},
     {"model", "check a model directory", cmd_model},
-    {"bench", "run a benchmark (mel, ...)", cmd_bench},
+    {"bench", "run a benchmark: pipeline, mel, engine, image, serve", cmd_bench},
     {"info", "describe an ONNX model: inputs, ops, parameters, MACs", cmd_info},
     {"infer", "run an ONNX model on .npy inputs (oneDNN engine)", cmd_infer},
     {"avatar", "prepare or inspect an avatar directory", cmd_avatar},
@@ -46,6 +47,12 @@ static void usage(FILE *out)
 
 static int cmd_help(int argc, char **argv)
 {
+    /* `lipsync help --help` is help's own help: the same list. */
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        printf("usage: lipsync help [COMMAND]: the list below, or COMMAND's --help\n\n");
+        usage(stdout);
+        return 0;
+    }
     if (argc > 1) {
         const cli_command *c = find_command(argv[1]);
         if (!c) {
@@ -77,6 +84,30 @@ int cli_wants_help(int argc, char **argv)
 int cli_fail(const char *what, const ls_error *err)
 {
     fprintf(stderr, "lipsync: %s: %s\n", what, err && err->msg[0] ? err->msg : "failed");
+    return 1;
+}
+
+int cli_missing(const char *cmd, const char *what)
+{
+    fprintf(stderr, "lipsync: %s: missing %s (see `lipsync %s --help`)\n", cmd, what, cmd);
+    return 2;
+}
+
+int cli_unexpected(const char *cmd, const char *arg)
+{
+    fprintf(stderr, "lipsync: %s: unexpected argument '%s' (see `lipsync %s --help`)\n", cmd, arg,
+            cmd);
+    return 2;
+}
+
+int cli_fail_audio(const char *path, const ls_error *err)
+{
+    cli_fail("audio", err);
+    struct stat st;
+    if (err && err->code == LS_ERR_FORMAT && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+        st.st_size > 0)
+        fprintf(stderr, "lipsync: %s has no header libsndfile knows; if it is raw PCM, give its "
+                        "format: --raw s16le:RATE:CHANNELS (or f32le:RATE:CHANNELS)\n", path);
     return 1;
 }
 
