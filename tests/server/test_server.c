@@ -1065,6 +1065,11 @@ static void test_streams_ahead_of_jobs(void **state)
     ls_error err = {0};
     assert_int_not_equal(ls_server_create(&cfg, &bad, &err), LS_OK);
     assert_non_null(strstr(err.msg, "max_jobs"));
+    /* The race below runs two 6 s renders beside a stream: 2-5 minutes each
+     * under ThreadSanitizer on two shared cores, past the client's 180 s
+     * socket bound. The queue's ordering is checked there by workq's own
+     * test (test_workq_streams_ahead_of_jobs); skipped (reported as skipped). */
+    if (getenv("LS_SERVER_TEST_TSAN")) skip();
     cfg.max_jobs = 0; /* the default: workers - 1 = 2 */
     running s;
     start_server_cfg(&s, &cfg);
