@@ -19,6 +19,9 @@ static void usage(FILE *out)
             "usage: lipsync serve [--config FILE] [--SETTING VALUE ...]\n"
             "\n"
             "Serves the lip-sync pipeline over HTTP and WebSocket (docs/server.md).\n"
+            "SIGTERM or SIGINT drains: /health answers 503, new sessions are refused,\n"
+            "running ones finish (up to drain_timeout_s), then it exits 0; a second\n"
+            "signal exits at once (status 1).\n"
             "Settings come from defaults, then the JSON config FILE, then LS_<SETTING>\n"
             "environment variables (LS_MAX_SESSIONS=4), then flags (--max-sessions 4):\n"
             "%s",
@@ -28,17 +31,32 @@ static void usage(FILE *out)
 typedef struct signal_waiter {
     sigset_t set;
     ls_server *srv;
+    int forced; /* a second signal stopped the drain: read after the join */
 } signal_waiter;
 
-/* Signals are taken by this thread with sigwait, so stopping the server
- * happens in normal thread context rather than in a signal handler. */
+/* The stop signals (SIGTERM, SIGINT) are blocked in every thread and taken
+ * here with sigwait, so no signal handler runs at all: draining and
+ * stopping happen in normal thread context, where locks and lws calls are
+ * allowed. The first signal drains (a load balancer's SIGTERM: finish the
+ * running sessions, refuse new ones); a second one stops at once. SIGUSR1
+ * only wakes this thread when the loop ended by itself. */
 static void *wait_signals(void *arg)
 {
     signal_waiter *w = arg;
-    int sig;
-    if (sigwait(&w->set, &sig) == 0 && sig != SIGUSR1) {
-        fprintf(stderr, "lipsync: signal %d, stopping\n", sig);
-        ls_server_stop(w->srv);
+    int sig, seen = 0;
+    while (sigwait(&w->set, &sig) == 0 && sig != SIGUSR1) {
+        if (!seen++) {
+            fprintf(stderr,
+                    "lipsync: signal %d, draining: new sessions refused, running ones "
+                    "finish (at most drain_timeout_s); signal again to stop now\n",
+                    sig);
+            ls_server_drain(w->srv);
+        } else {
+            fprintf(stderr, "lipsync: signal %d again, stopping now\n", sig);
+            w->forced = 1;
+            ls_server_stop(w->srv);
+            break;
+        }
     }
     return NULL;
 }
@@ -93,6 +111,7 @@ int cmd_serve(int argc, char **argv)
     ls_server *srv;
     if (ls_server_create(&cfg, &srv, &err)) return cli_fail("serve", &err);
     w.srv = srv;
+    w.forced = 0;
     pthread_t waiter;
     pthread_create(&waiter, NULL, wait_signals, &w);
     printf("lipsync: serving http://%s:%d/ (models from %s)\n", cfg.host, ls_server_port(srv),
@@ -102,5 +121,8 @@ int cmd_serve(int argc, char **argv)
     pthread_kill(waiter, SIGUSR1); /* wakes the waiter if the loop ended by itself */
     pthread_join(waiter, NULL);
     ls_server_destroy(srv);
-    return rc ? 1 : 0;
+    /* A drain that ran its course (sessions done, or closed at the deadline)
+     * is a clean exit; one cut short by a second signal is not. */
+    if (!rc && !w.forced) fprintf(stderr, "lipsync: drained, exiting\n");
+    return rc || w.forced ? 1 : 0;
 }

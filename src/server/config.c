@@ -38,6 +38,8 @@ static const key_desc keys[] = {
     {"max_body_bytes_total", KEY_LL, OFF(max_body_bytes_total), 1, 1e12,
      "request body bytes held at once (received or being received)"},
     {"idle_timeout_s", KEY_INT, OFF(idle_timeout_s), 1, 86400, "close idle streams after"},
+    {"drain_timeout_s", KEY_INT, OFF(drain_timeout_s), 0, 86400,
+     "on SIGTERM/SIGINT: seconds running sessions may finish"},
     {"workers", KEY_INT, OFF(workers), 1, 256, "compute threads driving sessions"},
     {"threads", KEY_INT, OFF(threads), 1, 256, "shared pool threads for image work"},
     {"batch", KEY_INT, OFF(batch), 0, 64, "session batch size; 0: the model's"},
@@ -59,6 +61,7 @@ void ls_server_config_defaults(ls_server_config *c)
     c->max_body_bytes = 64ll << 20;
     c->max_body_bytes_total = 256ll << 20;
     c->idle_timeout_s = 60;
+    c->drain_timeout_s = 30;
     c->workers = 4;
     c->threads = 2;
     c->jpeg_quality = 85;

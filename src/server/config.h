@@ -29,6 +29,7 @@ typedef struct ls_server_config {
     long long max_body_bytes;            /* request bodies above this get 413 */
     long long max_body_bytes_total;      /* all bodies held at once; a new one past it gets 503 */
     int idle_timeout_s;                  /* streams with no traffic are closed */
+    int drain_timeout_s;                 /* on SIGTERM: how long running sessions may finish */
     int workers;                         /* compute threads driving sessions */
     int threads;                         /* shared pool threads for image work */
     int batch;                           /* session batch size; 0: the model's */

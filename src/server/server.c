@@ -2,7 +2,9 @@
  * limits and auth. Compute happens in jobs.c and stream.c on workers.
  *
  * HTTP API (every error is {"error": "<message>", "status": N}):
- *   GET  /health                    {"status":"ok", ...}; never needs the token
+ *   GET  /health                    {"status":"ok", ...}; never needs the token;
+ *                                   503 {"status":"draining", ...} once a drain
+ *                                   (SIGTERM, ls_server_drain) began
  *   GET  /metrics                   Prometheus text format
  *   GET  /v1/models                 {"models":[{id, state, ...}]}
  *   POST /v1/models/{id}/load       loads (or touches) a model
@@ -419,10 +421,18 @@ static int slot_free(ls_server *srv, int job, char *why, size_t cap)
     return 1;
 }
 
+/* While draining, a new stream, render or batch call is refused: the load
+ * balancer sends it to another instance (docs/server.md). */
+#define DRAINING_MSG "server is draining (shutting down): new sessions go elsewhere"
+
 static char *health_json(ls_server *srv)
 {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "status", "ok");
+    cJSON_AddStringToObject(j, "status", srv->draining ? "draining" : "ok");
+    if (srv->draining) {
+        double left = srv->drain_deadline - ls_now();
+        cJSON_AddNumberToObject(j, "drain_left_s", left > 0 ? left : 0);
+    }
     cJSON_AddStringToObject(j, "version", LS_VERSION);
     cJSON_AddNumberToObject(j, "uptime_s", ls_now() - srv->started_at);
     cJSON_AddNumberToObject(j, "sessions", atomic_load(&srv->active_streams));
@@ -636,8 +646,10 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
     }
     if (!strcmp(uri, "/health")) {
         if (!get) goto method;
+        /* 503 while draining: health checks take the instance out. */
         char *s = health_json(srv);
-        http_set_json(r, 200, s ? s : "{\"status\":\"ok\"}");
+        http_set_json(r, srv->draining ? 503 : 200,
+                      s ? s : srv->draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}");
         cJSON_free(s);
         goto ready;
     }
@@ -684,6 +696,10 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
         goto ready;
     }
     r->route = rt;
+    if ((rt == ROUTE_RENDER || rt == ROUTE_BATCH) && srv->draining) {
+        http_set_error(r, 503, DRAINING_MSG);
+        goto reject_body;
+    }
     if (rt == ROUTE_LOAD || rt == ROUTE_UNLOAD) {
         snprintf(r->model, sizeof r->model, "%s", id);
     } else {
@@ -836,6 +852,7 @@ static int confirm_upgrade(ls_server *srv, struct lws *wsi)
         return refuse_upgrade(srv, wsi, 400, "query parameter token is longer than %d bytes",
                               TOKEN_ARG_MAX - 1);
     if (!auth) return refuse_upgrade(srv, wsi, 401, "missing or wrong bearer token");
+    if (srv->draining) return refuse_upgrade(srv, wsi, 503, DRAINING_MSG);
     char id[LS_MODEL_ID_MAX + 1];
     int a = get_arg(wsi, "model=", id, sizeof id);
     if (a < 0)
@@ -992,6 +1009,34 @@ const char *stream_control_name(ctl_type t)
     }
 }
 
+/* [loop] Drops everything of s not yet sent: queued audio, queued frames,
+ * and the batch a worker may be computing (its frames carry an old epoch).
+ * Events stay. Lock held. */
+static void stream_drop_pending_locked(stream *s)
+{
+    s->epoch++;
+    s->audio_in.len = 0;
+    s->want_flush = 0;
+    msg **pp = &s->out_head, *keep = NULL, **kt = &keep;
+    while (*pp) {
+        msg *m = *pp;
+        *pp = m->next;
+        if (m->binary) {
+            s->out_frames--;
+            atomic_fetch_sub(&s->c.srv->frames_queued, 1);
+            stream_msg_put(s, m);
+        } else {
+            m->next = NULL;
+            *kt = m;
+            kt = &m->next;
+        }
+    }
+    s->out_head = keep;
+    s->out_tail = NULL;
+    for (msg *m = keep; m; m = m->next) s->out_tail = m;
+    if (s->session) ls_session_interrupt(s->session);
+}
+
 /* [loop] One complete JSON control message. */
 static void stream_control(stream *s, const char *text, size_t len)
 {
@@ -1023,29 +1068,7 @@ static void stream_control(stream *s, const char *text, size_t len)
         s->want_end = 1;
         stream_schedule_locked(s);
     } else { /* CTL_INTERRUPT */
-        /* Everything not yet sent goes: queued audio, queued frames, and the
-         * batch a worker may be computing (its frames carry an old epoch). */
-        s->epoch++;
-        s->audio_in.len = 0;
-        s->want_flush = 0;
-        msg **pp = &s->out_head, *keep = NULL, **kt = &keep;
-        while (*pp) {
-            msg *m = *pp;
-            *pp = m->next;
-            if (m->binary) {
-                s->out_frames--;
-                atomic_fetch_sub(&s->c.srv->frames_queued, 1);
-                stream_msg_put(s, m);
-            } else {
-                m->next = NULL;
-                *kt = m;
-                kt = &m->next;
-            }
-        }
-        s->out_head = keep;
-        s->out_tail = NULL;
-        for (msg *m = keep; m; m = m->next) s->out_tail = m;
-        if (s->session) ls_session_interrupt(s->session);
+        stream_drop_pending_locked(s);
         s->pacing = 0;
         stream_queue_event_locked(s, "{\"type\":\"interrupted\"}");
     }
@@ -1114,8 +1137,12 @@ static int stream_writable(stream *s, struct lws *wsi)
     pthread_mutex_lock(&s->c.lock);
     msg *m = s->out_head;
     if (!m) {
-        int close = s->close_when_sent;
+        int close = s->close_when_sent, going_away = s->going_away;
         pthread_mutex_unlock(&s->c.lock);
+        if (close && going_away) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"draining", 8);
+            return -1;
+        }
         if (close) {
             lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"done", 4);
             return -1;
@@ -1190,6 +1217,60 @@ static void idle_scan(lws_sorted_usec_list_t *sul)
         pthread_mutex_unlock(&s->c.lock);
     }
     lws_sul_schedule(srv->ctx, 0, &srv->idle_sul, idle_scan, LWS_US_PER_SEC);
+}
+
+/* ---- graceful drain ---- */
+
+/* Past the deadline, how long the streams' error events and closes may
+ * take to go out before the loop stops anyway (a client that reads
+ * nothing would otherwise hold the process). */
+#define DRAIN_CLOSE_GRACE_S 2.0
+#define DRAIN_CHECK_US (100 * LWS_US_PER_MS)
+
+/* [loop] The drain's deadline for one stream: what is not yet sent goes,
+ * compute stops, and the client gets an error event, then close 1001. */
+static void stream_go_away(stream *s)
+{
+    pthread_mutex_lock(&s->c.lock);
+    stream_drop_pending_locked(s);
+    s->want_end = 0;
+    s->ended = 1; /* later control messages are errors, not work */
+    stream_error_locked(s, "server shutting down: the stream outlasted drain_timeout_s (%d s)",
+                        s->c.srv->cfg.drain_timeout_s);
+    s->close_when_sent = 1;
+    s->going_away = 1;
+    pthread_mutex_unlock(&s->c.lock);
+    if (s->c.wsi) lws_callback_on_writable(s->c.wsi);
+}
+
+/* [loop] Every DRAIN_CHECK_US while draining: stops the loop once no
+ * stream or job is left, closes what is left at the deadline. */
+static void drain_check(lws_sorted_usec_list_t *sul)
+{
+    ls_server *srv = lws_container_of(sul, ls_server, drain_sul);
+    double now = ls_now();
+    /* Jobs count until their answer is sent (http_req_free), streams until
+     * their socket closes (stream_closed). */
+    if (atomic_load(&srv->active_streams) + atomic_load(&srv->active_jobs) == 0 ||
+        (srv->draining == 2 && now >= srv->drain_stop_at)) {
+        ls_server_stop(srv);
+        return;
+    }
+    if (srv->draining == 1 && now >= srv->drain_deadline) {
+        srv->draining = 2;
+        srv->drain_stop_at = now + DRAIN_CLOSE_GRACE_S;
+        for (int i = 0; i < srv->n_streams; i++) stream_go_away(srv->streams[i]);
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->drain_sul, drain_check, DRAIN_CHECK_US);
+}
+
+/* [loop] ls_server_drain's request, taken on the loop's wake-up. */
+static void drain_begin(ls_server *srv)
+{
+    if (srv->draining || !atomic_load(&srv->drain_requested)) return;
+    srv->draining = 1;
+    srv->drain_deadline = ls_now() + srv->cfg.drain_timeout_s;
+    drain_check(&srv->drain_sul);
 }
 
 /* ---- requests lws's HTTP parser gives up on ---- */
@@ -1298,6 +1379,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         drain_ready(srv);
+        drain_begin(srv);
         return 0;
 
     case LWS_CALLBACK_RAW_RX:
@@ -1524,6 +1606,14 @@ void ls_server_stop(ls_server *srv)
     if (srv->ctx) lws_cancel_service(srv->ctx);
 }
 
+void ls_server_drain(ls_server *srv)
+{
+    /* The loop owns every socket and the session counts: it begins the
+     * drain itself when woken (drain_begin). */
+    atomic_store(&srv->drain_requested, 1);
+    if (srv->ctx) lws_cancel_service(srv->ctx);
+}
+
 int ls_server_port(const ls_server *srv)
 {
     return srv->port;
@@ -1536,6 +1626,7 @@ void ls_server_destroy(ls_server *srv)
      * their loop references); then the workers finish what they hold. */
     if (srv->ctx) {
         lws_sul_cancel(&srv->idle_sul);
+        lws_sul_cancel(&srv->drain_sul);
         lws_context_destroy(srv->ctx);
     }
     ls_workq_destroy(srv->workq);

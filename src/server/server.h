@@ -24,12 +24,24 @@ typedef struct ls_server ls_server;
  * registry and workers and preloads config->preload. */
 int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *err);
 
-/* Serves until ls_server_stop; returns LS_OK or an error from the loop. */
+/* Serves until ls_server_stop, or until a drain (ls_server_drain) has
+ * ended; returns LS_OK or an error from the loop. */
 int ls_server_run(ls_server *s);
 
-/* Asks ls_server_run to return; safe from any thread (not from a signal
- * handler: use a thread that waits for signals). */
+/* Asks ls_server_run to return at once; sessions still running are cut
+ * when ls_server_destroy closes their sockets. Safe from any thread (not
+ * from a signal handler: use a thread that waits for signals). */
 void ls_server_stop(ls_server *s);
+
+/* Graceful drain (what `lipsync serve` does on SIGTERM/SIGINT), for taking
+ * an instance out from behind a load balancer: from then on /health
+ * answers 503 {"status":"draining",...} and new streams, render and batch
+ * calls get 503, while the streams and jobs already running go on. When
+ * none is left, or after drain_timeout_s, ls_server_run returns LS_OK;
+ * at the deadline the streams still open first get an error event and a
+ * WebSocket close 1001 (going away), and jobs still running are cut.
+ * Idempotent; safe from any thread (not from a signal handler). */
+void ls_server_drain(ls_server *s);
 
 /* The port actually bound (config port 0 picks a free one). */
 int ls_server_port(const ls_server *s);

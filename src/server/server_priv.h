@@ -115,6 +115,7 @@ typedef struct stream {
     int out_frames;
     msg *free_msgs;
     int close_when_sent;      /* end of stream or fatal error: close after outbox */
+    int going_away;           /* closed by a drain's deadline: close code 1001 */
     /* [worker] */
     ls_model *model;
     ls_session *session;
@@ -170,6 +171,12 @@ struct ls_server {
     stream **streams;         /* [loop] open streams, for the idle scan */
     int n_streams, cap_streams;
     double started_at;
+    /* Graceful drain (ls_server_drain): any thread asks, the loop acts. */
+    atomic_int drain_requested;
+    int draining;             /* [loop] 0 serving, 1 waiting for sessions, 2 past the deadline */
+    double drain_deadline;    /* [loop] when the sessions left are closed */
+    double drain_stop_at;     /* [loop] past the deadline: when the loop stops regardless */
+    lws_sorted_usec_list_t drain_sul;
     struct lws_token_limits token_limits; /* lws keeps a pointer: lives as long as ctx */
 };
 

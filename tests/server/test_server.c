@@ -28,6 +28,8 @@ typedef struct running {
     ls_server *srv;
     pthread_t thread;
     int port;
+    int rc;                /* ls_server_run's, once returned is set */
+    atomic_int returned;
 } running;
 
 static const char *g_root, *g_model;
@@ -35,7 +37,8 @@ static const char *g_root, *g_model;
 static void *serve_main(void *arg)
 {
     running *r = arg;
-    ls_server_run(r->srv);
+    r->rc = ls_server_run(r->srv);
+    atomic_store(&r->returned, 1);
     return NULL;
 }
 
@@ -61,6 +64,7 @@ static void test_config(ls_server_config *cfg, const char *token, int max_sessio
 
 static void start_server_cfg(running *r, const ls_server_config *cfg)
 {
+    memset(r, 0, sizeof *r);
     ls_error err = {0};
     int rc = ls_server_create(cfg, &r->srv, &err);
     if (rc) fail_msg("server: %s", err.msg);
@@ -1407,6 +1411,154 @@ static void test_http_long_args(void **state)
     wait_idle(g_srv.port);
 }
 
+/* ---- graceful drain ---- */
+
+/* A server for the drain tests: streams are never closed as idle (the
+ * tests pause between messages), drain_timeout_s as given, the model
+ * loaded before it serves (outside the tests' bounded waits). */
+static void start_drain_server(running *r, int drain_timeout_s)
+{
+    ls_server_config cfg;
+    test_config(&cfg, NULL, 3, 4 << 20);
+    snprintf(cfg.preload, sizeof cfg.preload, "%s", g_model);
+    cfg.idle_timeout_s = 3600;
+    cfg.drain_timeout_s = drain_timeout_s;
+    start_server_cfg(r, &cfg);
+}
+
+/* /health's HTTP status; its JSON "status" goes into status. */
+static int health_status(int port, char *status, size_t cap)
+{
+    http_resp r;
+    get(port, "/health", &r);
+    cJSON *j = json_of(&r);
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
+    assert_true(cJSON_IsString(st));
+    snprintf(status, cap, "%s", st->valuestring);
+    if (r.status == 503) /* draining: how long running sessions have left */
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "drain_left_s")));
+    int code = r.status;
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    return code;
+}
+
+/* Waits (bounded) until ls_server_run has returned by itself; its result. */
+static int wait_returned(running *r, double timeout)
+{
+    double t0 = ls_now();
+    while (!atomic_load(&r->returned) && ls_now() - t0 < timeout) usleep(20000);
+    if (!atomic_load(&r->returned)) fail_msg("the server did not stop within %.0f s", timeout);
+    pthread_join(r->thread, NULL);
+    return r->rc;
+}
+
+/* Takes messages until a "ready" event (bounded). */
+static void wait_ready(ls_ws_client *c, stream_result *res)
+{
+    double t0 = ls_now();
+    while (!res->ready && !res->closed && ls_now() - t0 < WAIT_S) take(c, res, 1.0);
+    if (res->errors) fail_msg("stream error: %s", res->last_error);
+    assert_int_equal(res->ready, 1);
+}
+
+/* What SIGTERM does (ls_server_drain): /health turns 503 "draining", new
+ * streams and batch calls get 503, and the stream already running goes on
+ * to get every frame of its audio (the same bytes as before the drain);
+ * then ls_server_run returns by itself, long before the
+ * drain's deadline (600 s), as no session is left. */
+static void test_drain_finishes_running_stream(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = test_audio(16000, 0.3, 21, &n);
+    const char *start = "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000}";
+    running d;
+    start_drain_server(&d, 600);
+    stream_result want; /* the same audio before the drain */
+    run_stream(d.port, start, (const uint8_t *)x, n * 4, 3, &want);
+    if (want.errors) fail_msg("stream error: %s", want.last_error);
+    assert_true(want.frames.n >= 5);
+    char status[32];
+    assert_int_equal(health_status(d.port, status, sizeof status), 200);
+    assert_string_equal(status, "ok");
+    stream_result res = {0};
+    ls_ws_client *c = open_stream(d.port);
+    send_text(c, start);
+    size_t half = n * 4 / 2 + 1; /* splits a sample */
+    assert_int_equal(ls_ws_client_send(c, 1, x, half, NULL), LS_OK);
+    wait_ready(c, &res);
+
+    ls_server_drain(d.srv);
+    double t0 = ls_now();
+    while (health_status(d.port, status, sizeof status) != 503 && ls_now() - t0 < WAIT_S)
+        usleep(20000);
+    assert_int_equal(health_status(d.port, status, sizeof status), 503);
+    assert_string_equal(status, "draining");
+    assert_int_equal(server_sessions(d.port), 1);
+    http_resp r;
+    char path[256];
+    snprintf(path, sizeof path, "/v1/stream?model=%s", g_model);
+    upgrade(d.port, path, &r);
+    expect_error(&r, 503, "draining");
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=1", g_model);
+    post(d.port, path, x, n * 4, &r);
+    expect_error(&r, 503, "draining");
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/render?model=%s", g_model);
+    post(d.port, path, x, 64, &r);
+    expect_error(&r, 503, "draining");
+    http_resp_free(&r);
+    assert_int_equal(atomic_load(&d.returned), 0); /* the stream holds it */
+
+    /* The running stream goes on as if nothing happened. */
+    assert_int_equal(ls_ws_client_send(c, 1, (const uint8_t *)x + half, n * 4 - half, NULL),
+                     LS_OK);
+    send_text(c, "{\"type\":\"end\"}");
+    t0 = ls_now();
+    while (!res.closed && ls_now() - t0 < WAIT_S) take(c, &res, 1.0);
+    assert_true(res.closed);
+    if (res.errors) fail_msg("stream error while draining: %s", res.last_error);
+    assert_int_equal(res.done, 1);
+    expect_same_frames(&res.frames, &want.frames);
+    ls_ws_client_destroy(c);
+
+    assert_int_equal(wait_returned(&d, WAIT_S), LS_OK);
+    ls_server_destroy(d.srv);
+    ls_jpeg_list_free(&res.frames);
+    ls_jpeg_list_free(&want.frames);
+    free(x);
+}
+
+/* A stream still open at the drain's deadline is closed cleanly: an error
+ * event saying why, then the close; and ls_server_run returns. */
+static void test_drain_deadline_closes_streams(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = test_audio(16000, 0.3, 22, &n);
+    running d;
+    start_drain_server(&d, 1);
+    stream_result res = {0};
+    ls_ws_client *c = open_stream(d.port);
+    send_text(c, "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":16000}");
+    assert_int_equal(ls_ws_client_send(c, 1, x, n * 4, NULL), LS_OK);
+    wait_ready(c, &res);
+    ls_server_drain(d.srv); /* the client never sends "end" */
+    double t0 = ls_now();
+    while (!res.closed && ls_now() - t0 < WAIT_S) take(c, &res, 1.0);
+    assert_true(res.closed);
+    assert_int_equal(res.done, 0);
+    assert_int_equal(res.errors, 1);
+    assert_non_null(strstr(res.last_error, "drain_timeout_s"));
+    ls_ws_client_destroy(c);
+    assert_int_equal(wait_returned(&d, WAIT_S), LS_OK);
+    ls_server_destroy(d.srv);
+    ls_jpeg_list_free(&res.frames);
+    free(x);
+}
+
 static void test_idle_timeout(void **state)
 {
     (void)state;
@@ -1445,6 +1597,8 @@ int main(void)
         cmocka_unit_test(test_live_silence),
         cmocka_unit_test(test_stream_start_types),
         cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_drain_finishes_running_stream),
+        cmocka_unit_test(test_drain_deadline_closes_streams),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
