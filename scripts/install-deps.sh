@@ -21,6 +21,7 @@ TEST_PKGS=(
   python3 python3-numpy python3-torch python3-onnx python3-opencv python3-tqdm  # generators, demo training
   python3-skimage espeak-ng sox ffmpeg          # demo data: portrait, synthetic speech; media checks
   chromium nodejs                               # browser client end-to-end test (playwright-core from npm)
+  nginx                                         # load balancer in front of two instances (lb_drain test)
 )
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
