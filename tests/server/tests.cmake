@@ -38,11 +38,12 @@ set_tests_properties(test_web_e2e PROPERTIES TIMEOUT 600 RUN_SERIAL ON)
 
 # Graceful drain behind a load balancer: two instances behind Debian's nginx
 # with docs/nginx-lipsync.conf (lb_drain.sh; skipped, exit 77, without nginx).
-add_test(NAME test_lb_drain
-  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/server/lb_drain.sh $<TARGET_FILE:lipsync>
-          ${LS_SERVER_TEST_MODELS} demo ${CMAKE_BINARY_DIR}/lb-drain)
-set_tests_properties(test_lb_drain PROPERTIES TIMEOUT 900 RUN_SERIAL ON SKIP_RETURN_CODE 77)
-if(LS_SANITIZE STREQUAL "thread")
-  # As for test_server: TSan cannot see libgomp's synchronisation.
-  set_tests_properties(test_lb_drain PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;LS_THREADS=1")
+# Not in the ThreadSanitizer build: two TSan servers streaming the full-size
+# test model through nginx on two shared cores were never run within the
+# test's bounds; the drain's threads are test_server's drain tests there.
+if(NOT LS_SANITIZE STREQUAL "thread")
+  add_test(NAME test_lb_drain
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/server/lb_drain.sh $<TARGET_FILE:lipsync>
+            ${LS_SERVER_TEST_MODELS} demo ${CMAKE_BINARY_DIR}/lb-drain)
+  set_tests_properties(test_lb_drain PROPERTIES TIMEOUT 900 RUN_SERIAL ON SKIP_RETURN_CODE 77)
 endif()
