@@ -321,13 +321,6 @@ def build_output_path(unet, head, fit):
         set_identity_bn(ir.conv[7], range(3), [float(coef[0])] * 3)
 
 
-def bn_eval(*modules):
-    for mod in modules:
-        for m in mod.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.eval()
-
-
 def openness_r(pred, ref, jaw, box):
     """Pearson r over a batch between the predicted mouth's change from the
     reference (closed) and the ground-truth jaw: > 0 once the UNet uses audio."""
