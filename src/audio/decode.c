@@ -49,8 +49,110 @@ size_t ls_raw_frame_bytes(const ls_raw_spec *spec)
     return (size_t)spec->channels * (spec->format == LS_PCM_S16LE ? 2 : 4);
 }
 
-int ls_audio_decode_raw(const void *bytes, size_t len, const ls_raw_spec *spec, ls_audio *out,
-                        ls_error *err)
+/* ------------------------------------------------------------------ sink
+ *
+ * Where decoded mono blocks go: appended as they are, or through a resampler
+ * when the caller wants another rate, with the duration checked on the way so
+ * that a decode stops at the limit instead of at the end of the file. */
+typedef struct audio_sink {
+    float *data;
+    size_t n, cap;
+    ls_resampler *rs; /* NULL: keep the input's rate */
+    int in_rate, out_rate;
+    size_t in_seen, in_max; /* input samples taken; the most allowed */
+    double max_seconds;
+} audio_sink;
+
+static int sink_init(audio_sink *k, int in_rate, const ls_audio_limits *lim, ls_error *err)
+{
+    memset(k, 0, sizeof *k);
+    k->in_rate = k->out_rate = in_rate;
+    k->in_max = SIZE_MAX;
+    if (lim && lim->max_seconds > 0) {
+        k->max_seconds = lim->max_seconds;
+        double m = lim->max_seconds * in_rate;
+        if (m < (double)SIZE_MAX) k->in_max = (size_t)m;
+    }
+    if (lim && lim->out_rate && lim->out_rate != in_rate) {
+        if (!(k->rs = ls_resampler_create(in_rate, lim->out_rate, err)))
+            return err ? err->code : LS_ERR_INTERNAL;
+        k->out_rate = lim->out_rate;
+    }
+    return LS_OK;
+}
+
+static void sink_free(audio_sink *k)
+{
+    ls_resampler_destroy(k->rs);
+    free(k->data);
+    memset(k, 0, sizeof *k);
+}
+
+static int sink_reserve(audio_sink *k, size_t more, ls_error *err)
+{
+    if (k->cap - k->n >= more) return LS_OK;
+    size_t ncap = k->cap * 2 + more;
+    float *d = realloc(k->data, ncap * sizeof *d);
+    if (!d) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate %zu audio samples", ncap);
+    k->data = d;
+    k->cap = ncap;
+    return LS_OK;
+}
+
+/* The caller says how many input samples it is about to push (a raw buffer's
+ * whole length, a file's claimed frame count) so that an over-long input is
+ * refused before any work; a claim under the limit only sizes the buffer. */
+static int sink_expect(audio_sink *k, size_t n_in, ls_error *err)
+{
+    if (n_in > k->in_max)
+        return ls_error_set(err, LS_ERR_TOO_LARGE, "%.1f s, over the limit of %g s",
+                            (double)n_in / k->in_rate, k->max_seconds);
+    /* A header may claim any count: reserve at most a minute's output. */
+    size_t want = k->rs ? ls_resampler_max_out(k->rs, n_in) : n_in;
+    size_t minute = (size_t)k->out_rate * 60;
+    return sink_reserve(k, want < minute ? want : minute, err);
+}
+
+static int sink_push(audio_sink *k, const float *mono, size_t n, ls_error *err)
+{
+    k->in_seen += n;
+    if (k->in_seen > k->in_max)
+        return ls_error_set(err, LS_ERR_TOO_LARGE, "longer than the limit of %g s",
+                            k->max_seconds);
+    if (!k->rs) {
+        int rc = sink_reserve(k, n, err);
+        if (rc) return rc;
+        memcpy(k->data + k->n, mono, n * sizeof *mono);
+        k->n += n;
+        return LS_OK;
+    }
+    size_t room = ls_resampler_max_out(k->rs, n), got = 0;
+    int rc = sink_reserve(k, room, err);
+    if (!rc) rc = ls_resampler_process(k->rs, mono, n, k->data + k->n, room, &got, err);
+    k->n += got;
+    return rc;
+}
+
+/* Flushes the resampler and hands the samples over. */
+static int sink_finish(audio_sink *k, ls_audio *out, ls_error *err)
+{
+    if (k->rs) {
+        size_t room = ls_resampler_max_out(k->rs, 0), got = 0;
+        int rc = sink_reserve(k, room, err);
+        if (!rc) rc = ls_resampler_process(k->rs, NULL, 0, k->data + k->n, room, &got, err);
+        if (rc) return rc;
+        k->n += got;
+    }
+    out->samples = k->data;
+    out->n = k->n;
+    out->rate = k->out_rate;
+    k->data = NULL;
+    sink_free(k);
+    return LS_OK;
+}
+
+int ls_audio_decode_raw(const void *bytes, size_t len, const ls_raw_spec *spec,
+                        const ls_audio_limits *lim, ls_audio *out, ls_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!spec || spec->channels < 1) return ls_error_set(err, LS_ERR_INVALID_ARG, "no raw spec");
@@ -61,25 +163,26 @@ int ls_audio_decode_raw(const void *bytes, size_t len, const ls_raw_spec *spec, 
         return ls_error_set(err, LS_ERR_FORMAT,
                             "raw audio of %zu bytes is not a whole number of %zu-byte frames", len,
                             fb);
-    ls_pcm_decoder *dec;
-    if (ls_pcm_decoder_create(spec, &dec, err)) return err ? err->code : LS_ERR_INVALID_ARG;
-    size_t n = len / fb;
-    float *s = malloc(n * sizeof *s);
-    if (!s) {
-        ls_pcm_decoder_destroy(dec);
-        return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate %zu samples", n);
+    audio_sink k;
+    int rc = sink_init(&k, spec->rate, lim, err);
+    if (!rc) rc = sink_expect(&k, len / fb, err);
+    ls_pcm_decoder *dec = NULL;
+    if (!rc) rc = ls_pcm_decoder_create(spec, &dec, err);
+    /* Block by block, so that a resampled decode never holds the input's
+     * rate whole. */
+    enum { BLOCK = 4096 };
+    float mono[BLOCK];
+    const uint8_t *p = bytes;
+    for (size_t off = 0; !rc && off < len;) {
+        size_t take = len - off < BLOCK * fb ? len - off : BLOCK * fb, got = 0;
+        rc = ls_pcm_decoder_feed(dec, p + off, take, mono, &got, err);
+        if (!rc) rc = sink_push(&k, mono, got, err);
+        off += take;
     }
-    size_t got = 0;
-    int rc = ls_pcm_decoder_feed(dec, bytes, len, s, &got, err);
     ls_pcm_decoder_destroy(dec);
-    if (rc) {
-        free(s);
-        return rc;
-    }
-    out->samples = s;
-    out->n = n;
-    out->rate = spec->rate;
-    return LS_OK;
+    if (!rc) rc = sink_finish(&k, out, err);
+    if (rc) sink_free(&k);
+    return rc;
 }
 
 /* libsndfile clamps a data chunk that overstates its size and only notes it
@@ -105,7 +208,8 @@ static int check_truncation(SNDFILE *f, ls_error *err)
     return LS_OK;
 }
 
-static int decode_sndfile(SNDFILE *f, const SF_INFO *info, ls_audio *out, ls_error *err)
+static int decode_sndfile(SNDFILE *f, const SF_INFO *info, const ls_audio_limits *lim,
+                          ls_audio *out, ls_error *err)
 {
     if (info->channels < 1)
         return ls_error_set(err, LS_ERR_FORMAT, "file declares %d channels", info->channels);
@@ -114,69 +218,51 @@ static int decode_sndfile(SNDFILE *f, const SF_INFO *info, ls_audio *out, ls_err
     if (rc) return rc;
     if (info->frames <= 0) return ls_error_set(err, LS_ERR_FORMAT, "file holds no audio frames");
     int ch = info->channels;
+    audio_sink k;
+    rc = sink_init(&k, info->samplerate, lim, err);
     /* Some formats (MP3, Ogg) only estimate the frame count, and a header may
-     * declare any count (a 147-byte FLAC claimed 1.4e9 frames): read in blocks,
-     * reserving at most a minute at 48 kHz before the samples are there. */
-    const size_t reserve_max = (size_t)48000 * 60;
-    size_t cap = ((size_t)info->frames < reserve_max ? (size_t)info->frames : reserve_max) + 1024,
-           n = 0;
-    const size_t block = 4096;
-    float *mono = malloc(cap * sizeof *mono);
-    float *buf = malloc(block * (size_t)ch * sizeof *buf);
-    if (!mono || !buf) {
-        free(mono);
-        free(buf);
-        return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate %zu frames", cap);
-    }
-    for (;;) {
-        sf_count_t got = sf_readf_float(f, buf, (sf_count_t)block);
+     * declare any count (a 147-byte FLAC claimed 1.4e9 frames): a claim over
+     * the limit is refused at once (what a header claims it must hold), one
+     * under it only sizes the first buffer, and the samples are read in
+     * blocks. */
+    if (!rc) rc = sink_expect(&k, (size_t)info->frames, err);
+    enum { BLOCK = 4096 };
+    float *buf = rc ? NULL : malloc((size_t)BLOCK * (size_t)ch * sizeof *buf);
+    float mono[BLOCK];
+    if (!rc && !buf) rc = ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a decode block");
+    while (!rc) {
+        sf_count_t got = sf_readf_float(f, buf, BLOCK);
         if (got <= 0) break;
-        if (n + (size_t)got > cap) {
-            size_t ncap = cap * 2 + (size_t)got;
-            float *m = realloc(mono, ncap * sizeof *m);
-            if (!m) {
-                free(mono);
-                free(buf);
-                return ls_error_set(err, LS_ERR_NOMEM, "cannot grow audio buffer");
-            }
-            mono = m;
-            cap = ncap;
-        }
         for (sf_count_t i = 0; i < got; i++) {
             if (ch == 1) {
-                mono[n + (size_t)i] = buf[i];
+                mono[i] = buf[i];
             } else {
                 double acc = 0;
                 for (int c = 0; c < ch; c++) acc += buf[(size_t)i * (size_t)ch + (size_t)c];
-                mono[n + (size_t)i] = (float)(acc / ch);
+                mono[i] = (float)(acc / ch);
             }
         }
-        n += (size_t)got;
+        rc = sink_push(&k, mono, (size_t)got, err);
     }
     free(buf);
     int sferr = sf_error(f);
-    if (sferr != SF_ERR_NO_ERROR) {
-        free(mono);
-        return ls_error_set(err, LS_ERR_FORMAT, "decode error: %s", sf_error_number(sferr));
-    }
-    if (n == 0) {
-        free(mono);
-        return ls_error_set(err, LS_ERR_FORMAT, "file holds no audio frames");
-    }
-    out->samples = mono;
-    out->n = n;
-    out->rate = info->samplerate;
-    return LS_OK;
+    if (!rc && sferr != SF_ERR_NO_ERROR)
+        rc = ls_error_set(err, LS_ERR_FORMAT, "decode error: %s", sf_error_number(sferr));
+    if (!rc && k.in_seen == 0) rc = ls_error_set(err, LS_ERR_FORMAT, "file holds no audio frames");
+    if (!rc) rc = sink_finish(&k, out, err);
+    if (rc) sink_free(&k);
+    return rc;
 }
 
-int ls_audio_decode_file(const char *path, ls_audio *out, ls_error *err)
+int ls_audio_decode_file(const char *path, const ls_audio_limits *lim, ls_audio *out,
+                         ls_error *err)
 {
     memset(out, 0, sizeof *out);
     SF_INFO info;
     memset(&info, 0, sizeof info);
     SNDFILE *f = sf_open(path, SFM_READ, &info);
     if (!f) return ls_error_set(err, LS_ERR_FORMAT, "%s: not readable audio (%s)", path, sf_strerror(NULL));
-    int rc = decode_sndfile(f, &info, out, err);
+    int rc = decode_sndfile(f, &info, lim, out, err);
     sf_close(f);
     if (rc) ls_error_prefix(err, "%s", path);
     return rc;
@@ -216,7 +302,8 @@ static sf_count_t mem_write(const void *src, sf_count_t count, void *u)
     return 0;
 }
 
-int ls_audio_decode_memory(const void *bytes, size_t len, ls_audio *out, ls_error *err)
+int ls_audio_decode_memory(const void *bytes, size_t len, const ls_audio_limits *lim,
+                           ls_audio *out, ls_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!bytes || len == 0) return ls_error_set(err, LS_ERR_FORMAT, "audio is empty");
@@ -226,32 +313,22 @@ int ls_audio_decode_memory(const void *bytes, size_t len, ls_audio *out, ls_erro
     memset(&info, 0, sizeof info);
     SNDFILE *f = sf_open_virtual(&vio, SFM_READ, &info, &m);
     if (!f) return ls_error_set(err, LS_ERR_FORMAT, "not readable audio (%s)", sf_strerror(NULL));
-    int rc = decode_sndfile(f, &info, out, err);
+    int rc = decode_sndfile(f, &info, lim, out, err);
     sf_close(f);
     return rc;
 }
 
-int ls_audio_load_16k(const char *path, const ls_raw_spec *raw, ls_audio *out, ls_error *err)
+int ls_audio_load_16k(const char *path, const ls_raw_spec *raw, double max_seconds,
+                      ls_audio *out, ls_error *err)
 {
-    ls_audio native;
-    int rc;
-    if (raw) {
-        uint8_t *bytes;
-        size_t len;
-        rc = ls_read_file(path, &bytes, &len, err);
-        if (rc) return rc;
-        rc = ls_audio_decode_raw(bytes, len, raw, &native, err);
-        free(bytes);
-        if (rc) ls_error_prefix(err, "%s", path);
-    } else {
-        rc = ls_audio_decode_file(path, &native, err);
-    }
+    ls_audio_limits lim = {max_seconds, LS_AUDIO_MODEL_RATE};
+    if (!raw) return ls_audio_decode_file(path, &lim, out, err);
+    uint8_t *bytes;
+    size_t len;
+    int rc = ls_read_file(path, &bytes, &len, err);
     if (rc) return rc;
-    if (native.rate == LS_AUDIO_MODEL_RATE) {
-        *out = native;
-        return LS_OK;
-    }
-    rc = ls_resample(native.samples, native.n, native.rate, LS_AUDIO_MODEL_RATE, out, err);
-    ls_audio_free(&native);
+    rc = ls_audio_decode_raw(bytes, len, raw, &lim, out, err);
+    free(bytes);
+    if (rc) ls_error_prefix(err, "%s", path);
     return rc;
 }

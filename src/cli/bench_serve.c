@@ -248,7 +248,7 @@ int bench_serve(int argc, char **argv)
     const float *x;
     size_t n;
     if (audio_path) {
-        if (ls_audio_load_16k(audio_path, NULL, &audio, &err)) return cli_fail("audio", &err);
+        if (ls_audio_load_16k(audio_path, NULL, 0, &audio, &err)) return cli_fail("audio", &err);
         x = audio.samples;
         n = audio.n;
     } else {

@@ -52,7 +52,7 @@ int cmd_mel(int argc, char **argv)
     if (raw_text && ls_raw_spec_parse(raw_text, &raw, &err)) return cli_fail("--raw", &err);
 
     ls_audio audio;
-    if (ls_audio_load_16k(in_path, raw_text ? &raw : NULL, &audio, &err))
+    if (ls_audio_load_16k(in_path, raw_text ? &raw : NULL, 0, &audio, &err))
         return raw_text ? cli_fail("decode", &err) : cli_fail_audio(in_path, &err);
     double t0 = ls_now();
     float *mel;

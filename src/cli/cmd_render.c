@@ -227,7 +227,7 @@ int cmd_render(int argc, char **argv)
     int status = 1;
     double t_start = ls_now();
 
-    if (ls_audio_load_16k(a.audio, a.raw ? &raw : NULL, &audio, &err)) {
+    if (ls_audio_load_16k(a.audio, a.raw ? &raw : NULL, 0, &audio, &err)) {
         if (a.raw) cli_fail("audio", &err);
         else cli_fail_audio(a.audio, &err);
         goto done;

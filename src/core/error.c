@@ -58,6 +58,7 @@ const char *ls_status_name(int code)
     case LS_ERR_BUSY: return "busy";
     case LS_ERR_STATE: return "bad state";
     case LS_ERR_INTERNAL: return "internal";
+    case LS_ERR_TOO_LARGE: return "too large";
     default: return "unknown";
     }
 }

@@ -21,7 +21,8 @@ typedef enum ls_status {
     LS_ERR_NOT_FOUND = -7,   /* a named thing does not exist */
     LS_ERR_BUSY = -8,        /* a limit was reached (sessions, queue) */
     LS_ERR_STATE = -9,       /* call not valid in the object's current state */
-    LS_ERR_INTERNAL = -10    /* a library we call failed unexpectedly */
+    LS_ERR_INTERNAL = -10,   /* a library we call failed unexpectedly */
+    LS_ERR_TOO_LARGE = -11   /* an input exceeds a configured size or duration limit */
 } ls_status;
 
 #define LS_ERROR_MSG_MAX 512

@@ -37,6 +37,8 @@ static const key_desc keys[] = {
     {"max_body_bytes", KEY_LL, OFF(max_body_bytes), 1, 1e12, "largest request body"},
     {"max_body_bytes_total", KEY_LL, OFF(max_body_bytes_total), 1, 1e12,
      "request body bytes held at once (received or being received)"},
+    {"max_audio_seconds", KEY_DBL, OFF(max_audio_seconds), 1, 86400,
+     "longest audio a render or batch call may carry (longer: 413)"},
     {"idle_timeout_s", KEY_INT, OFF(idle_timeout_s), 1, 86400, "close idle streams after"},
     {"drain_timeout_s", KEY_INT, OFF(drain_timeout_s), 0, 86400,
      "on SIGTERM/SIGINT: seconds running sessions may finish"},
@@ -60,6 +62,7 @@ void ls_server_config_defaults(ls_server_config *c)
     c->max_sessions = 8;
     c->max_body_bytes = 64ll << 20;
     c->max_body_bytes_total = 256ll << 20;
+    c->max_audio_seconds = 600;
     c->idle_timeout_s = 60;
     c->drain_timeout_s = 30;
     c->workers = 4;

@@ -28,6 +28,7 @@ typedef struct ls_server_config {
     int max_jobs;                        /* render/batch jobs at once; 0: workers-1, >= 1 */
     long long max_body_bytes;            /* request bodies above this get 413 */
     long long max_body_bytes_total;      /* all bodies held at once; a new one past it gets 503 */
+    double max_audio_seconds;            /* render/batch audio longer than this: 413 */
     int idle_timeout_s;                  /* streams with no traffic are closed */
     int drain_timeout_s;                 /* on SIGTERM: how long running sessions may finish */
     int workers;                         /* compute threads driving sessions */

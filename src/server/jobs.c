@@ -126,10 +126,13 @@ static void job_batch(ls_server *srv, http_req *r)
     ls_audio audio;
     ls_error derr = {0};
     size_t n_samples = r->body.len / 4;
-    int drc = ls_audio_decode_raw(r->body.data, r->body.len, &spec, &audio, &derr);
+    ls_audio_limits lim = {.max_seconds = srv->cfg.max_audio_seconds};
+    int drc = ls_audio_decode_raw(r->body.data, r->body.len, &spec, &lim, &audio, &derr);
     http_body_release(r); /* decoded: its bytes go back to max_body_bytes_total */
     if (drc) {
-        if (derr.code == LS_ERR_NOMEM)
+        if (derr.code == LS_ERR_TOO_LARGE)
+            http_set_error(r, 413, "audio: %s (the server's max_audio_seconds)", derr.msg);
+        else if (derr.code == LS_ERR_NOMEM)
             http_set_error(r, 503, "out of memory for %zu samples", n_samples);
         else
             http_set_error(r, 400, "the body must be float32 LE 16 kHz audio in [-1, 1]: %s",
@@ -251,11 +254,20 @@ static void job_render(ls_server *srv, http_req *r)
     double t0 = ls_now();
     ls_error err = {0};
     ls_audio audio = {0}, a16 = {0};
-    int rc = ls_audio_decode_memory(r->body.data, r->body.len, &audio, &err);
+    /* The MP4 carries the upload's own audio, so that one keeps its rate and
+     * is resampled after; the other outputs resample while decoding. The
+     * limit bounds both before the file's length can. */
+    int mp4 = !strcmp(r->output, "mp4");
+    ls_audio_limits lim = {.max_seconds = srv->cfg.max_audio_seconds,
+                           .out_rate = mp4 ? 0 : LS_AUDIO_MODEL_RATE};
+    int rc = ls_audio_decode_memory(r->body.data, r->body.len, &lim, &audio, &err);
     http_body_release(r); /* decoded: its bytes go back to max_body_bytes_total */
     if (rc) {
         ls_error_prefix(&err, "audio");
-        set_from_error(r, &err);
+        if (rc == LS_ERR_TOO_LARGE)
+            http_set_error(r, 413, "%s (the server's max_audio_seconds)", err.msg);
+        else
+            set_from_error(r, &err);
         return;
     }
     const ls_audio *x = &audio;

@@ -174,6 +174,7 @@ int http_status_for(int code)
     case LS_ERR_NOT_FOUND: return 404;
     case LS_ERR_BUSY: return 503;
     case LS_ERR_STATE: return 409;
+    case LS_ERR_TOO_LARGE: return 413;
     default: return 500;
     }
 }

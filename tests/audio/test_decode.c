@@ -49,7 +49,7 @@ static void test_lossless_formats(void **state)
         const char *path = write_sound(cases[c].name, cases[c].format, 22050, 2, N, left);
         ls_audio a;
         ls_error err;
-        if (ls_audio_decode_file(path, &a, &err) != LS_OK) fail_msg("%s: %s", cases[c].name, err.msg);
+        if (ls_audio_decode_file(path, NULL, &a, &err) != LS_OK) fail_msg("%s: %s", cases[c].name, err.msg);
         assert_int_equal(a.rate, 22050);
         assert_int_equal(a.n, N);
         for (size_t i = 0; i < N; i++) {
@@ -75,7 +75,7 @@ static void test_lossy_formats(void **state)
         const char *path = write_sound(cases[c].name, cases[c].format, 44100, 1, N, left);
         ls_audio a;
         ls_error err;
-        if (ls_audio_decode_file(path, &a, &err) != LS_OK) fail_msg("%s: %s", cases[c].name, err.msg);
+        if (ls_audio_decode_file(path, NULL, &a, &err) != LS_OK) fail_msg("%s: %s", cases[c].name, err.msg);
         assert_int_equal(a.rate, 44100);
         assert_true(a.n >= N - 2048 && a.n <= N + 4096);
         double energy = 0;
@@ -94,7 +94,7 @@ static void test_16k_mono_float_passthrough(void **state)
     const char *path = write_sound("pass.wav", SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, 1, N, ref);
     ls_audio a;
     ls_error err;
-    assert_int_equal(ls_audio_load_16k(path, NULL, &a, &err), LS_OK);
+    assert_int_equal(ls_audio_load_16k(path, NULL, 0, &a, &err), LS_OK);
     assert_int_equal(a.rate, 16000);
     assert_int_equal(a.n, N);
     assert_memory_equal(a.samples, ref, sizeof ref);
@@ -103,7 +103,7 @@ static void test_16k_mono_float_passthrough(void **state)
     ls_raw_spec spec;
     assert_int_equal(ls_raw_spec_parse("f32le:16000:1", &spec, &err), LS_OK);
     const char *raw = test_write_tmp("pass.f32", ref, sizeof ref);
-    assert_int_equal(ls_audio_load_16k(raw, &spec, &a, &err), LS_OK);
+    assert_int_equal(ls_audio_load_16k(raw, &spec, 0, &a, &err), LS_OK);
     assert_memory_equal(a.samples, ref, sizeof ref);
     ls_audio_free(&a);
 }
@@ -171,15 +171,15 @@ static void test_raw_pcm(void **state)
     /* Little-endian: 0x4000 = 0.5, 0xC000 = -0.5 averaged with 0. */
     uint8_t bytes[8] = {0x00, 0x40, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x40};
     ls_audio a;
-    assert_int_equal(ls_audio_decode_raw(bytes, 8, &spec, &a, &err), LS_OK);
+    assert_int_equal(ls_audio_decode_raw(bytes, 8, &spec, NULL, &a, &err), LS_OK);
     assert_int_equal(a.n, 2);
     assert_true(a.samples[0] == 0.25f);
     assert_true(a.samples[1] == 0.0f);
     ls_audio_free(&a);
     /* 7 bytes is not a whole number of 4-byte frames. */
-    assert_int_equal(ls_audio_decode_raw(bytes, 7, &spec, &a, &err), LS_ERR_FORMAT);
+    assert_int_equal(ls_audio_decode_raw(bytes, 7, &spec, NULL, &a, &err), LS_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "whole number"));
-    assert_int_equal(ls_audio_decode_raw(bytes, 0, &spec, &a, &err), LS_ERR_FORMAT);
+    assert_int_equal(ls_audio_decode_raw(bytes, 0, &spec, NULL, &a, &err), LS_ERR_FORMAT);
     const char *bad[] = {"s16le", "s16le:16000", "u8:16000:1", "s16le:0:1", "s16le:99999999:1",
                          "f32le:16000:0", "f32le:16000:1x", "", "s16le:16000:1:2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -213,11 +213,11 @@ static void expect_bad_file(const char *name, const void *bytes, size_t len)
     const char *path = test_write_tmp(name, bytes, len);
     ls_audio a;
     ls_error err = {0};
-    int rc = ls_audio_decode_file(path, &a, &err);
+    int rc = ls_audio_decode_file(path, NULL, &a, &err);
     if (rc == LS_OK) fail_msg("%s decoded without error", name);
     assert_true(strlen(err.msg) > 0);
     print_message("%-14s -> %s\n", name, err.msg);
-    rc = ls_audio_decode_memory(bytes, len, &a, &err);
+    rc = ls_audio_decode_memory(bytes, len, NULL, &a, &err);
     if (rc == LS_OK) fail_msg("%s decoded from memory without error", name);
 }
 
@@ -245,18 +245,113 @@ static void test_bad_files(void **state)
     expect_bad_file("noise.bin", buf, sizeof buf);
     ls_audio a;
     ls_error err;
-    assert_int_equal(ls_audio_decode_file("/nonexistent/a.wav", &a, &err), LS_ERR_FORMAT);
+    assert_int_equal(ls_audio_decode_file("/nonexistent/a.wav", NULL, &a, &err), LS_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "/nonexistent/a.wav"));
     /* A good header with its whole data still decodes. */
     wav_header(buf, 1, 16000, 8000);
     memset(buf + 44, 0, 8000);
     const char *good = test_write_tmp("good.wav", buf, 44 + 8000);
-    assert_int_equal(ls_audio_decode_file(good, &a, &err), LS_OK);
+    assert_int_equal(ls_audio_decode_file(good, NULL, &a, &err), LS_OK);
     assert_int_equal(a.n, 4000);
     ls_audio_free(&a);
-    assert_int_equal(ls_audio_decode_memory(buf, 44 + 8000, &a, &err), LS_OK);
+    assert_int_equal(ls_audio_decode_memory(buf, 44 + 8000, NULL, &a, &err), LS_OK);
     assert_int_equal(a.n, 4000);
     ls_audio_free(&a);
+}
+
+/* Resampling while decoding gives exactly the samples of decoding at the
+ * file's rate and resampling the whole buffer, for every format path. */
+static void test_resample_while_decoding(void **state)
+{
+    (void)state;
+    struct { const char *name; int format, rate, channels; } cases[] = {
+        {"s16-44k.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 44100, 2},
+        {"f32-48k.wav", SF_FORMAT_WAV | SF_FORMAT_FLOAT, 48000, 1},
+        {"s16-22k.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 22050, 2},
+        {"vorbis-32k.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS, 32000, 1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        /* 1.3 s: several decode blocks, not a whole number of them. */
+        size_t n = (size_t)cases[c].rate * 13 / 10;
+        const char *path = write_sound(cases[c].name, cases[c].format, cases[c].rate,
+                                       cases[c].channels, n, NULL);
+        ls_audio native, whole, streamed;
+        ls_error err = {0};
+        assert_int_equal(ls_audio_decode_file(path, NULL, &native, &err), LS_OK);
+        assert_int_equal(native.rate, cases[c].rate);
+        assert_int_equal(ls_resample(native.samples, native.n, native.rate, 16000, &whole, &err),
+                         LS_OK);
+        ls_audio_limits lim = {.out_rate = 16000};
+        if (ls_audio_decode_file(path, &lim, &streamed, &err))
+            fail_msg("%s: %s", cases[c].name, err.msg);
+        assert_int_equal(streamed.rate, 16000);
+        assert_int_equal(streamed.n, whole.n);
+        assert_memory_equal(streamed.samples, whole.samples, whole.n * sizeof(float));
+        ls_audio_free(&native);
+        ls_audio_free(&whole);
+        ls_audio_free(&streamed);
+    }
+    /* Raw PCM too. */
+    enum { N = 48000 + 777 };
+    static int16_t pcm[N];
+    for (size_t i = 0; i < N; i++) pcm[i] = (int16_t)(8000 * sin((double)i * 0.05));
+    ls_raw_spec spec = {LS_PCM_S16LE, 48000, 1};
+    ls_audio native, whole, streamed;
+    ls_error err = {0};
+    ls_audio_limits lim = {.out_rate = 16000};
+    assert_int_equal(ls_audio_decode_raw(pcm, sizeof pcm, &spec, NULL, &native, &err), LS_OK);
+    assert_int_equal(ls_resample(native.samples, native.n, 48000, 16000, &whole, &err), LS_OK);
+    assert_int_equal(ls_audio_decode_raw(pcm, sizeof pcm, &spec, &lim, &streamed, &err), LS_OK);
+    assert_int_equal(streamed.n, whole.n);
+    assert_memory_equal(streamed.samples, whole.samples, whole.n * sizeof(float));
+    ls_audio_free(&native);
+    ls_audio_free(&whole);
+    ls_audio_free(&streamed);
+}
+
+/* max_seconds: an input over it is refused with LS_ERR_TOO_LARGE, whether a
+ * header says so (refused before decoding) or only the samples show it (a
+ * raw buffer, a stream of frames without a count). */
+static void test_duration_limit(void **state)
+{
+    (void)state;
+    ls_audio a;
+    ls_error err = {0};
+    /* 70 s of near-silence at 8 kHz, FLAC: the header states the length. */
+    size_t n = 8000 * 70;
+    const char *path = write_sound("long.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 8000, 1, n,
+                                   NULL);
+    ls_audio_limits lim = {.max_seconds = 60, .out_rate = 16000};
+    assert_int_equal(ls_audio_decode_file(path, &lim, &a, &err), LS_ERR_TOO_LARGE);
+    assert_non_null(strstr(err.msg, "60 s"));
+    lim.max_seconds = 70;
+    assert_int_equal(ls_audio_decode_file(path, &lim, &a, &err), LS_OK);
+    assert_int_equal(a.rate, 16000);
+    ls_audio_free(&a);
+    /* Raw: the byte count says the duration. */
+    enum { RATE = 16000 };
+    size_t bytes = (size_t)RATE * 2 * 11;
+    int16_t *pcm = calloc(bytes / 2, 2);
+    ls_raw_spec spec = {LS_PCM_S16LE, RATE, 1};
+    ls_audio_limits ten = {.max_seconds = 10};
+    assert_int_equal(ls_audio_decode_raw(pcm, bytes, &spec, &ten, &a, &err), LS_ERR_TOO_LARGE);
+    assert_non_null(strstr(err.msg, "11.0 s"));
+    ls_audio_limits twelve = {.max_seconds = 12};
+    assert_int_equal(ls_audio_decode_raw(pcm, bytes, &spec, &twelve, &a, &err), LS_OK);
+    assert_int_equal(a.n, RATE * 11);
+    ls_audio_free(&a);
+    /* MP3 and Ogg: libsndfile's frame count is an estimate or a seek to the
+     * last page, and the decoded samples are checked as they come. */
+    const char *mp3 = write_sound("long.mp3", SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III, RATE, 1,
+                                  (size_t)RATE * 12, NULL);
+    const char *ogg = write_sound("long.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS, RATE, 1,
+                                  (size_t)RATE * 12, NULL);
+    assert_int_equal(ls_audio_decode_file(mp3, &ten, &a, &err), LS_ERR_TOO_LARGE);
+    assert_int_equal(ls_audio_decode_file(ogg, &ten, &a, &err), LS_ERR_TOO_LARGE);
+    ls_audio_limits thirteen = {.max_seconds = 13};
+    assert_int_equal(ls_audio_decode_file(mp3, &thirteen, &a, &err), LS_OK);
+    ls_audio_free(&a);
+    free(pcm);
 }
 
 int main(void)
@@ -268,6 +363,8 @@ int main(void)
         cmocka_unit_test(test_resample),
         cmocka_unit_test(test_raw_pcm),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_resample_while_decoding),
+        cmocka_unit_test(test_duration_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

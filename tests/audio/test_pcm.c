@@ -81,7 +81,7 @@ static void test_split_anywhere(void **state)
 
             /* The whole-buffer decoder is the same decoder. */
             ls_audio a;
-            assert_int_equal(ls_audio_decode_raw(bytes, len, &spec, &a, &err), LS_OK);
+            assert_int_equal(ls_audio_decode_raw(bytes, len, &spec, NULL, &a, &err), LS_OK);
             assert_int_equal(a.n, FRAMES);
             assert_memory_equal(a.samples, want, sizeof want);
             ls_audio_free(&a);

@@ -9,7 +9,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > FUZZ_MAX_INPUT) return 0;
     ls_audio a;
     ls_error err = {0};
-    int rc = ls_audio_decode_memory(data, size, &a, &err);
+    int rc = ls_audio_decode_memory(data, size, NULL, &a, &err);
     fuzz_note("decode", rc, err.msg);
     if (rc == LS_OK) {
         FUZZ_CHECK(a.samples && a.n > 0);

@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(na == 0 || !memcmp(a, b, na * sizeof *a));
         for (size_t i = 0; i < na; i++) FUZZ_CHECK(isfinite(a[i]));
         ls_audio raw;
-        int rrc = ls_audio_decode_raw(audio, len, &spec, &raw, &err);
+        int rrc = ls_audio_decode_raw(audio, len, &spec, NULL, &raw, &err);
         int raw_ok = len > 0 && len % fb == 0 && spec.rate >= LS_AUDIO_MIN_RATE &&
                      spec.rate <= LS_AUDIO_MAX_RATE;
         FUZZ_CHECK((rrc == LS_OK) == raw_ok);

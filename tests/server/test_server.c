@@ -1030,6 +1030,53 @@ static void test_body_bytes_in_flight(void **state)
     stop_server(&s);
 }
 
+/* max_audio_seconds bounds what one render or batch call may decode: over
+ * it is 413 naming the setting (the decode stops at the limit, however long
+ * the file), under it renders. */
+static void test_audio_duration_limit(void **state)
+{
+    (void)state;
+    ls_server_config cfg;
+    test_config(&cfg, NULL, 4, 8 << 20);
+    cfg.max_audio_seconds = 1;
+    running s;
+    start_server_cfg(&s, &cfg);
+    char path[256];
+    http_resp r;
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=mjpeg", g_model);
+    size_t frames, wlen;
+    int16_t *pcm = stereo_s16(1.5, 3, &frames); /* 1.5 s at 48 kHz */
+    uint8_t *wav = wav_s16(pcm, frames, 48000, 2, &wlen);
+    post(s.port, path, wav, wlen, &r);
+    expect_error(&r, 413, "max_audio_seconds");
+    http_resp_free(&r);
+    /* The MP4 output decodes at the upload's own rate: the same limit. */
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=mp4", g_model);
+    post(s.port, path, wav, wlen, &r);
+    expect_error(&r, 413, "max_audio_seconds");
+    http_resp_free(&r);
+    free(wav);
+    free(pcm);
+    pcm = stereo_s16(0.5, 3, &frames);
+    wav = wav_s16(pcm, frames, 48000, 2, &wlen);
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=mjpeg", g_model);
+    post(s.port, path, wav, wlen, &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    free(wav);
+    free(pcm);
+    /* Batch: 16 kHz float samples, 1.25 s of them. */
+    size_t n = 20000;
+    float *x = calloc(n, sizeof *x);
+    snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=2", g_model);
+    post(s.port, path, x, n * 4, &r);
+    expect_error(&r, 413, "max_audio_seconds");
+    http_resp_free(&r);
+    free(x);
+    wait_idle(s.port);
+    stop_server(&s);
+}
+
 /* ---- streams ahead of jobs ---- */
 
 typedef struct render_arg {
@@ -1590,6 +1637,7 @@ int main(void)
         cmocka_unit_test(test_session_limit_and_refusals),
         cmocka_unit_test(test_body_refused_when_busy),
         cmocka_unit_test(test_body_bytes_in_flight),
+        cmocka_unit_test(test_audio_duration_limit),
         cmocka_unit_test(test_streams_ahead_of_jobs),
         cmocka_unit_test(test_disconnect_mid_stream),
         cmocka_unit_test(test_concurrent_streams),
@@ -1600,5 +1648,7 @@ int main(void)
         cmocka_unit_test(test_drain_finishes_running_stream),
         cmocka_unit_test(test_drain_deadline_closes_streams),
     };
+    /* LS_TEST_FILTER=test_name (cmocka wildcards) runs a part of the suite. */
+    if (getenv("LS_TEST_FILTER")) cmocka_set_test_filter(getenv("LS_TEST_FILTER"));
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
