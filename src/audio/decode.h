@@ -1,10 +1,11 @@
 /* decode.h - audio files and raw PCM to mono float samples.
  *
  * Files: whatever libsndfile 1.2 reads (WAV PCM 8/16/24/32-bit and float,
- * FLAC, Ogg/Vorbis, MP3, AIFF, ...), from a path or from memory. Raw PCM:
- * s16le or f32le at a declared rate and channel count. Channels are averaged
- * to mono; the sample rate is kept (see resample.h). Mono float input comes
- * through bit-exact.
+ * FLAC, MP3, AIFF, ...), and Ogg (Vorbis, Opus, FLAC) through FFmpeg's own
+ * decoders, from a path or from memory. Raw PCM: s16le or f32le at a
+ * declared rate and channel count. Channels are averaged to mono; the sample
+ * rate is kept unless the limits ask for another (see resample.h). Mono float
+ * input comes through bit-exact.
  *
  * Bad input (empty, truncated, a header promising more data than the file
  * holds, zero channels, non-audio bytes, absurd rates, raw byte counts that

@@ -4,5 +4,5 @@ target_sources(lipsync_core PRIVATE
   src/audio/resample.c
   src/audio/mel.c
   src/audio/windows.c)
-# fftw3_threads provides fftw_make_planner_thread_safe (sessions plan from many threads).
-target_link_libraries(lipsync_core PUBLIC PkgConfig::SNDFILE PkgConfig::SOXR PkgConfig::FFTW3 fftw3_threads)
+# FFmpeg decodes Ogg (decode.c says why). fftw3_threads provides fftw_make_planner_thread_safe (sessions plan from many threads).
+target_link_libraries(lipsync_core PUBLIC PkgConfig::SNDFILE PkgConfig::LIBAV PkgConfig::SOXR PkgConfig::FFTW3 fftw3_threads)
