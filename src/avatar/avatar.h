@@ -20,7 +20,7 @@
 #include "avatar/layout.h"
 #include "core/error.h"
 #include "image/image.h"
-#include "pipeline/threadpool.h"
+#include "core/threadpool.h"
 
 typedef struct ls_avatar ls_avatar;
 

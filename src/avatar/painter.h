@@ -17,7 +17,7 @@
 #include "core/error.h"
 #include "image/bufpool.h"
 #include "image/codec.h"
-#include "pipeline/threadpool.h"
+#include "core/threadpool.h"
 
 typedef enum ls_paint_format {
     LS_PAINT_JPEG = 0,

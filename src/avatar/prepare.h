@@ -17,7 +17,7 @@
 #include <stdio.h>
 
 #include "core/error.h"
-#include "pipeline/threadpool.h"
+#include "core/threadpool.h"
 
 typedef struct ls_prepare_options {
     const char *landmarks_dir; /* required for a video source, unused otherwise */

@@ -1,4 +1,5 @@
 target_sources(lipsync_core PRIVATE
   src/core/error.c
   src/core/clock.c
-  src/core/npy.c)
+  src/core/npy.c
+  src/core/threadpool.c)

@@ -20,7 +20,7 @@
 #include "image/codec.h"
 #include "image/image.h"
 #include "image/resize.h"
-#include "pipeline/threadpool.h"
+#include "core/threadpool.h"
 
 #define LS_CROP_SIDE 328  /* the face crop the model works on */
 #define LS_FACE_SIDE 320  /* the model's input and output side */

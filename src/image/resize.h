@@ -16,7 +16,7 @@
 
 #include "core/error.h"
 #include "image/image.h"
-#include "pipeline/threadpool.h"
+#include "core/threadpool.h"
 
 typedef struct ls_resizer ls_resizer;
 

@@ -19,7 +19,7 @@
 #include <stdio.h>
 
 #include "core/error.h"
-#include "pipeline/threadpool.h"
+#include "core/threadpool.h"
 
 typedef struct ls_model ls_model;
 

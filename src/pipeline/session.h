@@ -38,7 +38,7 @@
 
 #include "core/error.h"
 #include "pipeline/model.h"
-#include "pipeline/threadpool.h"
+#include "core/threadpool.h"
 
 typedef struct ls_session ls_session;
 

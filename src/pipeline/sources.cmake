@@ -1,5 +1,4 @@
 target_sources(lipsync_core PRIVATE
-  src/pipeline/threadpool.c
   src/pipeline/features.c
   src/pipeline/model.c
   src/pipeline/session.c)

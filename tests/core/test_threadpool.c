@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/threadpool.h"
+#include "core/threadpool.h"
 
 #define MAX_ROWS 1000
 

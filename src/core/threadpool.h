@@ -13,8 +13,8 @@
  * ls_pool_start / ls_pool_wait run a loop asynchronously: the pipeline uses
  * them to overlap stages (compositing batch k-1 while the UNet runs batch k).
  */
-#ifndef LS_PIPELINE_THREADPOOL_H
-#define LS_PIPELINE_THREADPOOL_H
+#ifndef LS_CORE_THREADPOOL_H
+#define LS_CORE_THREADPOOL_H
 
 #include "core/error.h"
 
