@@ -8,7 +8,7 @@ size_t ls_mel_window_count(size_t T)
 
 size_t ls_mel_window_start(size_t k, size_t T)
 {
-    size_t s = (size_t)((double)(80 * k) / 25.0);
+    size_t s = (size_t)((double)(80 * k) / (double)LS_VIDEO_FPS);
     if (T && s + LS_MEL_WINDOW > T) s = T - LS_MEL_WINDOW;
     return s;
 }

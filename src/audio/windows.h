@@ -13,9 +13,9 @@
 
 #include "audio/mel.h"
 #include "core/error.h"
+#include "core/fps.h"
 
 #define LS_MEL_WINDOW 16 /* mel rows per window */
-#define LS_VIDEO_FPS 25
 
 /* Window count for T mel rows (T >= 16), or 0 when T < 16. */
 size_t ls_mel_window_count(size_t T);

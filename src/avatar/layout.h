@@ -13,6 +13,7 @@
 #define LS_AVATAR_LAYOUT_H
 
 #include "core/error.h"
+#include "core/fps.h"
 #include "image/image.h"
 
 typedef enum ls_avatar_layout_kind {
@@ -22,7 +23,7 @@ typedef enum ls_avatar_layout_kind {
 } ls_avatar_layout_kind;
 
 #define LS_AVATAR_NAME_MAX 128
-#define LS_AVATAR_DEFAULT_FPS 25.0
+#define LS_AVATAR_DEFAULT_FPS ((double)LS_VIDEO_FPS)
 
 typedef struct ls_avatar_layout {
     ls_avatar_layout_kind kind;

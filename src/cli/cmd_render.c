@@ -16,6 +16,7 @@
 #include "audio/windows.h"
 #include "cli/commands.h"
 #include "core/clock.h"
+#include "core/fps.h"
 #include "image/codec.h"
 #include "image/image.h"
 #include "media/log.h"
@@ -29,7 +30,7 @@ static void usage(FILE *out)
             "usage: lipsync render MODEL_DIR AUDIO -o OUT.mp4 [options]\n"
             "\n"
             "Lip-syncs the model's avatar to AUDIO (any format `lipsync mel` reads) and writes\n"
-            "an H.264 MP4 at 25 fps with the audio (AAC).\n"
+            "an H.264 MP4 at %d fps with the audio (AAC).\n"
             "  -o, --output FILE      the video file\n"
             "      --frames-dir DIR   also write every frame as DIR/frame_%%06d.jpg (or .png);\n"
             "                         DIR and its missing parents are created\n"
@@ -43,7 +44,8 @@ static void usage(FILE *out)
             "      --raw SPEC         AUDIO is raw PCM: s16le|f32le:RATE:CHANNELS\n"
             "      --quiet            no progress bar\n"
             "  -v, --verbose          show FFmpeg's own log lines (encoder statistics)\n"
-            "Prints a per-stage timing summary and the overall frames per second.\n");
+            "Prints a per-stage timing summary and the overall frames per second.\n",
+            LS_VIDEO_FPS);
 }
 
 typedef enum frame_format { FRAMES_JPEG, FRAMES_PNG } frame_format;
@@ -254,7 +256,7 @@ int cmd_render(int argc, char **argv)
         goto done;
     }
     if (a.output) {
-        ls_video_writer_options vo = {.width = info.width, .height = info.height, .fps = 25,
+        ls_video_writer_options vo = {.width = info.width, .height = info.height, .fps = LS_VIDEO_FPS,
                                       .audio_rate = 16000};
         if (ls_video_writer_open(a.output, &vo, &out.video, &err)) {
             cli_fail("video", &err);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fps.h"
+
 struct ls_video_writer {
     char *path;
     AVFormatContext *fmt;
@@ -91,7 +93,7 @@ static int open_video(ls_video_writer *w, const ls_video_writer_options *o, ls_e
     w->venc = avcodec_alloc_context3(codec);
     w->vst = avformat_new_stream(w->fmt, NULL);
     if (!w->venc || !w->vst) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate video stream");
-    int fps = o->fps > 0 ? o->fps : 25;
+    int fps = o->fps > 0 ? o->fps : LS_VIDEO_FPS;
     /* 4:2:0 wants even sizes; odd ones are padded by replicating the edge. */
     w->venc->width = (w->width + 1) & ~1;
     w->venc->height = (w->height + 1) & ~1;

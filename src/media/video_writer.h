@@ -17,7 +17,7 @@ typedef struct ls_video_writer ls_video_writer;
 
 typedef struct ls_video_writer_options {
     int width, height;      /* even sizes are best; odd ones are padded by 1 */
-    int fps;                /* 0: 25 */
+    int fps;                /* 0: LS_VIDEO_FPS */
     int crf;                /* x264 constant rate factor; 0: 20 */
     const char *preset;     /* x264 preset; NULL: "veryfast" */
     int threads;            /* encoder threads; 0: 1 (inference owns the cores) */

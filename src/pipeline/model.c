@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fps.h"
 #include "core/npy.h"
 #include "nn/onnx.h"
 #include "pipeline/model_internal.h"
@@ -76,18 +77,18 @@ static int read_config(const char *dir, model_config *c, ls_error *err)
     c->mel_name = json_string(root, "encoder_input", NULL);
     const cJSON *fps = cJSON_GetObjectItemCaseSensitive(root, "fps");
     const cJSON *batch = cJSON_GetObjectItemCaseSensitive(root, "batch");
-    c->fps = cJSON_IsNumber(fps) ? fps->valueint : 25;
+    c->fps = cJSON_IsNumber(fps) ? fps->valueint : LS_VIDEO_FPS;
     c->batch = cJSON_IsNumber(batch) ? batch->valueint : 8;
     cJSON_Delete(root);
     if (!c->name || !c->unet || !c->encoder || !c->avatar) {
         config_free(c);
         return ls_error_set(err, LS_ERR_NOMEM, "reading %s", path);
     }
-    if (c->fps != 25) {
+    if (c->fps != LS_VIDEO_FPS) {
         int fps_val = c->fps;
         config_free(c);
-        return ls_error_set(err, LS_ERR_UNSUPPORTED, "%s: fps %d (this model family runs at 25)",
-                            path, fps_val);
+        return ls_error_set(err, LS_ERR_UNSUPPORTED, "%s: fps %d (this model family runs at %d)",
+                            path, fps_val, LS_VIDEO_FPS);
     }
     if (c->batch < 1 || c->batch > MAX_BATCH) {
         int b = c->batch;
@@ -281,7 +282,7 @@ void ls_model_get_info(const ls_model *m, ls_model_info *info)
     memset(info, 0, sizeof *info);
     info->name = m->name;
     info->dir = m->dir;
-    info->fps = 25;
+    info->fps = LS_VIDEO_FPS;
     info->width = av.width;
     info->height = av.height;
     info->n_frames = av.n_frames;
@@ -307,7 +308,7 @@ int ls_model_check(const char *dir, FILE *report, ls_error *err)
         fprintf(report, "  audio encoder: input %s; %.3f GMAC per window\n",
                 a->values[a->inputs[0]].name, (double)ls_graph_conv_macs(a) / e->batch * 1e-9);
         fprintf(report, "  avatar: %d frames of %dx%d\n", info.n_frames, info.width, info.height);
-        fprintf(report, "  fps 25, batch %d, %.1f MB resident\n", info.batch,
+        fprintf(report, "  fps %d, batch %d, %.1f MB resident\n", info.fps, info.batch,
                 (double)info.memory_bytes / 1e6);
     }
     ls_model_release(m);

@@ -38,7 +38,7 @@ typedef struct ls_model_options {
 typedef struct ls_model_info {
     const char *name;            /* from model.json, else the directory name */
     const char *dir;
-    int fps;                     /* always 25 for this model family */
+    int fps;                     /* always LS_VIDEO_FPS for this model family */
     int width, height;           /* avatar frame size */
     int n_frames;                /* avatar frames */
     int batch;                   /* default batch size */

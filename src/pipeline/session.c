@@ -16,6 +16,7 @@
 #include "audio/windows.h"
 #include "avatar/painter.h"
 #include "core/clock.h"
+#include "core/fps.h"
 #include "image/bufpool.h"
 #include "pipeline/features.h"
 #include "pipeline/model_internal.h"

@@ -58,7 +58,7 @@ typedef struct ls_session_options {
 
 typedef struct ls_frame {
     int64_t index;          /* output frame index within the session, from 0 */
-    double timestamp;       /* index / 25 seconds */
+    double timestamp;       /* index / LS_VIDEO_FPS seconds */
     int64_t avatar_frame;   /* avatar image used */
     int silent;             /* 1: the avatar frame as it is, no inference (silence_rms) */
     ls_frame_format format;
