@@ -19,8 +19,8 @@
 
 #include "avatar/layout.h"
 #include "core/error.h"
-#include "image/image.h"
 #include "core/threadpool.h"
+#include "image/image.h"
 
 typedef struct ls_avatar ls_avatar;
 

@@ -14,10 +14,10 @@
 #define LS_AVATAR_PAINTER_H
 
 #include "avatar/avatar.h"
+#include "core/bufpool.h"
 #include "core/error.h"
-#include "image/bufpool.h"
-#include "image/codec.h"
 #include "core/threadpool.h"
+#include "image/codec.h"
 
 typedef enum ls_paint_format {
     LS_PAINT_JPEG = 0,

@@ -17,10 +17,10 @@
 #define LS_IMAGE_FACE_H
 
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "image/codec.h"
 #include "image/image.h"
 #include "image/resize.h"
-#include "core/threadpool.h"
 
 #define LS_CROP_SIDE 328  /* the face crop the model works on */
 #define LS_FACE_SIDE 320  /* the model's input and output side */

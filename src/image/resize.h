@@ -15,8 +15,8 @@
 #define LS_IMAGE_RESIZE_H
 
 #include "core/error.h"
-#include "image/image.h"
 #include "core/threadpool.h"
+#include "image/image.h"
 
 typedef struct ls_resizer ls_resizer;
 

@@ -1,8 +1,7 @@
-# image/: pixel buffers, OpenCV-exact cubic resize, model inputs, compositing, JPEG/PNG, pools.
+# image/: pixel buffers, OpenCV-exact cubic resize, model inputs, compositing, JPEG/PNG.
 # The encoder drives libjpeg-turbo through its libjpeg API (see codec.h).
 target_sources(lipsync_core PRIVATE
   src/image/image.c
-  src/image/bufpool.c
   src/image/resize.c
   src/image/codec.c
   src/image/face.c)

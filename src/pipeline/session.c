@@ -15,9 +15,9 @@
 #include "audio/mel.h"
 #include "audio/windows.h"
 #include "avatar/painter.h"
+#include "core/bufpool.h"
 #include "core/clock.h"
 #include "core/fps.h"
-#include "image/bufpool.h"
 #include "pipeline/features.h"
 #include "pipeline/model_internal.h"
 

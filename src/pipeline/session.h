@@ -37,8 +37,8 @@
 #include <stdint.h>
 
 #include "core/error.h"
-#include "pipeline/model.h"
 #include "core/threadpool.h"
+#include "pipeline/model.h"
 
 typedef struct ls_session ls_session;
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <turbojpeg.h>
 
-#include "image/bufpool.h"
+#include "core/bufpool.h"
 #include "image/codec.h"
 #include "image/ref_util.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image/bufpool.h"
+#include "core/bufpool.h"
 #include "image/codec.h"
 #include "image/face.h"
 #include "image/ref_util.h"

@@ -1,4 +1,4 @@
-#include "image/bufpool.h"
+#include "core/bufpool.h"
 
 #include <pthread.h>
 #include <stdlib.h>

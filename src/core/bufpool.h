@@ -7,8 +7,8 @@
  * returns LS_ERR_BUSY rather than growing without bound. Every buffer must be returned before
  * ls_buffer_pool_destroy, which frees them all.
  */
-#ifndef LS_IMAGE_BUFPOOL_H
-#define LS_IMAGE_BUFPOOL_H
+#ifndef LS_CORE_BUFPOOL_H
+#define LS_CORE_BUFPOOL_H
 
 #include <stddef.h>
 #include <stdint.h>
