@@ -1,5 +1,5 @@
-/* outputs.h - byte buffers and the container formats the HTTP API returns:
- * JPEG frames as a zip archive (stored, one file per frame), as an MJPEG
+/* outputs.h - the container formats the HTTP API returns, built into an
+ * ls_buf (core/buf.h): JPEG frames as a zip archive (stored, one file per frame), as an MJPEG
  * stream (concatenated JPEGs, what `ffmpeg -f mjpeg` reads) and as
  * multipart/mixed parts. Pure byte work: no pipeline, no sockets.
  */
@@ -9,17 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/error.h"
-
-typedef struct ls_buf {
-    uint8_t *data;
-    size_t len, cap;
-} ls_buf;
-
-int ls_buf_reserve(ls_buf *b, size_t extra);
-int ls_buf_append(ls_buf *b, const void *bytes, size_t n);
-int ls_buf_printf(ls_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void ls_buf_free(ls_buf *b);
 
 /* An ordered list of owned JPEG frames. */
 typedef struct ls_jpeg_frame {

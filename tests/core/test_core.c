@@ -1,10 +1,11 @@
-/* core: errors, .npy round trips and malformed input, statistics. */
+/* core: errors, .npy round trips and malformed input, statistics, byte buffers. */
 #include "support/test_util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/npy.h"
@@ -100,6 +101,33 @@ static void test_stats(void **state)
     assert_true(fabs(ls_percentile(p, 100, 99) - 99.0) < 1e-12);
 }
 
+/* Appends and printf grow one buffer, keep it NUL-terminated past len, and free resets it. */
+static void test_buf(void **state)
+{
+    (void)state;
+    ls_buf b = {0};
+    assert_int_equal(ls_buf_append(&b, "ab", 2), LS_OK);
+    assert_int_equal(ls_buf_printf(&b, "-%d-", 42), LS_OK);
+    assert_int_equal(b.len, 6);
+    assert_string_equal((const char *)b.data, "ab-42-");
+    assert_int_equal(ls_buf_append(&b, NULL, 0), LS_OK);
+    assert_int_equal(b.len, 6);
+    char big[10000];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(ls_buf_append(&b, big, sizeof big), LS_OK);
+    assert_int_equal(b.len, 6 + sizeof big);
+    assert_true(b.cap > b.len);
+    assert_int_equal(b.data[b.len], 0);
+    assert_memory_equal(b.data, "ab-42-xxx", 9);
+    assert_int_equal(ls_buf_reserve(&b, 1 << 20), LS_OK);
+    assert_true(b.cap - b.len >= 1 << 20);
+    assert_int_equal(b.len, 6 + sizeof big);
+    ls_buf_free(&b);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +136,7 @@ int main(void)
         cmocka_unit_test(test_npy_fortran_f64),
         cmocka_unit_test(test_npy_malformed),
         cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_buf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
