@@ -1,4 +1,4 @@
-target_sources(lipsync_core PRIVATE
+add_library(lipsync_media STATIC
   src/media/log.c
   src/media/video_writer.c)
-target_link_libraries(lipsync_core PUBLIC PkgConfig::LIBAV)
+target_link_libraries(lipsync_media PUBLIC lipsync_core PkgConfig::LIBAV)

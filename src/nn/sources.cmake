@@ -14,12 +14,12 @@ add_custom_command(
   COMMENT "Generating the protobuf-c ONNX parser from ${LS_ONNX_PROTO_DIR}/onnx.proto"
   VERBATIM)
 
-target_sources(lipsync_core PRIVATE
+add_library(lipsync_nn STATIC
   ${LS_GENERATED_DIR}/onnx/onnx.pb-c.c
   src/nn/onnx.c
   src/nn/lower.c
   src/nn/passes.c
   src/nn/graph.c)
 # Tests build models through the generated structs, hence PUBLIC.
-target_include_directories(lipsync_core PUBLIC ${LS_GENERATED_DIR})
-target_link_libraries(lipsync_core PUBLIC PkgConfig::PROTOBUF_C)
+target_include_directories(lipsync_nn PUBLIC ${LS_GENERATED_DIR})
+target_link_libraries(lipsync_nn PUBLIC lipsync_core PkgConfig::PROTOBUF_C)

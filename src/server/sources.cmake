@@ -1,8 +1,5 @@
 # The server: HTTP + WebSocket API (libwebsockets), JSON (cJSON), zip (libzip).
-pkg_check_modules(LWS REQUIRED IMPORTED_TARGET libwebsockets)
-pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
-pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
-target_sources(lipsync_core PRIVATE
+add_library(lipsync_server STATIC
   src/server/config.c
   src/server/registry.c
   src/server/registry_pipeline.c
@@ -13,4 +10,6 @@ target_sources(lipsync_core PRIVATE
   src/server/stream.c
   src/server/jobs.c
   src/server/ws_client.c)
-target_link_libraries(lipsync_core PUBLIC PkgConfig::LWS PkgConfig::LIBZIP PkgConfig::CJSON)
+target_compile_definitions(lipsync_server PRIVATE LS_VERSION="${PROJECT_VERSION}")
+target_link_libraries(lipsync_server PUBLIC lipsync_pipeline lipsync_media lipsync_audio
+  lipsync_nn lipsync_core PkgConfig::LWS PkgConfig::LIBZIP PkgConfig::CJSON)
