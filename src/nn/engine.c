@@ -1320,7 +1320,7 @@ int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_
 static ls_view view_of(const ls_engine_ctx *c, int evi)
 {
     const ev *v = &c->e->evs[evi];
-    ls_view out = {NULL, v->istride, v->n, v->c, v->h, v->w, v->cb, ev_bf16(c->e, v)};
+    ls_view out = {NULL, v->istride, v->n, v->c, v->h, v->w, v->cb, ev_bf16(c->e, v), 0, v->c};
     switch (v->kind) {
     case EV_ARENA: {
         ls_view root = out;

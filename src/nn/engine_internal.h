@@ -2,10 +2,15 @@
  *
  * A tensor operand of a kernel is a view: item 0's first element, the
  * distance between items (larger than the item when the tensor is one slot
- * of a concat buffer), its N,C,H,W and its channel block cb. Element
- * (n,c,h,w) lives at base + n*istride + ((c/cb)*H + h)*W*cb + w*cb + c%cb,
- * which is NCHW for cb == 1 and oneDNN's nChw8c / nChw16c for cb == 8 / 16;
- * channels are padded up to a multiple of cb.
+ * of a concat buffer), its N,C,H,W and its layout, one of
+ *  - channel-blocked with block cb: element (n,c,h,w) lives at
+ *    base + n*istride + ((c/cb)*H + h)*W*cb + w*cb + c%cb, which is NCHW for
+ *    cb == 1 and oneDNN's nChw8c / nChw16c for cb == 8 / 16; channels are
+ *    padded up to a multiple of cb;
+ *  - channels-last (nhwc set, cb == 1): base + n*istride + (h*W + w)*ps + c,
+ *    ps (>= C) being the channels of the buffer the view lives in: C for a
+ *    tensor of its own, the whole concat's channels for one slot of a concat
+ *    (the slot's base then points at its first channel).
  */
 #ifndef LS_NN_ENGINE_INTERNAL_H
 #define LS_NN_ENGINE_INTERNAL_H
@@ -17,7 +22,9 @@ typedef struct ls_view {
     int64_t istride;
     int64_t n, c, h, w;
     int cb;
-    int bf16;        /* elements are bfloat16 (native bf16 engines' blocked activations) */
+    int bf16;        /* elements are bfloat16 (native bf16 engines' activations) */
+    int nhwc;        /* channels-last; then cb == 1 */
+    int64_t ps;      /* nhwc: elements from one pixel to the next */
 } ls_view;
 
 /* Element i of v's storage: its address (float or bfloat16 sized). */
@@ -28,10 +35,11 @@ static inline void *ls_view_at(const ls_view *v, int64_t i)
 
 static inline int64_t ls_view_index(const ls_view *v, int64_t c, int64_t h, int64_t w)
 {
+    if (v->nhwc) return (h * v->w + w) * v->ps + c;
     return ((c / v->cb) * v->h + h) * v->w * v->cb + w * v->cb + c % v->cb;
 }
 
-/* Elements of one item, channel padding included. */
+/* Elements of one item of a tensor of its own, channel padding included. */
 static inline int64_t ls_view_item(const ls_view *v)
 {
     return (v->c + v->cb - 1) / v->cb * v->cb * v->h * v->w;
