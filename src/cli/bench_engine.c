@@ -17,10 +17,15 @@ static void usage(FILE *out)
     fprintf(
         out,
         "usage: lipsync bench engine MODEL.onnx [--batch B] [--threads T] [--precision fp32|bf16]\n"
+        "                            [--layout auto|any|blocked|nhwc|mixed]\n"
         "                            [--warmup W] [--runs R] [--profile] [--describe] [--serve]\n\n"
         "Times the engine on seeded random inputs: W warm-up runs (default 2), then R\n"
         "timed runs (default 10); prints the median per run and per item and GFLOP/s\n"
-        "(2 x conv multiply-adds / median). --profile adds the mean time of every step.\n"
+        "(2 x conv multiply-adds / median). --profile adds the mean time of every step\n"
+        "and GFLOP/s per conv class (1x1, fused 1x1+depthwise, depthwise, dense).\n"
+        "--layout: how activation layouts are chosen (default auto: the measured-faster\n"
+        "of any, oneDNN's choice per conv, and blocked, nChw16c/nChw8c, for this\n"
+        "precision and CPU).\n"
         "--serve prints the graph inputs (`input NAME d0,d1,...`) and `ready`, then\n"
         "answers each stdin line `run` with `ms <time of one run>` until `quit`.\n");
 }
@@ -29,11 +34,13 @@ typedef struct bench_opts {
     const char *model;
     int batch, threads, warmup, runs, profile, describe, serve;
     ls_precision prec;
+    ls_layout_policy layout;
 } bench_opts;
 
 static int parse(int argc, char **argv, bench_opts *o)
 {
-    *o = (bench_opts){NULL, 1, cli_default_threads(), 2, 10, 0, 0, 0, LS_PREC_FP32};
+    *o = (bench_opts){NULL, 1, cli_default_threads(), 2, 10, 0, 0, 0, LS_PREC_FP32,
+                      LS_LAYOUT_AUTO};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int *target = !strcmp(a, "--batch")     ? &o->batch
@@ -47,6 +54,13 @@ static int parse(int argc, char **argv, bench_opts *o)
             i++;
         } else if (!strcmp(a, "--precision")) {
             if (cli_parse_precision(v, &o->prec)) return -1;
+            i++;
+        } else if (!strcmp(a, "--layout")) {
+            ls_error err;
+            if (ls_layout_parse(v, &o->layout, &err)) {
+                fprintf(stderr, "lipsync: bench engine: %s\n", err.msg);
+                return -1;
+            }
             i++;
         } else if (!strcmp(a, "--profile")) {
             o->profile = 1;
@@ -105,8 +119,13 @@ int bench_engine(int argc, char **argv)
     ls_onnx_model *model;
     ls_graph *g;
     ls_engine *e;
-    if (cli_compile_model(o.model, o.batch, o.prec, o.threads, &model, &g, &e, &err))
+    if (cli_compile_model(o.model, o.batch, o.prec, o.threads, &model, &g, NULL, &err))
         return cli_fail(o.model, &err);
+    if (ls_engine_create_ex(g, o.prec, o.threads, o.layout, &e, &err)) {
+        ls_graph_destroy(g);
+        ls_onnx_destroy(model);
+        return cli_fail(o.model, &err);
+    }
     int status = 1;
     ls_engine_ctx *ctx = NULL;
     float *ins[LS_NN_MAX_INPUTS] = {0}, *outs[LS_NN_MAX_INPUTS] = {0};
@@ -143,8 +162,9 @@ int bench_engine(int argc, char **argv)
     }
     double med = ls_median(t, (size_t)o.runs), p10 = ls_percentile(t, (size_t)o.runs, 10),
            p90 = ls_percentile(t, (size_t)o.runs, 90);
-    printf("engine model=%s batch=%d threads=%d precision=%s runs=%d\n", o.model, o.batch,
-           o.threads, ls_precision_name(o.prec), o.runs);
+    printf("engine model=%s batch=%d threads=%d precision=%s layout=%s runs=%d\n", o.model,
+           o.batch, o.threads, ls_precision_name(o.prec), ls_layout_name(ls_engine_layout(e)),
+           o.runs);
     printf("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f per_item_ms=%.2f gflop=%.3f gflops=%.1f\n", med,
            p10, p90, med / o.batch, ls_engine_flops(e) / 1e9, ls_engine_flops(e) / (med * 1e6));
     if (o.profile) {

@@ -51,14 +51,15 @@ typedef struct ev {
     int ext;            /* EV_INPUT / EV_OUTPUT: index in the run's arrays */
     const float *cdata; /* EV_CONST */
     int64_t n, c, h, w;
-    int cb;
-    int f32;           /* float even where native bf16 keeps blocked values in bfloat16 */
+    int lay;           /* layout: LAY_NHWC or the channel block (1: plain NCHW, 8, 16) */
+    int f32;           /* float even where native bf16 keeps activations in bfloat16 */
     int64_t isize;     /* elements per item, channel padding included */
     int alias;         /* ev this one lives inside, or -1 */
     int64_t alias_off; /* element offset inside that ev's item */
     int flat;          /* a reshape's view: items of its own size back to back */
     int root;          /* resolved storage: root ev, offset, item stride */
     int64_t off, istride;
+    int64_t ps;        /* nhwc: pixel stride, the root's channels */
     int first, last;   /* steps touching it (roots: their whole class) */
     int64_t arena_off; /* roots only */
 } ev;
@@ -79,6 +80,7 @@ typedef struct step {
     int per_item, n_exec;
     dnnl_memory_desc_t res_md; /* src2 >= 0: the residual, read by a binary-add post-op */
     char impl[48];
+    double flops;       /* per run */
     /* ST_RESIZE */
     ls_taps th, tw;
     float border;
@@ -93,10 +95,13 @@ struct ls_engine {
     const ls_graph *g;
     ls_precision prec;
     int threads;
-    int cb;                  /* channel block of 4-D activations: 8 or 16 */
-    int native_bf16;         /* bf16 on a CPU with bf16 instructions: blocked activations
-                                are bfloat16 in memory, convs run oneDNN's bf16 kernels */
+    int cb;                  /* oneDNN's channel block on this CPU: 8 or 16 */
+    int native_bf16;         /* bf16 on a CPU with bf16 instructions: activations (all but
+                                plain ones) are bfloat16 in memory, convs run oneDNN's bf16 kernels */
     dnnl_format_tag_t block_tag; /* dnnl_nChw8c or dnnl_nChw16c */
+    ls_layout_policy policy; /* as asked */
+    ls_layout_policy layout; /* what runs: AUTO resolved to ANY or BLOCKED */
+    int *vlay;               /* per graph value: the layout propagation's choice */
     dnnl_engine_t dnnl;
     dnnl_stream_t stream; /* compile-time weight reorders */
     ev *evs;
@@ -104,6 +109,7 @@ struct ls_engine {
     step *steps;
     int n_steps, cap_steps;
     int *consumers, *last_consumer; /* per graph value */
+    int *producer;                  /* per graph value: node, or -1 */
     int *skip;                      /* per node: absorbed into another step */
     int *dw_of;                     /* per node: depthwise conv fused into it, or -1 */
     int64_t arena_elems;
@@ -127,6 +133,27 @@ struct ls_engine_ctx {
 };
 
 const char *ls_precision_name(ls_precision p) { return p == LS_PREC_BF16 ? "bf16" : "fp32"; }
+
+static const char *const layout_names[] = {"auto", "any", "blocked", "nhwc", "mixed"};
+
+const char *ls_layout_name(ls_layout_policy p)
+{
+    return (int)p >= 0 && p <= LS_LAYOUT_MIXED ? layout_names[p] : "?";
+}
+
+int ls_layout_parse(const char *text, ls_layout_policy *out, ls_error *err)
+{
+    for (int k = 0; k <= LS_LAYOUT_MIXED; k++)
+        if (text && !strcmp(text, layout_names[k])) {
+            *out = (ls_layout_policy)k;
+            return LS_OK;
+        }
+    return ls_error_set(err, LS_ERR_INVALID_ARG,
+                        "layout must be auto, any, blocked, nhwc or mixed, got '%s'",
+                        text ? text : "");
+}
+
+ls_layout_policy ls_engine_layout(const ls_engine *e) { return e ? e->layout : LS_LAYOUT_AUTO; }
 
 int ls_precision_parse(const char *text, ls_precision *out, ls_error *err)
 {
@@ -157,7 +184,25 @@ static const char *node_name(const ls_engine *e, int ni)
 
 /* ---- engine values ---- */
 
+/* Layout codes: the channel block (1: plain NCHW, 8: nChw8c, 16: nChw16c),
+ * or LAY_NHWC. */
+#define LAY_NHWC 0
+
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* Channel block of a layout (nhwc pads no channels). */
+static int cb_of(int lay) { return lay == LAY_NHWC ? 1 : lay; }
+
+static dnnl_format_tag_t tag_of(int lay)
+{
+    return lay == LAY_NHWC ? dnnl_nhwc : lay == 16 ? dnnl_nChw16c : lay == 8 ? dnnl_nChw8c
+                                                                             : dnnl_nchw;
+}
+
+static const char *lay_name(int lay)
+{
+    return lay == LAY_NHWC ? "nhwc" : lay == 16 ? "nChw16c" : lay == 8 ? "nChw8c" : "nchw";
+}
 
 static int new_ev(ls_engine *e, ls_error *err)
 {
@@ -176,8 +221,9 @@ static int new_ev(ls_engine *e, ls_error *err)
     return e->n_evs++;
 }
 
-/* Shapes an ev like graph value gv (4-D: its NCHW; others: [d0, rest, 1, 1]). */
-static void shape_ev(ev *v, const ls_value *gv, int cb)
+/* Shapes an ev like graph value gv (4-D: its NCHW in layout lay; others:
+ * [d0, rest, 1, 1], plain). */
+static void shape_ev(ev *v, const ls_value *gv, int lay)
 {
     if (gv->ndim == 4) {
         v->n = gv->dims[0];
@@ -189,14 +235,15 @@ static void shape_ev(ev *v, const ls_value *gv, int cb)
         v->n = gv->ndim ? gv->dims[0] : 1;
         v->c = v->n ? count / v->n : 0;
         v->h = v->w = 1;
-        cb = 1;
+        lay = 1;
     }
-    v->cb = cb;
-    v->isize = round_up(v->c, cb) * v->h * v->w;
+    v->lay = lay;
+    v->isize = round_up(v->c, cb_of(lay)) * v->h * v->w;
+    v->ps = v->c;
 }
 
-/* A fresh arena ev shaped like ev `like` with channel block cb. */
-static int temp_like(ls_engine *e, int like, int cb, ls_error *err)
+/* A fresh arena ev shaped like ev `like` in layout lay. */
+static int temp_like(ls_engine *e, int like, int lay, ls_error *err)
 {
     int t = new_ev(e, err);
     if (t < 0) return t;
@@ -206,19 +253,34 @@ static int temp_like(ls_engine *e, int like, int cb, ls_error *err)
     v->c = l->c;
     v->h = l->h;
     v->w = l->w;
-    v->cb = cb;
-    v->isize = round_up(v->c, cb) * v->h * v->w;
+    v->lay = lay;
+    v->isize = round_up(v->c, cb_of(lay)) * v->h * v->w;
+    v->ps = v->c;
     return t;
 }
 
-static int dense(const ev *v) { return v->kind != EV_ARENA || v->istride == v->isize || v->n == 1; }
+static int is_plain(const ev *v) { return v->lay == 1; }
 
-/* Native bf16 keeps every blocked activation in bfloat16; plain ones (graph
- * inputs and outputs, reference-op temporaries) stay float. The arena still
- * reserves float-sized room for them. */
+/* One item is one contiguous block of memory: not so for an nhwc slot of a
+ * concat buffer, whose pixels have the other slots' channels between them. */
+static int item_contig(const ev *v)
+{
+    return v->kind != EV_ARENA || v->lay != LAY_NHWC || v->ps == v->c;
+}
+
+/* The whole batch is one contiguous block (what a oneDNN memory of the
+ * tensor's own shape can describe). */
+static int dense(const ev *v)
+{
+    return item_contig(v) && (v->kind != EV_ARENA || v->istride == v->isize || v->n == 1);
+}
+
+/* Native bf16 keeps every blocked and nhwc activation in bfloat16; plain
+ * ones (graph inputs and outputs, reference-op temporaries) stay float. The
+ * arena still reserves float-sized room for them. */
 static int ev_bf16(const ls_engine *e, const ev *v)
 {
-    return e->native_bf16 && v->kind == EV_ARENA && v->cb > 1 && !v->f32;
+    return e->native_bf16 && v->kind == EV_ARENA && !is_plain(v) && !v->f32;
 }
 
 /* oneDNN data type of a conv operand in layout `tag` (f32: a float conv,
@@ -232,7 +294,7 @@ static int same_storage(const ls_engine *e, int a, int b)
 {
     const ev *x = &e->evs[a], *y = &e->evs[b];
     return x->kind == EV_ARENA && y->kind == EV_ARENA && x->root == y->root && x->off == y->off &&
-           x->cb == y->cb;
+           x->lay == y->lay;
 }
 
 /* ---- steps ---- */
@@ -268,13 +330,19 @@ static int add_copy(ls_engine *e, int ni, int src, int dst, int64_t c_off, ls_er
     return LS_OK;
 }
 
-/* ev holding v's data in channel block cb in the arena: v itself, or a
- * temporary filled by a copy step. */
-static int in_layout(ls_engine *e, int ni, int v, int cb, int need_dense, ls_error *err)
+/* What a step needs of a source's memory: any view (our kernels), each item
+ * contiguous (oneDNN per item), the whole batch contiguous (oneDNN). */
+enum { NEED_VIEW, NEED_ITEM, NEED_DENSE };
+
+/* ev holding v's data in layout lay in the arena: v itself, or a temporary
+ * filled by a copy step (a reorder). */
+static int in_layout(ls_engine *e, int ni, int v, int lay, int need, ls_error *err)
 {
     const ev *x = &e->evs[v];
-    if (x->kind == EV_ARENA && x->cb == cb && (!need_dense || dense(x))) return v;
-    int t = temp_like(e, v, cb, err);
+    if (x->kind == EV_ARENA && x->lay == lay &&
+        (need == NEED_VIEW || (need == NEED_ITEM ? item_contig(x) : dense(x))))
+        return v;
+    int t = temp_like(e, v, lay, err);
     if (t < 0) return t;
     int rc = add_copy(e, ni, v, t, 0, err);
     return rc ? rc : t;
@@ -338,7 +406,7 @@ static int compile_ref(ls_engine *e, int ni, ls_error *err)
         if (n->in[k] < 0) continue;
         int v = n->in[k];
         const ev *x = &e->evs[v];
-        if (x->kind == EV_CONST || (x->kind == EV_ARENA && x->cb == 1 && dense(x))) {
+        if (x->kind == EV_CONST || (x->kind == EV_ARENA && is_plain(x) && dense(x))) {
             ins[k] = v;
         } else {
             int t = temp_like(e, v, 1, err);
@@ -349,7 +417,7 @@ static int compile_ref(ls_engine *e, int ni, ls_error *err)
         }
     }
     int out = n->out, dst = out;
-    if (!(e->evs[out].cb == 1 && dense(&e->evs[out]))) {
+    if (!(is_plain(&e->evs[out]) && dense(&e->evs[out]))) {
         dst = temp_like(e, out, 1, err);
         if (dst < 0) return dst;
     }
@@ -479,18 +547,19 @@ static const char *pd_impl(dnnl_primitive_desc_t pd)
     return impl;
 }
 
-/* Which of our layouts md is: e->cb, 1 (plain), or 0 (neither). */
+/* Which of our layouts md is (a layout code), or -1 for none of them. */
 static int md_layout(const ls_engine *e, const dnnl_memory_desc_t *md, const dnnl_dims_t dims,
                      int f32)
 {
-    dnnl_memory_desc_t cand;
-    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, conv_dt(e, e->block_tag, f32), e->block_tag) &&
-        dnnl_memory_desc_equal(md, &cand))
-        return e->cb;
-    if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, dnnl_f32, dnnl_nchw) &&
-        dnnl_memory_desc_equal(md, &cand))
-        return 1;
-    return 0;
+    static const int lays[4] = {16, 8, LAY_NHWC, 1};
+    for (int k = 0; k < 4; k++) {
+        dnnl_memory_desc_t cand;
+        dnnl_format_tag_t tag = tag_of(lays[k]);
+        if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, conv_dt(e, tag, f32), tag) &&
+            dnnl_memory_desc_equal(md, &cand))
+            return lays[k];
+    }
+    return -1;
 }
 
 /* A 1x1 conv whose only consumer is a 3x3 depthwise conv (stride 1 or 2,
@@ -559,30 +628,30 @@ static int upload_bias(ls_engine *e, int ni, const ls_node *n, dnnl_primitive_de
     return rc;
 }
 
-/* A float temporary holding v in channel block cb (for a float conv in a
- * native bf16 engine). */
-static int float_temp(ls_engine *e, int ni, int v, int cb, ls_error *err)
+/* A float temporary holding v in layout lay (for a float conv in a native
+ * bf16 engine). */
+static int float_temp(ls_engine *e, int ni, int v, int lay, ls_error *err)
 {
-    int t = temp_like(e, v, cb, err);
+    int t = temp_like(e, v, lay, err);
     if (t < 0) return t;
     e->evs[t].f32 = 1;
     int rc = add_copy(e, ni, v, t, 0, err);
     return rc ? rc : t;
 }
 
-/* A temporary holding v in channel block cb with a zero border pad[4]
- * (top, left, bottom, right), filled by a resize step with identity taps. */
-static int add_border(ls_engine *e, int ni, int v, int cb, const int pad[4], ls_error *err)
+/* A temporary holding v in layout lay with a zero border pad[4] (top, left,
+ * bottom, right), filled by a resize step with identity taps. */
+static int add_border(ls_engine *e, int ni, int v, int lay, const int pad[4], ls_error *err)
 {
-    int src = in_layout(e, ni, v, cb, 0, err);
+    int src = in_layout(e, ni, v, lay, NEED_VIEW, err);
     if (src < 0) return src;
-    int t = temp_like(e, src, cb, err);
+    int t = temp_like(e, src, lay, err);
     if (t < 0) return t;
     ev *x = &e->evs[t];
     int64_t h = x->h, w = x->w;
     x->h += pad[0] + pad[2];
     x->w += pad[1] + pad[3];
-    x->isize = round_up(x->c, cb) * x->h * x->w;
+    x->isize = round_up(x->c, cb_of(lay)) * x->h * x->w;
     step *s = new_step(e, ST_RESIZE, ni, err);
     if (!s) return LS_ERR_NOMEM;
     s->src = src;
@@ -611,12 +680,18 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     int bslot = conv_bias_slot(n);
     int64_t N = y->dims[0];
     int src = n->in[0], dst = dw ? dw->out : n->out;
-    int per_item =
-        N > 1 && !(e->evs[src].kind == EV_ARENA && dense(&e->evs[src]) && dense(&e->evs[dst]));
+    const ev *sv = &e->evs[src], *dv = &e->evs[dst];
+    /* An nhwc slot of a concat is read or written through a dense temporary
+     * (oneDNN 2.6 has only reference code for strided nhwc), so it counts as
+     * dense here. */
+    int per_item = N > 1 && !(sv->kind == EV_ARENA && (dense(sv) || !item_contig(sv)) &&
+                              (dense(dv) || !item_contig(dv)));
     int64_t nb = per_item ? 1 : N;
+    /* The layouts the propagation gave the two values. */
+    dnnl_format_tag_t src_tag = tag_of(sv->lay), dst_tag = tag_of(dv->lay);
 
-    /* Our layout on both sides first; if that only has reference code, let
-     * oneDNN choose and convert around it. */
+    /* The values' layouts on both sides first; if that only has reference
+     * code, let oneDNN choose and convert around it. */
     dnnl_primitive_desc_t pd = NULL;
     /* oneDNN sizes its work split (and scratchpad) for the threads current
      * when the primitive is created: create it for the threads it runs on. */
@@ -631,19 +706,22 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
      * JIT kernel for it (AVX-512), rather than being copied into dst first. */
     int res = a->residual >= 0 ? n->in[a->residual] : -1;
     const ev *rv = res >= 0 ? &e->evs[res] : NULL;
-    int binary = rv && !dw && rv->kind == EV_ARENA && rv->cb == e->cb && e->evs[dst].cb == e->cb &&
-                 !same_storage(e, res, dst) && (per_item || dense(rv));
+    int binary = rv && !dw && rv->kind == EV_ARENA && !is_plain(rv) && rv->lay == dv->lay &&
+                 !same_storage(e, res, dst) && (per_item ? item_contig(rv) : dense(rv));
     dnnl_status_t st = dnnl_unimplemented;
     if (binary) {
-        st = try_conv_pd(e, n, dw, nb, e->block_tag, e->block_tag, with_bias, NULL, 0, 1, &pd);
+        st = try_conv_pd(e, n, dw, nb, src_tag, dst_tag, with_bias, NULL, 0, 1, &pd);
         if (st != dnnl_success || !strncmp(pd_impl(pd), "ref", 3)) {
             if (pd) dnnl_primitive_desc_destroy(pd);
             pd = NULL;
             binary = 0;
         }
     }
-    if (!binary)
-        st = try_conv_pd(e, n, dw, nb, e->block_tag, e->block_tag, with_bias, NULL, 0, 0, &pd);
+    if (!binary) st = try_conv_pd(e, n, dw, nb, src_tag, dst_tag, with_bias, NULL, 0, 0, &pd);
+    /* oneDNN 2.6 offers its fused 1x1+depthwise kernel on nhwc too, but it
+     * computes garbage there (test_expand_depthwise: errors of 1e12 at batch
+     * 3): fused pairs only between blocked layouts. */
+    if (dw && (sv->lay == LAY_NHWC || dv->lay == LAY_NHWC)) st = dnnl_unimplemented;
     if (dw && (st != dnnl_success || !strncmp(pd_impl(pd), "ref", 3))) {
         /* No fast fused kernel: run the two convs apart. */
         if (pd) dnnl_primitive_desc_destroy(pd);
@@ -654,7 +732,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     /* A plain source (few input channels: the first conv of a network), then
      * whatever oneDNN likes, if both sides are layouts we keep. */
     const dnnl_format_tag_t alt_src[2] = {dnnl_nchw, dnnl_format_tag_any};
-    const dnnl_format_tag_t alt_dst[2] = {e->block_tag, dnnl_format_tag_any};
+    const dnnl_format_tag_t alt_dst[2] = {dst_tag, dnnl_format_tag_any};
     for (int k = 0; k < 2 && st == dnnl_success && !strncmp(pd_impl(pd), "ref", 3); k++) {
         dnnl_primitive_desc_t alt = NULL;
         if (try_conv_pd(e, n, NULL, nb, alt_src[k], alt_dst[k], bslot >= 0, NULL, 0, 0, &alt) ==
@@ -662,8 +740,8 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
             dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
                         dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
             if (strncmp(pd_impl(alt), "ref", 3) &&
-                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_src_md, 0), sd, 0) &&
-                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_dst_md, 0), dd, 0)) {
+                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_src_md, 0), sd, 0) >= 0 &&
+                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_dst_md, 0), dd, 0) >= 0) {
                 dnnl_primitive_desc_destroy(pd);
                 pd = alt;
             } else {
@@ -683,7 +761,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
             moved |= pre.pad[k];
         }
         dnnl_primitive_desc_t padded = NULL;
-        if (moved && try_conv_pd(e, n, NULL, nb, e->block_tag, e->block_tag, with_bias, &pre, 0, 0,
+        if (moved && try_conv_pd(e, n, NULL, nb, src_tag, dst_tag, with_bias, &pre, 0, 0,
                                  &padded) == dnnl_success &&
             strncmp(pd_impl(padded), "ref", 3)) {
             dnnl_primitive_desc_destroy(pd);
@@ -700,8 +778,8 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
                     !strncmp(pd_impl(pd), "ref", 3);
          k++) {
         dnnl_primitive_desc_t alt = NULL;
-        if (try_conv_pd(e, n, NULL, nb, k ? e->block_tag : dnnl_nchw, e->block_tag, with_bias,
-                        NULL, 1, 0, &alt) == dnnl_success &&
+        if (try_conv_pd(e, n, NULL, nb, k ? src_tag : dnnl_nchw, dst_tag, with_bias, NULL, 1, 0,
+                        &alt) == dnnl_success &&
             strncmp(pd_impl(alt), "ref", 3)) {
             dnnl_primitive_desc_destroy(pd);
             pd = alt;
@@ -717,17 +795,24 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
                 dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
     const dnnl_memory_desc_t *dst_md =
         dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_DST);
-    int src_cb = md_layout(e, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd, f32);
-    int dst_cb = md_layout(e, dst_md, dd, f32);
+    int src_lay = md_layout(e, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd, f32);
+    int dst_lay = md_layout(e, dst_md, dd, f32);
     int rc = LS_OK;
+    if (src_lay < 0 || dst_lay < 0) { /* only a layout we do not keep: cannot happen (the tries
+                                         above ask for ours, "any" only if it gives ours) */
+        dnnl_primitive_desc_destroy(pd);
+        return ls_error_set(err, LS_ERR_INTERNAL, "node '%s': oneDNN chose a layout we do not keep",
+                            node_name(e, ni));
+    }
     int csrc = pre.pad[0] | pre.pad[1] | pre.pad[2] | pre.pad[3]
-                   ? add_border(e, ni, src, src_cb, pre.pad, err)
-                   : f32 && src_cb > 1 ? float_temp(e, ni, src, src_cb, err)
-                                       : in_layout(e, ni, src, src_cb, !per_item, err);
+                   ? add_border(e, ni, src, src_lay, pre.pad, err)
+               : f32 && src_lay != 1
+                   ? float_temp(e, ni, src, src_lay, err)
+                   : in_layout(e, ni, src, src_lay, per_item ? NEED_ITEM : NEED_DENSE, err);
     if (csrc < 0) rc = csrc;
     int cdst = dst;
-    if (!rc && (e->evs[dst].cb != dst_cb || (f32 && dst_cb > 1))) {
-        cdst = temp_like(e, dst, dst_cb, err);
+    if (!rc && (e->evs[dst].lay != dst_lay || (f32 && dst_lay != 1) || !item_contig(&e->evs[dst]))) {
+        cdst = temp_like(e, dst, dst_lay, err);
         if (cdst < 0) rc = cdst;
         else e->evs[cdst].f32 = f32;
     }
@@ -773,7 +858,8 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     if (!rc) DN(dnnl_primitive_create(&s->prim, pd));
     dnnl_primitive_desc_destroy(pd);
     if (rc) return rc;
-    e->flops += conv_flops(e->g, n) + (dw ? conv_flops(e->g, dw) : 0);
+    s->flops = conv_flops(e->g, n) + (dw ? conv_flops(e->g, dw) : 0);
+    e->flops += s->flops;
     return cdst != dst ? add_copy(e, ni, cdst, dst, 0, err) : LS_OK;
 }
 
@@ -782,15 +868,15 @@ static int compile_elementwise(ls_engine *e, int ni, ls_error *err)
 {
     const ls_node *n = &e->g->nodes[ni];
     int dst = n->out;
-    int cb = e->evs[dst].cb;
-    int src = in_layout(e, ni, n->in[0], cb, 0, err);
+    int lay = e->evs[dst].lay;
+    int src = in_layout(e, ni, n->in[0], lay, NEED_VIEW, err);
     if (src < 0) return src;
     step *s;
     switch (n->op) {
     case LS_OP_BATCHNORM: {
         s = new_step(e, ST_AFFINE, ni, err);
         if (!s) return LS_ERR_NOMEM;
-        int64_t C = e->evs[dst].c, cpad = round_up(C, cb);
+        int64_t C = e->evs[dst].c, cpad = round_up(C, cb_of(lay));
         s->scale = calloc((size_t)cpad, sizeof(float));
         s->shift = calloc((size_t)cpad, sizeof(float));
         if (!s->scale || !s->shift) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
@@ -822,10 +908,10 @@ static int compile_add(ls_engine *e, int ni, ls_error *err)
     const ls_value *a = &e->g->values[n->in[0]], *b = &e->g->values[n->in[1]];
     if (a->ndim != b->ndim || memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->ndim))
         return compile_ref(e, ni, err); /* broadcast */
-    int cb = e->evs[n->out].cb;
-    int sa = in_layout(e, ni, n->in[0], cb, 0, err);
+    int lay = e->evs[n->out].lay;
+    int sa = in_layout(e, ni, n->in[0], lay, NEED_VIEW, err);
     if (sa < 0) return sa;
-    int sb = in_layout(e, ni, n->in[1], cb, 0, err);
+    int sb = in_layout(e, ni, n->in[1], lay, NEED_VIEW, err);
     if (sb < 0) return sb;
     step *s = new_step(e, ST_ADD, ni, err);
     if (!s) return LS_ERR_NOMEM;
@@ -850,7 +936,8 @@ static int compile_concat(ls_engine *e, int ni, ls_error *err)
         int v = n->in[k];
         const ev *x = &e->evs[v];
         /* Inputs placed in their slot by their producer need nothing. */
-        if (!(x->alias == n->out && x->alias_off == c_off * x->h * x->w)) {
+        int64_t slot_off = x->lay == LAY_NHWC ? c_off : c_off * x->h * x->w;
+        if (!(x->alias == n->out && x->alias_off == slot_off)) {
             int rc = add_copy(e, ni, v, n->out, c_off, err);
             if (rc) return rc;
         }
@@ -891,7 +978,7 @@ static int compile_resize_pad(ls_engine *e, int ni, int rz, int pd, ls_error *er
     const ls_value *y = &g->values[dst];
     const int64_t *p = pd >= 0 ? g->nodes[pd].attr.pad.pads : NULL;
     const ls_resize_attr *a = rz >= 0 ? &g->nodes[rz].attr.resize : NULL;
-    int s_in = in_layout(e, ni, src, e->evs[dst].cb, 0, err);
+    int s_in = in_layout(e, ni, src, e->evs[dst].lay, NEED_VIEW, err);
     if (s_in < 0) return s_in;
     step *s = new_step(e, ST_RESIZE, ni, err);
     if (!s) return LS_ERR_NOMEM;
@@ -914,14 +1001,14 @@ static int compile_reshape(ls_engine *e, int ni, ls_error *err)
     const ls_node *n = &e->g->nodes[ni];
     int src = n->in[0], dst = n->out;
     if (e->evs[dst].alias == src) return LS_OK; /* a view */
-    int plain = e->evs[dst].cb == 1 && dense(&e->evs[dst]) ? dst : temp_like(e, dst, 1, err);
+    int plain = is_plain(&e->evs[dst]) && dense(&e->evs[dst]) ? dst : temp_like(e, dst, 1, err);
     if (plain < 0) return plain;
     int view = new_ev(e, err);
     if (view < 0) return view;
     ev *v = &e->evs[view];
     *v = e->evs[src];
     v->kind = EV_ARENA;
-    v->cb = 1;
+    v->lay = 1;
     v->isize = v->c * v->h * v->w;
     v->alias = plain;
     v->alias_off = 0;
@@ -962,6 +1049,136 @@ static int compile_node(ls_engine *e, int ni, ls_error *err)
     return ls_error_set(err, LS_ERR_UNSUPPORTED, "node '%s': unsupported op", node_name(e, ni));
 }
 
+/* ---- compile: layouts ---- */
+
+/* The layouts oneDNN picks for conv node ni's source and destination when
+ * left to it (format_tag_any, this precision, this CPU's ISA), as layout
+ * codes; -1 where it has only reference code or a layout we do not keep. */
+static void conv_pref(ls_engine *e, int ni, int *src_lay, int *dst_lay)
+{
+    const ls_node *n = &e->g->nodes[ni];
+    const ls_value *x = &e->g->values[n->in[0]], *y = &e->g->values[n->out];
+    *src_lay = *dst_lay = -1;
+    /* oneDNN's choice may depend on the threads it is created for. */
+    omp_set_num_threads(conv_flops(e->g, n) < SMALL_CONV_FLOPS ? 1 : e->threads);
+    dnnl_primitive_desc_t pd = NULL;
+    if (try_conv_pd(e, n, NULL, y->dims[0], dnnl_format_tag_any, dnnl_format_tag_any,
+                    conv_bias_slot(n) >= 0, NULL, 0, 0, &pd) == dnnl_success &&
+        strncmp(pd_impl(pd), "ref", 3)) {
+        dnnl_dims_t sd = {x->dims[0], x->dims[1], x->dims[2], x->dims[3]},
+                    dd = {y->dims[0], y->dims[1], y->dims[2], y->dims[3]};
+        *src_lay = md_layout(e, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd, 0);
+        *dst_lay = md_layout(e, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dd, 0);
+    }
+    if (pd) dnnl_primitive_desc_destroy(pd);
+}
+
+static int is_conv4(const ls_graph *g, const ls_node *n)
+{
+    return n->op == LS_OP_CONV && g->values[n->in[0]].ndim == 4 && g->values[n->out].ndim == 4;
+}
+
+/* Layout propagation: every 4-D activation gets one layout (e->vlay), so
+ * that a reorder is needed only where two steps really disagree.
+ *  1. each conv says what it wants on both sides (the policy: oneDNN's
+ *     format_tag_any choice, or a fixed layout);
+ *  2. a conv's output takes the layout its conv writes; a graph input, a
+ *     concat, a resize/pad and a reshape take what the first conv reading it
+ *     wants (else: a resize/pad keeps its input's layout, the rest the layout
+ *     most convs write); elementwise ops keep their input's layout (our
+ *     kernels run on any);
+ *  3. concat rule: a channel concat is one buffer in one layout, the one its
+ *     consumer conv reads (it reads the whole buffer, its producers write
+ *     only their slot). Producers that are our kernels (resize, pad, copies,
+ *     elementwise) take the concat's layout and write straight into their
+ *     slot; a conv producer keeps its own choice and writes its slot in
+ *     place only where oneDNN can (a blocked slot starting at a whole block,
+ *     see plan_aliases), else the concat copies it in. Walked from the last
+ *     node back so that a concat inside a concat follows the outer one.
+ * Whatever is chosen, compile_conv asks oneDNN for these layouts and falls
+ * back (with reorders) where it has no fast kernel for them. */
+static int assign_layouts(ls_engine *e, ls_error *err)
+{
+    const ls_graph *g = e->g;
+    int *psrc = malloc(((size_t)g->n_nodes + 1) * sizeof *psrc);
+    int *pdst = malloc(((size_t)g->n_nodes + 1) * sizeof *pdst);
+    if (!psrc || !pdst) {
+        free(psrc);
+        free(pdst);
+        return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+    }
+    int votes[17] = {0}, convs = 0;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const ls_node *n = &g->nodes[ni];
+        psrc[ni] = pdst[ni] = -1;
+        if (!is_conv4(g, n)) continue;
+        switch (e->layout) {
+        case LS_LAYOUT_NHWC: psrc[ni] = pdst[ni] = LAY_NHWC; break;
+        case LS_LAYOUT_MIXED: psrc[ni] = pdst[ni] = convs % 2 ? e->cb : LAY_NHWC; break;
+        case LS_LAYOUT_ANY: conv_pref(e, ni, &psrc[ni], &pdst[ni]); break;
+        default: psrc[ni] = pdst[ni] = e->cb; break;
+        }
+        convs++;
+        if (pdst[ni] >= 0) votes[pdst[ni]]++;
+    }
+    /* The layout of values no conv decides: ANY's is the one most convs
+     * write (ties: blocked); MIXED's nhwc (its convs make the blocked ones). */
+    int def = e->layout == LS_LAYOUT_NHWC || e->layout == LS_LAYOUT_MIXED ? LAY_NHWC : e->cb;
+    static const int cands[3] = {LAY_NHWC, 8, 16};
+    for (int k = 0; k < 3 && e->layout == LS_LAYOUT_ANY; k++)
+        if (votes[cands[k]] > votes[def]) def = cands[k];
+    for (int i = 0; i < g->n_values; i++) e->vlay[i] = 1;
+    /* first conv reading value v as its source: its wish, or -1 */
+#define READER_WANTS(v, out)                                                                       \
+    do {                                                                                           \
+        out = -1;                                                                                  \
+        for (int k_ = 0; k_ < g->n_nodes && out < 0; k_++)                                         \
+            if (g->nodes[k_].op == LS_OP_CONV && g->nodes[k_].in[0] == (v)) out = psrc[k_];        \
+    } while (0)
+    for (int k = 0; k < g->n_inputs; k++) {
+        int v = g->inputs[k], want;
+        if (g->values[v].ndim != 4) continue;
+        READER_WANTS(v, want);
+        e->vlay[v] = want >= 0 ? want : def;
+    }
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const ls_node *n = &g->nodes[ni];
+        int out = n->out, want;
+        if (g->values[out].ndim != 4) continue;
+        int in0 = n->in[0] >= 0 && g->values[n->in[0]].ndim == 4 && !g->values[n->in[0]].data
+                      ? e->vlay[n->in[0]]
+                      : def;
+        switch (n->op) {
+        case LS_OP_CONV: e->vlay[out] = pdst[ni] >= 0 ? pdst[ni] : def; break;
+        case LS_OP_RESIZE:
+        case LS_OP_PAD:
+            READER_WANTS(out, want);
+            e->vlay[out] = want >= 0 ? want : in0;
+            break;
+        case LS_OP_CONCAT:
+        case LS_OP_RESHAPE:
+            READER_WANTS(out, want);
+            e->vlay[out] = want >= 0 ? want : def;
+            break;
+        default: e->vlay[out] = in0; break; /* elementwise */
+        }
+    }
+#undef READER_WANTS
+    for (int ni = g->n_nodes - 1; ni >= 0; ni--) {
+        const ls_node *n = &g->nodes[ni];
+        if (n->op != LS_OP_CONCAT || g->values[n->out].ndim != 4 || concat_axis(g, n) != 1)
+            continue;
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->in[k], p = e->producer[v];
+            if (!g->values[v].data && (p < 0 || g->nodes[p].op != LS_OP_CONV))
+                e->vlay[v] = e->vlay[n->out];
+        }
+    }
+    free(psrc);
+    free(pdst);
+    return LS_OK;
+}
+
 /* ---- compile: storage ---- */
 
 static int is_graph_output(const ls_graph *g, int v)
@@ -977,16 +1194,31 @@ static void plan_aliases(ls_engine *e)
     for (int ni = 0; ni < g->n_nodes; ni++) {
         const ls_node *n = &g->nodes[ni];
         if (n->op == LS_OP_CONCAT && g->values[n->out].ndim == 4 && concat_axis(g, n) == 1) {
+            const ev *cat = &e->evs[n->out];
             int64_t c_off = 0;
             for (int k = 0; k < n->n_in; k++) {
                 ev *x = &e->evs[n->in[k]];
                 int dup = 0;
                 for (int j = 0; j < k; j++) dup |= n->in[j] == n->in[k];
                 int is_last = k == n->n_in - 1;
-                if (x->kind == EV_ARENA && x->alias < 0 && !dup && x->cb == e->cb &&
-                    c_off % e->cb == 0 && (x->c % e->cb == 0 || is_last)) {
+                /* Blocked: a slot starts at a whole channel block (and only
+                 * the last may end inside one). nhwc: any channel offset, but
+                 * not for a conv's output: oneDNN 2.6 runs a conv writing a
+                 * strided nhwc slot as reference code, so the concat copies
+                 * that input into its slot (the rule: a concat's layout is
+                 * what its consumer conv wants, see assign_layouts; its
+                 * producers follow where they can write it in place). */
+                int in_place;
+                if (x->lay == LAY_NHWC) {
+                    int p = g->values[n->in[k]].producer;
+                    in_place = p < 0 || g->nodes[p].op != LS_OP_CONV;
+                } else {
+                    int cb = cb_of(x->lay);
+                    in_place = c_off % cb == 0 && (x->c % cb == 0 || is_last);
+                }
+                if (x->kind == EV_ARENA && x->alias < 0 && !dup && x->lay == cat->lay && in_place) {
                     x->alias = n->out;
-                    x->alias_off = c_off * x->h * x->w;
+                    x->alias_off = x->lay == LAY_NHWC ? c_off : c_off * x->h * x->w;
                 }
                 c_off += x->c;
             }
@@ -998,12 +1230,12 @@ static void plan_aliases(ls_engine *e)
             int r = n->in[n->attr.conv.residual];
             ev *x = &e->evs[r], *y = &e->evs[n->out];
             if (x->kind == EV_ARENA && x->alias < 0 && r != n->in[0] && e->last_consumer[r] == ni &&
-                !is_graph_output(g, r) && x->cb == y->cb && x->isize == y->isize && x->n == y->n)
+                !is_graph_output(g, r) && x->lay == y->lay && x->isize == y->isize && x->n == y->n)
                 x->alias = n->out;
         }
         if (n->op == LS_OP_RESHAPE) {
             ev *x = &e->evs[n->in[0]], *y = &e->evs[n->out];
-            if (x->kind == EV_ARENA && x->cb == 1 && y->cb == 1 && x->n == y->n &&
+            if (x->kind == EV_ARENA && is_plain(x) && is_plain(y) && x->n == y->n &&
                 x->isize == y->isize && y->alias < 0)
                 y->alias = n->in[0];
         }
@@ -1018,6 +1250,7 @@ static void resolve(ls_engine *e)
             v->root = i;
             v->off = 0;
             v->istride = v->isize;
+            v->ps = v->c;
             continue;
         }
         int r = i;
@@ -1029,6 +1262,7 @@ static void resolve(ls_engine *e)
         v->root = r;
         v->off = off;
         v->istride = v->flat ? v->isize : e->evs[r].isize;
+        v->ps = e->evs[r].c; /* nhwc aliases are all nhwc: concat slots and in-place sums */
     }
 }
 
@@ -1135,6 +1369,8 @@ void ls_engine_destroy(ls_engine *e)
     free(e->evs);
     free(e->consumers);
     free(e->last_consumer);
+    free(e->producer);
+    free(e->vlay);
     free(e->skip);
     free(e->dw_of);
     free(e);
@@ -1143,6 +1379,18 @@ void ls_engine_destroy(ls_engine *e)
 static int setup_values(ls_engine *e, ls_error *err)
 {
     const ls_graph *g = e->g;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const ls_node *n = &g->nodes[ni];
+        e->producer[n->out] = ni;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0) {
+                e->consumers[n->in[k]]++;
+                e->last_consumer[n->in[k]] = ni;
+            }
+    }
+    for (int k = 0; k < g->n_outputs; k++) e->consumers[g->outputs[k]]++;
+    int rc = assign_layouts(e, err);
+    if (rc) return rc;
     for (int i = 0; i < g->n_values; i++) {
         int v = new_ev(e, err);
         if (v < 0) return v;
@@ -1154,22 +1402,13 @@ static int setup_values(ls_engine *e, ls_error *err)
             shape_ev(x, gv, 1);
         } else {
             x->kind = EV_ARENA;
-            shape_ev(x, gv, gv->ndim == 4 ? e->cb : 1);
+            shape_ev(x, gv, gv->ndim == 4 ? e->vlay[i] : 1);
         }
         for (int d = 0; d < gv->ndim; d++)
             if (gv->dims[d] < 1 || gv->dims[d] > ((int64_t)1 << 31))
                 return ls_error_set(err, LS_ERR_FORMAT, "value '%s' has a bad dimension",
                                     gv->name ? gv->name : "?");
     }
-    for (int ni = 0; ni < g->n_nodes; ni++) {
-        const ls_node *n = &g->nodes[ni];
-        for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] >= 0) {
-                e->consumers[n->in[k]]++;
-                e->last_consumer[n->in[k]] = ni;
-            }
-    }
-    for (int k = 0; k < g->n_outputs; k++) e->consumers[g->outputs[k]]++;
     return LS_OK;
 }
 
@@ -1267,13 +1506,28 @@ static int compile(ls_engine *e, ls_error *err)
     return plan_arena(e, err);
 }
 
+/* LS_LAYOUT_AUTO: which policy runs for this precision on this CPU class. */
+static ls_layout_policy auto_layout(ls_precision prec, int native_bf16, int avx512)
+{
+    (void)prec;
+    (void)native_bf16;
+    (void)avx512;
+    return LS_LAYOUT_ANY;
+}
+
 int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_engine **out,
                      ls_error *err)
+{
+    return ls_engine_create_ex(g, precision, threads, LS_LAYOUT_AUTO, out, err);
+}
+
+int ls_engine_create_ex(const ls_graph *g, ls_precision precision, int threads,
+                        ls_layout_policy layout, ls_engine **out, ls_error *err)
 {
     if (!out) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_create: NULL out");
     *out = NULL;
     if (!g || (precision != LS_PREC_FP32 && precision != LS_PREC_BF16) || threads < 1 ||
-        threads > 1024)
+        threads > 1024 || (int)layout < LS_LAYOUT_AUTO || layout > LS_LAYOUT_MIXED)
         return ls_error_set(err, LS_ERR_INVALID_ARG,
                             "ls_engine_create: bad graph, precision or thread count");
     int rc = check_graph(g, err);
@@ -1291,11 +1545,17 @@ int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_
     e->block_tag = avx512 ? dnnl_nChw16c : dnnl_nChw8c;
     e->native_bf16 = precision == LS_PREC_BF16 &&
                      (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+    e->policy = layout;
+    e->layout = layout == LS_LAYOUT_AUTO ? auto_layout(precision, e->native_bf16, avx512) : layout;
     e->consumers = calloc((size_t)g->n_values + 1, sizeof(int));
     e->last_consumer = calloc((size_t)g->n_values + 1, sizeof(int));
+    e->producer = malloc(((size_t)g->n_values + 1) * sizeof(int));
+    e->vlay = calloc((size_t)g->n_values + 1, sizeof(int));
     e->skip = calloc((size_t)g->n_nodes + 1, sizeof(int));
     e->dw_of = calloc((size_t)g->n_nodes + 1, sizeof(int));
-    if (!e->consumers || !e->last_consumer || !e->skip || !e->dw_of) {
+    if (e->producer)
+        for (int i = 0; i < g->n_values; i++) e->producer[i] = -1;
+    if (!e->consumers || !e->last_consumer || !e->producer || !e->vlay || !e->skip || !e->dw_of) {
         ls_engine_destroy(e);
         return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
     }
@@ -1320,7 +1580,8 @@ int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_
 static ls_view view_of(const ls_engine_ctx *c, int evi)
 {
     const ev *v = &c->e->evs[evi];
-    ls_view out = {NULL, v->istride, v->n, v->c, v->h, v->w, v->cb, ev_bf16(c->e, v), 0, v->c};
+    ls_view out = {NULL,         v->istride,       v->n, v->c, v->h, v->w, cb_of(v->lay),
+                   ev_bf16(c->e, v), v->lay == LAY_NHWC, v->ps};
     switch (v->kind) {
     case EV_ARENA: {
         ls_view root = out;
@@ -1543,6 +1804,29 @@ void ls_engine_ctx_print_profile(const ls_engine_ctx *c, FILE *out)
     for (int k = 0; k < 8; k++)
         if (by_kind[k] > 0) fprintf(out, " %s %.2f", step_kind_names[k], by_kind[k]);
     fputc('\n', out);
+    /* Convs by class: time, share of the FLOPs and GFLOP/s. */
+    static const char *const classes[4] = {"1x1", "1x1+dw", "depthwise", "dense"};
+    double ms[4] = {0}, fl[4] = {0};
+    int count[4] = {0};
+    for (int i = 0; i < e->n_steps; i++) {
+        const step *s = &e->steps[i];
+        if (s->kind != ST_CONV) continue;
+        const ls_node *n = &e->g->nodes[s->node];
+        const ls_conv_attr *a = &n->attr.conv;
+        int k = s->dw_wei                                                            ? 1
+                : a->kernel[0] == 1 && a->kernel[1] == 1 && a->group == 1            ? 0
+                : a->group > 1 && a->group == e->g->values[n->in[0]].dims[1] ? 2
+                                                                                     : 3;
+        ms[k] += c->step_ms[i] / runs;
+        fl[k] += s->flops;
+        count[k]++;
+    }
+    fprintf(out, "conv classes:");
+    for (int k = 0; k < 4; k++)
+        if (count[k])
+            fprintf(out, " %s %d convs %.2f ms %.3f GFLOP %.1f GFLOP/s;", classes[k], count[k],
+                    ms[k], fl[k] / 1e9, ms[k] > 0 ? fl[k] / (ms[k] * 1e6) : 0.0);
+    fputc('\n', out);
 }
 
 double ls_engine_flops(const ls_engine *e) { return e ? e->flops : 0; }
@@ -1586,11 +1870,9 @@ void ls_engine_describe(const ls_engine *e, FILE *out)
         fprintf(out, "%3d %-10s %-24s", i, kinds[s->kind],
                 s->node >= 0 ? node_name(e, s->node) : "(io)");
         if (d)
-            fprintf(out, " -> [%ld,%ld,%ld,%ld]/%s", (long)d->n, (long)d->c, (long)d->h, (long)d->w,
-                    d->kind != EV_ARENA ? "nchw-io"
-                    : d->cb == 16       ? "nChw16c"
-                    : d->cb == 8        ? "nChw8c"
-                                        : "nchw");
+            fprintf(out, " -> [%ld,%ld,%ld,%ld]/%s%s", (long)d->n, (long)d->c, (long)d->h,
+                    (long)d->w, d->kind != EV_ARENA ? "nchw-io" : lay_name(d->lay),
+                    d->lay == LAY_NHWC && d->ps != d->c ? "-slot" : "");
         if (d && ev_bf16(e, d)) fputs("/bf16", out);
         if (s->kind == ST_CONV) fprintf(out, " %s%s", s->impl, s->per_item ? " per-item" : "");
         fprintf(out, " threads=%d", s->threads);
@@ -1599,12 +1881,13 @@ void ls_engine_describe(const ls_engine *e, FILE *out)
     }
     fprintf(out,
             "steps %d: conv %d, copy %d, resize %d, other %d; reference convs %d; arena %.1f MB; "
-            "%.3f GFLOP per run; precision %s%s\n",
+            "%.3f GFLOP per run; precision %s%s; layouts %s\n",
             e->n_steps, counts[ST_CONV], counts[ST_COPY], counts[ST_RESIZE],
             e->n_steps - counts[ST_CONV] - counts[ST_COPY] - counts[ST_RESIZE],
             ls_engine_ref_convs(e), (double)ls_engine_arena_bytes(e) / 1e6, e->flops / 1e9,
             ls_precision_name(e->prec),
             e->native_bf16              ? " (native: bfloat16 activations and kernels)"
             : e->prec == LS_PREC_BF16   ? " (emulated: float kernels, values rounded to bfloat16)"
-                                        : "");
+                                        : "",
+            ls_layout_name(e->layout));
 }

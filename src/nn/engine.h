@@ -3,8 +3,9 @@
  * ls_engine_create compiles one graph (one batch size, one precision) into
  * oneDNN convolution primitives with fused post-ops (ReLU; sum for a fused
  * residual, computed in place in the residual's buffer), activations kept in
- * oneDNN's blocked layout between ops (nChw16c on AVX-512 CPUs, nChw8c on
- * AVX2 ones), and the engine's own kernels for everything else: a table-driven resize that writes straight into its
+ * the layout oneDNN picks for the convs around them (nhwc or nChw16c on
+ * AVX-512 CPUs, nChw8c on AVX2 ones; see ls_layout_policy), and the engine's
+ * own kernels for everything else: a table-driven resize that writes straight into its
  * slot of a concat buffer (with any zero Pad after it folded into the write),
  * so a UNet skip connection's conv and the upsample fill the two halves of
  * one preallocated buffer and no concat is ever copied. The compiled engine
@@ -52,9 +53,32 @@ typedef struct ls_engine_ctx ls_engine_ctx;
  * of each primitive for a thread count fixed when it is created, so the
  * count belongs to the engine (small steps run on one thread). The graph
  * must outlive the engine (constants are read at compile time; shapes and
- * names for messages and the reference fallback). */
+ * names for messages and the reference fallback). Layouts: LS_LAYOUT_AUTO. */
 int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_engine **out,
                      ls_error *err);
+
+/* How activation layouts are chosen. Whatever the policy, every value gets
+ * one layout (nhwc, nChw16c, nChw8c or plain NCHW) and a reorder is inserted
+ * only where a value's layout and what a step reads disagree; results are
+ * the same sums (the tests check every policy against the reference). */
+typedef enum ls_layout_policy {
+    LS_LAYOUT_AUTO = 0, /* the measured-faster of ANY and BLOCKED for this precision and
+                           CPU class (engine.c says which and why) */
+    LS_LAYOUT_ANY,      /* each conv's layouts left to oneDNN (format_tag_any), then
+                           propagated to the values around it */
+    LS_LAYOUT_BLOCKED,  /* nChw16c on AVX-512 CPUs, nChw8c on AVX2 ones, everywhere */
+    LS_LAYOUT_NHWC,     /* nhwc everywhere */
+    LS_LAYOUT_MIXED     /* convs alternate between nhwc and blocked (tests: every reorder,
+                           mixed concat and slot path runs) */
+} ls_layout_policy;
+
+int ls_engine_create_ex(const ls_graph *g, ls_precision precision, int threads,
+                        ls_layout_policy layout, ls_engine **out, ls_error *err);
+/* "auto", "any", "blocked", "nhwc", "mixed" -> policy; LS_ERR_INVALID_ARG otherwise. */
+int ls_layout_parse(const char *text, ls_layout_policy *out, ls_error *err);
+const char *ls_layout_name(ls_layout_policy p);
+/* The policy an engine runs (LS_LAYOUT_AUTO resolved). */
+ls_layout_policy ls_engine_layout(const ls_engine *e);
 void ls_engine_destroy(ls_engine *e);
 
 /* Per-caller run state for e. */

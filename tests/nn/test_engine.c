@@ -1,6 +1,9 @@
 /* The oneDNN engine against the reference executor, op by op, on small
- * hand-built graphs at batch 1 and 3; plus its error handling, bf16 mode
- * and concurrent runs of one engine. */
+ * hand-built graphs at batch 1 and 3, in every layout policy (oneDNN's
+ * choice, blocked, nhwc, and the two alternating so that every reorder and
+ * mixed-concat path runs); plus its error handling, bf16 mode and concurrent
+ * runs of one engine. CMake runs it under several ONEDNN_MAX_CPU_ISA values
+ * (tests/nn/exec.cmake), so each ISA's layouts and kernels run here too. */
 #include "support/test_util.h"
 
 #include <math.h>
@@ -16,7 +19,8 @@
 
 /* Runs t's graph through both executors; returns the largest |engine - ref|
  * relative to max(1, max|ref|) over all outputs. */
-static double engine_vs_ref(tg *t, ls_precision prec, int threads, int describe)
+static double engine_vs_ref_in(tg *t, ls_precision prec, int threads, ls_layout_policy layout,
+                               int describe)
 {
     ls_error err = {0};
     float **in = tg_random_inputs(t, 99);
@@ -24,7 +28,8 @@ static double engine_vs_ref(tg *t, ls_precision prec, int threads, int describe)
     if (ls_ref_run(&t->g, (const float *const *)in, want, &err)) fail_msg("reference: %s", err.msg);
     ls_engine *e = NULL;
     ls_engine_ctx *c = NULL;
-    if (ls_engine_create(&t->g, prec, threads, &e, &err)) fail_msg("engine: %s", err.msg);
+    if (ls_engine_create_ex(&t->g, prec, threads, layout, &e, &err))
+        fail_msg("engine (%s layouts): %s", ls_layout_name(layout), err.msg);
     if (describe) ls_engine_describe(e, stdout);
     if (ls_engine_ctx_create(e, &c, &err)) fail_msg("ctx: %s", err.msg);
     /* Twice: a second run must not depend on what the first left behind. */
@@ -49,14 +54,23 @@ static double engine_vs_ref(tg *t, ls_precision prec, int threads, int describe)
     return worst;
 }
 
+/* The policies every graph runs in (AUTO is one of the first two). */
+static const ls_layout_policy layouts[] = {LS_LAYOUT_ANY, LS_LAYOUT_BLOCKED, LS_LAYOUT_NHWC,
+                                           LS_LAYOUT_MIXED};
+#define N_LAYOUTS (sizeof layouts / sizeof layouts[0])
+
 #define FP32_TOL 2e-5
 
 static void check_fp32(tg *t, const char *what)
 {
-    double d = engine_vs_ref(t, LS_PREC_FP32, 2, getenv("LS_TEST_DESCRIBE") != NULL);
-    if (!(d <= FP32_TOL)) {
-        engine_vs_ref(t, LS_PREC_FP32, 2, 1);
-        fail_msg("%s: engine differs from reference by %g", what, d);
+    for (size_t l = 0; l < N_LAYOUTS; l++) {
+        double d = engine_vs_ref_in(t, LS_PREC_FP32, 2, layouts[l],
+                                    getenv("LS_TEST_DESCRIBE") != NULL);
+        if (!(d <= FP32_TOL)) {
+            engine_vs_ref_in(t, LS_PREC_FP32, 2, layouts[l], 1);
+            fail_msg("%s (%s layouts): engine differs from reference by %g", what,
+                     ls_layout_name(layouts[l]), d);
+        }
     }
 }
 
@@ -107,11 +121,14 @@ static void test_conv_large_padding(void **state)
         int x = tg_input4(t, b, 32, 16, 16);
         tg_output(t, tg_conv(t, x, &spec));
         check_fp32(t, "3x3 s2 p3 32->64");
-        ls_engine *e = NULL;
-        ls_error err;
-        assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
-        assert_int_equal(ls_engine_ref_convs(e), 0);
-        ls_engine_destroy(e);
+        for (size_t l = 0; l < N_LAYOUTS; l++) {
+            ls_engine *e = NULL;
+            ls_error err;
+            assert_int_equal(ls_engine_create_ex(&t->g, LS_PREC_FP32, 2, layouts[l], &e, &err),
+                             LS_OK);
+            assert_int_equal(ls_engine_ref_convs(e), 0);
+            ls_engine_destroy(e);
+        }
         tg_free(t);
     }
 }
@@ -161,8 +178,10 @@ static void test_conv_residual(void **state)
  * engine runs as one oneDNN primitive where oneDNN has a native fused kernel
  * and as two convs elsewhere; stride 1 and 2, odd sizes, with and without
  * bias and ReLU. oneDNN 2.6 offers the fused kernel by size (the first two
- * cases) up to AVX-512 BF16; with AMX its 1x1 convs are brgemm kernels that
- * take no depthwise post-op, so nothing fuses there. */
+ * cases) in the blocked layouts up to AVX-512 BF16; with AMX its 1x1 convs
+ * are brgemm kernels that take no depthwise post-op, so nothing fuses there.
+ * Its fused kernel on nhwc computes garbage, so the engine never fuses a
+ * pair there; other policies fuse where their layouts are blocked. */
 static void test_expand_depthwise(void **state)
 {
     (void)state;
@@ -186,9 +205,19 @@ static void test_expand_depthwise(void **state)
             tg_output(t, tg_conv(t, tg_conv(t, tg_conv(t, x, &ex), &dw), &pr));
             ls_engine *e;
             ls_error err;
-            assert_int_equal(ls_engine_create(&t->g, LS_PREC_FP32, 2, &e, &err), LS_OK);
-            assert_int_equal(ls_engine_fused_convs(e), cases[i].fused && !amx);
+            assert_int_equal(
+                ls_engine_create_ex(&t->g, LS_PREC_FP32, 2, LS_LAYOUT_BLOCKED, &e, &err), LS_OK);
+            int blocked_fused = ls_engine_fused_convs(e);
+            assert_int_equal(blocked_fused, cases[i].fused && !amx);
             ls_engine_destroy(e);
+            for (size_t l = 0; l < N_LAYOUTS; l++) {
+                assert_int_equal(ls_engine_create_ex(&t->g, LS_PREC_FP32, 2, layouts[l], &e, &err),
+                                 LS_OK);
+                int fused = ls_engine_fused_convs(e);
+                assert_true(fused <= blocked_fused);
+                if (layouts[l] == LS_LAYOUT_NHWC) assert_int_equal(fused, 0);
+                ls_engine_destroy(e);
+            }
             char what[96];
             snprintf(what, sizeof what, "expand+dw case %zu variant %d", i, variant);
             check_fp32(t, what);
@@ -351,10 +380,46 @@ static void test_bf16(void **state)
     int y = tg_conv(t, x, &a);
     tg_conv_spec b = {16, 3, 3, 2, 2, {1, 1, 1, 1}, 16, 1, 0, 1, -1};
     tg_output(t, tg_unary(t, LS_OP_SIGMOID, tg_conv(t, y, &b)));
-    double d = engine_vs_ref(t, LS_PREC_BF16, 2, 0);
-    assert_true(d < 2e-2);
-    assert_true(d > 1e-6); /* it really rounded */
+    for (size_t l = 0; l < N_LAYOUTS; l++) {
+        double d = engine_vs_ref_in(t, LS_PREC_BF16, 2, layouts[l], 0);
+        assert_true(d < 2e-2);
+        assert_true(d > 1e-6); /* it really rounded */
+    }
     tg_free(t);
+}
+
+/* bf16 through our own kernels in every layout: the decoder's upsample and
+ * zero pad written into an (unaligned) slot of a concat, a conv's output
+ * copied or written into the other slot, a residual, a reorder around a
+ * ReLU (a reference op in native bf16), at batch 1 and 3. */
+static void test_bf16_layouts(void **state)
+{
+    (void)state;
+    for (int b = 1; b <= 3; b += 2) {
+        tg *t = tg_new(b, 17);
+        int xin = tg_input4(t, b, 6, 11, 11);
+        tg_conv_spec c1 = {24, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1, 1, -1};
+        int skip = tg_conv(t, xin, &c1);
+        tg_conv_spec down = {20, 3, 3, 2, 2, {0, 0, 0, 0}, 1, 1, 1, 1, -1};
+        int low = tg_conv(t, skip, &down); /* 11 -> 5 */
+        int up = tg_resize(t, low, 10, 10, LS_RESIZE_LINEAR, LS_COORD_ALIGN_CORNERS,
+                           LS_NEAREST_ROUND_PREFER_FLOOR, 2, 2);
+        up = tg_pad4(t, up, 0, 0, 1, 1, 0);
+        int cat_in[2] = {up, skip};
+        int cat = tg_concat(t, cat_in, 2, 1); /* 20 + 24: the skip's slot starts mid-block */
+        tg_conv_spec c2 = {24, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, 0, skip};
+        int y = tg_conv(t, cat, &c2);
+        tg_output(t, tg_unary(t, LS_OP_RELU, y));
+        for (size_t l = 0; l < N_LAYOUTS; l++) {
+            double d = engine_vs_ref_in(t, LS_PREC_BF16, 2, layouts[l], 0);
+            if (!(d < 2e-2 && d > 1e-6)) {
+                engine_vs_ref_in(t, LS_PREC_BF16, 2, layouts[l], 1);
+                fail_msg("bf16 %s layouts batch %d: engine differs from reference by %g",
+                         ls_layout_name(layouts[l]), b, d);
+            }
+        }
+        tg_free(t);
+    }
 }
 
 static void test_bad_graphs(void **state)
@@ -473,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_reshape),
         cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_bf16_layouts),
         cmocka_unit_test(test_bad_graphs),
         cmocka_unit_test(test_concurrent_runs),
     };

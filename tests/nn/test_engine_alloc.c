@@ -10,12 +10,13 @@
 #include "nn/test_engine_graphs.h"
 #include "support/alloc_count.h"
 
-static long allocs_per_run(tg *t, int threads, ls_precision prec, int *dnnl_calls)
+static long allocs_per_run_in(tg *t, int threads, ls_precision prec, ls_layout_policy layout,
+                              int *dnnl_calls)
 {
     ls_error err;
     ls_engine *e;
     ls_engine_ctx *c;
-    assert_int_equal(ls_engine_create(&t->g, prec, threads, &e, &err), LS_OK);
+    assert_int_equal(ls_engine_create_ex(&t->g, prec, threads, layout, &e, &err), LS_OK);
     assert_int_equal(ls_engine_ctx_create(e, &c, &err), LS_OK);
     float **in = tg_random_inputs(t, 1), **out = tg_alloc_outputs(t);
     for (int r = 0; r < 3; r++)
@@ -33,8 +34,14 @@ static long allocs_per_run(tg *t, int threads, ls_precision prec, int *dnnl_call
     return per_run;
 }
 
+static long allocs_per_run(tg *t, int threads, ls_precision prec, int *dnnl_calls)
+{
+    return allocs_per_run_in(t, threads, prec, LS_LAYOUT_AUTO, dnnl_calls);
+}
+
 /* Resize, pad, concat, sigmoid, relu, add, batchnorm: all our kernels, in
- * float and in bf16 (native or emulated, whichever this CPU runs). */
+ * float and in bf16 (native or emulated, whichever this CPU runs), in the
+ * blocked and nhwc layouts and with reorders between them. */
 static void test_own_kernels_allocate_nothing(void **state)
 {
     (void)state;
@@ -48,11 +55,15 @@ static void test_own_kernels_allocate_nothing(void **state)
     int add_in[2] = {cat, tg_unary(t, LS_OP_SIGMOID, cat)};
     tg_output(t, tg_node(t, LS_OP_ADD, add_in, 2, 4, d));
     int calls;
-    for (int prec = LS_PREC_FP32; prec <= LS_PREC_BF16; prec++)
-        for (int threads = 2; threads >= 1; threads--) {
-            assert_int_equal(allocs_per_run(t, threads, (ls_precision)prec, &calls), 0);
-            assert_int_equal(calls, 0);
-        }
+    static const ls_layout_policy layouts[] = {LS_LAYOUT_AUTO, LS_LAYOUT_BLOCKED, LS_LAYOUT_NHWC,
+                                               LS_LAYOUT_MIXED};
+    for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++)
+        for (int prec = LS_PREC_FP32; prec <= LS_PREC_BF16; prec++)
+            for (int threads = 2; threads >= 1; threads--) {
+                assert_int_equal(
+                    allocs_per_run_in(t, threads, (ls_precision)prec, layouts[l], &calls), 0);
+                assert_int_equal(calls, 0);
+            }
     tg_free(t);
 }
 
