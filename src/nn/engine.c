@@ -2,11 +2,11 @@
  * kernels, planning its activation memory, and running it.
  *
  * Compilation, in order:
- *  1. every activation gets an "engine value" (ev): 4-D ones in oneDNN's
- *     blocked layout for this CPU's vector width - nChw16c with AVX-512,
- *     nChw8c with AVX2 (what its JIT convolutions pick with format_tag_any;
- *     the other block size sends some shapes to reference code; the plan
- *     prints what each conv really got) - others plain;
+ *  1. every activation gets an "engine value" (ev) and a layout: 4-D ones
+ *     the layout the propagation (assign_layouts) picks from the convs
+ *     around it - oneDNN's own choice per conv (format_tag_any: nhwc for its
+ *     brgemm kernels on AVX-512, nChw8c on AVX2), or nChw16c/nChw8c
+ *     everywhere, by policy (ls_layout_policy) - others plain;
  *  2. storage sharing: a channel Concat's inputs live inside the Concat's
  *     buffer at their channel offset (when the offset is a whole channel
  *     block), a fused residual's buffer is reused in place by the conv that
@@ -551,7 +551,8 @@ static const char *pd_impl(dnnl_primitive_desc_t pd)
 static int md_layout(const ls_engine *e, const dnnl_memory_desc_t *md, const dnnl_dims_t dims,
                      int f32)
 {
-    static const int lays[4] = {16, 8, LAY_NHWC, 1};
+    /* plain before nhwc: oneDNN calls them equal where C == 1 */
+    static const int lays[4] = {16, 8, 1, LAY_NHWC};
     for (int k = 0; k < 4; k++) {
         dnnl_memory_desc_t cand;
         dnnl_format_tag_t tag = tag_of(lays[k]);
@@ -739,9 +740,13 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
             dnnl_success) {
             dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
                         dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
-            if (strncmp(pd_impl(alt), "ref", 3) &&
-                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_src_md, 0), sd, 0) >= 0 &&
-                md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_dst_md, 0), dd, 0) >= 0) {
+            int sl = md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_src_md, 0), sd, 0),
+                dl = md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_dst_md, 0), dd, 0);
+            /* The blocked policy is the engine as it was: no nhwc even here
+             * (it takes the float fallback below instead). */
+            int kept = sl >= 0 && dl >= 0 &&
+                       !(e->layout == LS_LAYOUT_BLOCKED && (sl == LAY_NHWC || dl == LAY_NHWC));
+            if (strncmp(pd_impl(alt), "ref", 3) && kept) {
                 dnnl_primitive_desc_destroy(pd);
                 pd = alt;
             } else {
@@ -1506,13 +1511,24 @@ static int compile(ls_engine *e, ls_error *err)
     return plan_arena(e, err);
 }
 
-/* LS_LAYOUT_AUTO: which policy runs for this precision on this CPU class. */
-static ls_layout_policy auto_layout(ls_precision prec, int native_bf16, int avx512)
+/* LS_LAYOUT_AUTO: which policy runs on this CPU class, by measurement.
+ * - AVX-512 (with or without BF16), no AMX: blocked, in fp32 and bf16.
+ *   bench/engine_ab.py on the UNet test model, 2 threads, 2-core AVX-512
+ *   BF16 EPYC (Zen 5 class), 30 interleaved runs each: any (nhwc, oneDNN's
+ *   brgemm kernels) ran at 0.80-0.84x blocked's speed (best runs; medians
+ *   0.88-1.04x on a loaded host) in fp32 and bf16 at batch 1 and 8. On nhwc
+ *   the 1x1+depthwise pairs cannot fuse and conv-made skips are copied into
+ *   their concat, and the AVX-512 brgemm kernels are no faster here than the
+ *   blocked JIT ones.
+ * - AVX2: any gives nChw8c, the blocked layout, for all but a first conv's
+ *   few-channel source: blocked.
+ * - AMX: any. oneDNN 2.6 runs its AMX kernels only on layouts it picks (nhwc);
+ *   issue 15's single-conv figures there: bf16 3x3 5,054 GFLOP/s, 1x1 1,724,
+ *   against fp32's 395 and 347. Not measured end to end (no AMX machine). */
+static ls_layout_policy auto_layout(dnnl_cpu_isa_t isa)
 {
-    (void)prec;
-    (void)native_bf16;
-    (void)avx512;
-    return LS_LAYOUT_ANY;
+    int amx = (isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
+    return amx ? LS_LAYOUT_ANY : LS_LAYOUT_BLOCKED;
 }
 
 int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_engine **out,
@@ -1546,7 +1562,7 @@ int ls_engine_create_ex(const ls_graph *g, ls_precision precision, int threads,
     e->native_bf16 = precision == LS_PREC_BF16 &&
                      (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
     e->policy = layout;
-    e->layout = layout == LS_LAYOUT_AUTO ? auto_layout(precision, e->native_bf16, avx512) : layout;
+    e->layout = layout == LS_LAYOUT_AUTO ? auto_layout(isa) : layout;
     e->consumers = calloc((size_t)g->n_values + 1, sizeof(int));
     e->last_consumer = calloc((size_t)g->n_values + 1, sizeof(int));
     e->producer = malloc(((size_t)g->n_values + 1) * sizeof(int));
