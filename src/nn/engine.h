@@ -3,12 +3,14 @@
  * ls_engine_create compiles one graph (one batch size, one precision) into
  * oneDNN convolution primitives with fused post-ops (ReLU; sum for a fused
  * residual, computed in place in the residual's buffer), activations kept in
- * the layout oneDNN picks for the convs around them (nhwc or nChw16c on
- * AVX-512 CPUs, nChw8c on AVX2 ones; see ls_layout_policy), and the engine's
- * own kernels for everything else: a table-driven resize that writes straight into its
+ * one layout per value chosen from the convs around it (by default nChw16c
+ * on AVX-512 CPUs, nChw8c on AVX2 ones, oneDNN's own nhwc with AMX; see
+ * ls_layout_policy), and the engine's own kernels, which run on every layout,
+ * for everything else: a table-driven resize that writes straight into its
  * slot of a concat buffer (with any zero Pad after it folded into the write),
  * so a UNet skip connection's conv and the upsample fill the two halves of
- * one preallocated buffer and no concat is ever copied. The compiled engine
+ * one preallocated buffer (in nhwc the conv's half is copied in: oneDNN 2.6
+ * has only reference code for a conv writing a strided nhwc slot). The compiled engine
  * (weights included) is read-only and may be shared by any number of threads.
  *
  * Each caller runs it through its own ls_engine_ctx, which owns every buffer a
