@@ -21,6 +21,7 @@ static const bench_entry benches[] = {
      "mel spectrogram real-time factor, one thread, 60 s of audio", bench_mel},
     {"engine",
      "MODEL.onnx [--batch B] [--threads T] [--precision fp32|bf16]\n"
+     "[--layout auto|any|blocked|nhwc|mixed]\n"
      "[--warmup W] [--runs R] [--profile] [--describe] [--serve]",
      "the neural engine on an ONNX model: median ms, GFLOP/s", bench_engine},
     {"image", "[--runs N] [--quality Q] [--threads T]",
