@@ -1514,12 +1514,14 @@ static int compile(ls_engine *e, ls_error *err)
 /* LS_LAYOUT_AUTO: which policy runs on this CPU class, by measurement.
  * - AVX-512 (with or without BF16), no AMX: blocked, in fp32 and bf16.
  *   bench/engine_ab.py on the UNet test model, 2 threads, 2-core AVX-512
- *   BF16 EPYC (Zen 5 class), 30 interleaved runs each: any (nhwc, oneDNN's
- *   brgemm kernels) ran at 0.80-0.84x blocked's speed (best runs; medians
- *   0.88-1.04x on a loaded host) in fp32 and bf16 at batch 1 and 8. On nhwc
- *   the 1x1+depthwise pairs cannot fuse and conv-made skips are copied into
- *   their concat, and the AVX-512 brgemm kernels are no faster here than the
- *   blocked JIT ones.
+ *   BF16 EPYC (Zen 5 class) shared with other jobs (load 8-12): any (nhwc,
+ *   oneDNN's brgemm kernels) / blocked, best runs of 30: 0.84 (fp32 b1),
+ *   0.81 (fp32 b8), 0.83 (bf16 b1), 0.80 (bf16 b8), medians 0.88-1.04; a
+ *   second pass of 20: 0.69 (bf16 b1), 1.04 (fp32 b8; median 1.23). Not
+ *   faster, so blocked stays (main's plan, step for step): on nhwc the
+ *   1x1+depthwise pairs cannot fuse, conv-made skips are copied into their
+ *   concat, and the AVX-512 brgemm kernels are no faster here than the
+ *   blocked JIT ones. Worth remeasuring on an idle host (fp32 batch 8).
  * - AVX2: any gives nChw8c, the blocked layout, for all but a first conv's
  *   few-channel source: blocked.
  * - AMX: any. oneDNN 2.6 runs its AMX kernels only on layouts it picks (nhwc);
