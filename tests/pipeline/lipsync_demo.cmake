@@ -2,11 +2,11 @@
 # lip-sync check on the held-out sentences (tools/lipsync_check.py --strict),
 # rendered end to end through `lipsync render`: the peak of r over lags
 # -5..5 at lag 0 (within one frame), a closed mouth in silence, and floors
-# for r at lag 0 and the mouth's PSNR. The floors are what the shipped model
-# reached, less a margin (r 0.788-0.934, PSNR 23.6-24.4 dB on the four
-# sentences); the issue's bars (r >= 0.8 on every sentence, PSNR >= 26 dB)
-# are not reached yet: raise these with the model. Plain builds only: the
-# sanitizer builds compute the same frames, 10-50x slower.
+# for r at lag 0 and the mouth's PSNR, and no paint away from the mouth. The
+# floors are what the shipped model reached, less a margin (r 0.789-0.950,
+# PSNR 23.6-25.9 dB on the four sentences, against the issue's bars of 0.8
+# and 26 dB): raise them with the model. Plain builds only: the sanitizer builds compute
+# the same frames, 10-50x slower.
 set(LS_TRAINED_DEMO_DIR ${CMAKE_BINARY_DIR}/demo-trained)
 add_custom_command(
   OUTPUT ${LS_TRAINED_DEMO_DIR}/model.json
@@ -23,6 +23,6 @@ if(LS_SANITIZE STREQUAL "")
             --lipsync $<TARGET_FILE:lipsync> --model ${LS_TRAINED_DEMO_DIR}
             --work ${CMAKE_BINARY_DIR}/lipsync-check
             --report ${CMAKE_BINARY_DIR}/lipsync-check/report.json --strict
-            --min-r 0.75 --min-psnr 23)
+            --min-r 0.78 --min-psnr 23)
   set_tests_properties(test_lipsync_demo PROPERTIES TIMEOUT ${LS_TEST_TIMEOUT})
 endif()
