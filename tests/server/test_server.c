@@ -15,6 +15,7 @@
 #include "audio/mel.h"
 #include "audio/windows.h"
 #include "core/clock.h"
+#include "media/log.h"
 #include "server/server.h"
 #include "server/ws_client.h"
 #include "server_test_util.h"
@@ -92,6 +93,7 @@ static running g_srv; /* token-less, 3 sessions, 4 MB bodies */
 static int group_setup(void **state)
 {
     (void)state;
+    ls_media_set_log_level(0); /* as lipsync serve does: FFmpeg's demuxer warnings stay quiet */
     g_root = getenv("LS_SERVER_TEST_MODELS");
     g_model = getenv("LS_SERVER_TEST_MODEL");
     if (!g_root || !g_model) {
@@ -1106,16 +1108,31 @@ static void test_rejected_uploads_hold_no_memory(void **state)
     long base = 0;
     for (int i = 0; i < 3200; i++) {
         http_resp r;
-        post(g_srv.port, path, ogg, len, &r);
+        /* The previous job's slot comes back just after its answer: a
+         * request right behind it may find none free (503), then retries. */
+        for (;;) {
+            post(g_srv.port, path, ogg, len, &r);
+            if (r.status != 503) break;
+            http_resp_free(&r);
+            usleep(2000);
+        }
         if (i == 0) expect_error(&r, 400, "Ogg");
-        else assert_int_equal(r.status, 400);
+        int status = r.status;
         http_resp_free(&r);
+        assert_int_equal(status, 400);
         if (i == 199) base = rss_kb();
     }
     long end = rss_kb();
     print_message("server RSS %ld kB after 200 rejected Ogg uploads, %ld kB after 3,200\n", base,
                   end);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* The sanitizers' allocators keep freed memory in quarantine, so RSS
+     * grows with any traffic there; LeakSanitizer makes the check at exit. */
+    (void)end;
+    (void)base;
+#else
     assert_true(end - base < 2048);
+#endif
 }
 
 /* ---- streams ahead of jobs ---- */
