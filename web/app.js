@@ -231,8 +231,13 @@ class Session {
     this.ws.onmessage = (ev) => this.onMessage(ev);
     this.ws.onclose = (ev) => this.onClose(ev);
     this.opened = new Promise((ok, fail) => {
-      this.ws.onopen = ok;
-      this.ws.onerror = () => this.diagnose().then((why) => fail(new Error(why)));
+      this.ws.onopen = () => { this.isOpen = true; ok(); };
+      // A refused upgrade: the session fails where `opened` is awaited.
+      this.ws.onerror = () => {
+        if (this.isOpen) return;
+        if (this.finished) fail(new Error('stopped'));  // closed by Stop while connecting
+        else this.diagnose().then((why) => fail(new Error(why)));
+      };
     });
     this.opened.catch(() => {});  // handled where awaited
     this.tick = this.tick.bind(this);
@@ -285,10 +290,12 @@ class Session {
 
   onClose(ev) {
     log(`closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`);
-    // The server closes after `done`; the frames in hand still play.
-    if (this.finished || (!this.live && stats.serverDone)) return;
-    if (!stats.errors.length && this.started) stats.errors.push('the server closed the stream');
-    this.finish(this.started ? 'closed' : 'error');
+    // The server closes after `done`; the frames in hand still play. Never
+    // opened: onerror's diagnosis ends the session.
+    if (this.finished || !this.isOpen || (!this.live && stats.serverDone)) return;
+    if (!stats.errors.length) notice(`error: the server closed the stream (${ev.code})`);
+    if (!stats.errors.length) stats.errors.push(`the server closed the stream (${ev.code})`);
+    this.finish('error');
   }
 
   sendStart(rate, format = 'f32le') {
