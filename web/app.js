@@ -35,7 +35,7 @@ const BACKLOG_GROWTH_S = 0.5;  // ... or when the backlog grew this much over th
 const PREVIEW_MAX_FRAME = 1500;  // the preview sends silence from frame 0 (60 s here)
 
 const fresh = () => ({
-  state: 'idle', received: 0, drawn: 0, silent: 0, firstFrameMs: null, errors: [], speech: 0,
+  state: 'idle', received: 0, drawn: 0, silent: 0, firstFrameMs: null, errors: [], speech: 0, speaking: null,
   serverFps: 0, done: false, serverDone: false, totalFrames: null, lastDrawn: -1,
   playStartMs: null, playedBeforeServerDone: null, serverDoneMs: null, doneMs: null, stalls: 0,
   latencyS: null, backlogS: null, warning: '', interrupted: 0, audioState: null,
@@ -64,6 +64,7 @@ function show() {
   $('s-drawn').textContent = stats.drawn;
   $('s-silent').textContent = stats.silent;
   $('s-first').textContent = stats.firstFrameMs === null ? '–' : stats.firstFrameMs.toFixed(0);
+  $('s-speech').textContent = stats.speaking === null ? '–' : stats.speaking ? 'speaking' : 'silent';
   $('s-server').textContent = stats.serverFps ? stats.serverFps.toFixed(1) + ' fps' : '–';
   $('s-play').textContent = stats.lastDrawn < 0 ? '–' :
     `frame ${stats.lastDrawn}` + (stats.totalFrames ? ` of ${stats.totalFrames}` : '');
@@ -332,7 +333,7 @@ class Session {
       stats.serverFps = m.fps;
     } else if (m.type.startsWith('speech')) {
       stats.speech++;
-      $('s-speech').textContent = m.type === 'speech_start' ? 'speaking' : 'silent';
+      stats.speaking = m.type === 'speech_start';
     } else {
       log(JSON.stringify(m));
     }

@@ -157,6 +157,7 @@ try {
     }));
     check(fit.scroll <= fit.client && fit.right <= 1280,
       `page: horizontal overflow at 1280 px (${JSON.stringify(fit)})`);
+    await page.screenshot({ path: path.join(pwDir, 'page-1280.png') });  // for a look by eye
   });
 
   // ---- file: one whole session
@@ -259,6 +260,7 @@ try {
     s = await stats(page);
     console.log(`web_e2e: stalled: latency ${s.latencyS} s, backlog ${s.backlogS} s, "${s.warning}"`);
     check(await page.locator('#warn').isVisible(), 'mic: the warning is not visible');
+    await page.screenshot({ path: path.join(pwDir, 'live-warning.png') });
     await waitStats(page, (s) => !s.warning, 15000)
       .then(() => console.log('web_e2e: the warning cleared after the stall'))
       .catch(() => console.log('web_e2e: the warning did not clear within 15 s (a slow server)'));
