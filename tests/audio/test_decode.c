@@ -363,13 +363,8 @@ static void test_duration_limit(void **state)
 static void test_rejected_ogg_holds_no_memory(void **state)
 {
     (void)state;
-    char path[1024];
-    test_data_path(path, sizeof path, "../fuzz/regress/audio_decode/vorbis_header_leak.ogg");
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    static uint8_t bytes[65536];
-    size_t len = fread(bytes, 1, sizeof bytes, f);
-    fclose(f);
+    size_t len;
+    uint8_t *bytes = test_read_data("../fuzz/regress/audio_decode/vorbis_header_leak.ogg", &len);
     assert_true(len > 0);
     ls_audio a;
     ls_error err = {0};
@@ -382,6 +377,7 @@ static void test_rejected_ogg_holds_no_memory(void **state)
     size_t after = mallinfo2().uordblks;
     print_message("heap in use: %zu -> %zu bytes over 3000 rejected Ogg files\n", before, after);
     assert_true(after < before + 256 * 1024);
+    free(bytes);
 }
 
 int main(void)

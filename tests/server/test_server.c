@@ -1096,13 +1096,8 @@ static long rss_kb(void)
 static void test_rejected_uploads_hold_no_memory(void **state)
 {
     (void)state;
-    char file[1024];
-    test_data_path(file, sizeof file, "../fuzz/regress/audio_decode/vorbis_header_leak.ogg");
-    FILE *f = fopen(file, "rb");
-    assert_non_null(f);
-    static uint8_t ogg[65536];
-    size_t len = fread(ogg, 1, sizeof ogg, f);
-    fclose(f);
+    size_t len;
+    uint8_t *ogg = test_read_data("../fuzz/regress/audio_decode/vorbis_header_leak.ogg", &len);
     char path[256];
     snprintf(path, sizeof path, "/v1/render?model=%s&output=mjpeg", g_model);
     long base = 0;
@@ -1122,6 +1117,7 @@ static void test_rejected_uploads_hold_no_memory(void **state)
         assert_int_equal(status, 400);
         if (i == 199) base = rss_kb();
     }
+    free(ogg);
     long end = rss_kb();
     print_message("server RSS %ld kB after 200 rejected Ogg uploads, %ld kB after 3,200\n", base,
                   end);

@@ -13,6 +13,22 @@ const char *test_data_path(char *buf, size_t cap, const char *rel)
     return buf;
 }
 
+uint8_t *test_read_data(const char *rel, size_t *len)
+{
+    char path[1024];
+    test_data_path(path, sizeof path, rel);
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *bytes = malloc(n > 0 ? (size_t)n : 1);
+    if (!bytes || n < 0 || fread(bytes, 1, (size_t)n, f) != (size_t)n) fail_msg("cannot read %s", path);
+    fclose(f);
+    *len = (size_t)n;
+    return bytes;
+}
+
 const char *test_shared_path(char *buf, size_t cap, const char *rel)
 {
     const char *root = getenv("LS_SHARED");

@@ -10,6 +10,9 @@
 
 /* Path of a file under tests/data (static buffer per call site is fine). */
 const char *test_data_path(char *buf, size_t cap, const char *rel);
+/* The bytes of a file under tests/data (malloc'd; the test fails if it
+ * cannot be read). */
+uint8_t *test_read_data(const char *rel, size_t *len);
 /* Path of a file under ../shared, or NULL when that folder is absent. */
 const char *test_shared_path(char *buf, size_t cap, const char *rel);
 /* A scratch directory unique to this test process (created on first use). */
