@@ -270,30 +270,44 @@ static int is_ogg(const void *bytes, size_t len)
     return len >= 4 && !memcmp(bytes, "OggS", 4);
 }
 
-typedef struct av_reader {
+/* A read cursor over a caller's buffer (server uploads): both libraries'
+ * virtual I/O, libsndfile's below and FFmpeg's here, are thin adapters. */
+typedef struct mem_cursor {
     const uint8_t *bytes;
-    size_t len, pos;
-} av_reader;
+    int64_t len, pos;
+} mem_cursor;
+
+static int64_t cursor_read(mem_cursor *m, void *dst, int64_t count)
+{
+    int64_t left = m->len - m->pos;
+    if (count > left) count = left;
+    if (count <= 0) return 0;
+    memcpy(dst, m->bytes + m->pos, (size_t)count);
+    m->pos += count;
+    return count;
+}
+
+static int64_t cursor_seek(mem_cursor *m, int64_t off, int whence)
+{
+    int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos
+                 : whence == SEEK_END ? m->len : -1;
+    if (base < 0) return -1;
+    int64_t p = base + off;
+    if (p < 0 || p > m->len) return -1;
+    m->pos = p;
+    return p;
+}
 
 static int av_read(void *u, uint8_t *dst, int cap)
 {
-    av_reader *m = u;
-    size_t left = m->len - m->pos, n = (size_t)cap < left ? (size_t)cap : left;
-    if (n == 0) return AVERROR_EOF;
-    memcpy(dst, m->bytes + m->pos, n);
-    m->pos += n;
-    return (int)n;
+    int64_t n = cursor_read(u, dst, cap);
+    return n > 0 ? (int)n : AVERROR_EOF;
 }
 
 static int64_t av_seek(void *u, int64_t off, int whence)
 {
-    av_reader *m = u;
-    if (whence & AVSEEK_SIZE) return (int64_t)m->len;
-    int64_t base = whence == SEEK_CUR ? (int64_t)m->pos : whence == SEEK_END ? (int64_t)m->len : 0;
-    int64_t p = base + off;
-    if (p < 0 || p > (int64_t)m->len) return -1;
-    m->pos = (size_t)p;
-    return p;
+    if (whence & AVSEEK_SIZE) return ((mem_cursor *)u)->len;
+    return cursor_seek(u, off, whence & ~AVSEEK_FORCE);
 }
 
 static int av_fail(ls_error *err, const char *what, int averr)
@@ -356,7 +370,7 @@ static int drain_decoder(AVCodecContext *cc, AVFrame *fr, audio_sink *k, ls_erro
 static int decode_ogg(const void *bytes, size_t len, const ls_audio_limits *lim, ls_audio *out,
                       ls_error *err)
 {
-    av_reader m = {bytes, len, 0};
+    mem_cursor m = {bytes, (int64_t)len, 0};
     enum { IO_BLOCK = 4096 };
     AVFormatContext *fmt = NULL;
     AVCodecContext *cc = NULL;
@@ -468,31 +482,16 @@ int ls_audio_decode_file(const char *path, const ls_audio_limits *lim, ls_audio 
     return rc;
 }
 
-/* libsndfile virtual I/O over a caller's buffer (server uploads). */
-typedef struct mem_reader {
-    const uint8_t *bytes;
-    sf_count_t len, pos;
-} mem_reader;
-
-static sf_count_t mem_len(void *u) { return ((mem_reader *)u)->len; }
-static sf_count_t mem_tell(void *u) { return ((mem_reader *)u)->pos; }
+/* libsndfile's virtual I/O over the cursor. */
+static sf_count_t mem_len(void *u) { return ((mem_cursor *)u)->len; }
+static sf_count_t mem_tell(void *u) { return ((mem_cursor *)u)->pos; }
 static sf_count_t mem_seek(sf_count_t off, int whence, void *u)
 {
-    mem_reader *m = u;
-    sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : m->len;
-    sf_count_t p = base + off;
-    if (p < 0 || p > m->len) return -1;
-    m->pos = p;
-    return p;
+    return cursor_seek(u, off, whence);
 }
 static sf_count_t mem_read(void *dst, sf_count_t count, void *u)
 {
-    mem_reader *m = u;
-    sf_count_t left = m->len - m->pos;
-    if (count > left) count = left;
-    if (count > 0) memcpy(dst, m->bytes + m->pos, (size_t)count);
-    m->pos += count;
-    return count;
+    return cursor_read(u, dst, count);
 }
 static sf_count_t mem_write(const void *src, sf_count_t count, void *u)
 {
@@ -508,7 +507,7 @@ int ls_audio_decode_memory(const void *bytes, size_t len, const ls_audio_limits 
     memset(out, 0, sizeof *out);
     if (!bytes || len == 0) return ls_error_set(err, LS_ERR_FORMAT, "audio is empty");
     if (is_ogg(bytes, len)) return decode_ogg(bytes, len, lim, out, err);
-    mem_reader m = {bytes, (sf_count_t)len, 0};
+    mem_cursor m = {bytes, (int64_t)len, 0};
     SF_VIRTUAL_IO vio = {mem_len, mem_seek, mem_read, mem_write, mem_tell};
     SF_INFO info;
     memset(&info, 0, sizeof info);
