@@ -349,6 +349,7 @@ void job_run(void *arg)
         case ROUTE_RENDER: job_render(srv, r); break;
         default: http_set_error(r, 500, "no job for this route"); break;
         }
+        http_slot_release(r);
         http_finish(r);
     }
     conn_unref(&r->c);

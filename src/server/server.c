@@ -107,9 +107,16 @@ void http_body_release(http_req *r)
     }
 }
 
-static void http_req_free(http_req *r)
+void http_slot_release(http_req *r)
 {
     if (r->holds_slot) atomic_fetch_sub(&r->c.srv->active_jobs, 1);
+    r->holds_slot = 0;
+}
+
+static void http_req_free(http_req *r)
+{
+    http_slot_release(r);
+    if (r->unsent) atomic_fetch_sub(&r->c.srv->unsent_jobs, 1);
     http_body_release(r);
     ls_buf_free(&r->resp);
     pthread_mutex_destroy(&r->c.lock);
@@ -773,7 +780,8 @@ static int http_begin(ls_server *srv, struct lws *wsi, http_req *r, const char *
         atomic_fetch_add(&srv->body_bytes, len);
         r->body_reserved = (size_t)len;
         atomic_fetch_add(&srv->active_jobs, 1);
-        r->holds_slot = 1;
+        atomic_fetch_add(&srv->unsent_jobs, 1);
+        r->holds_slot = r->unsent = 1;
         return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
     }
     return 1; /* no body: dispatch now */
@@ -1252,7 +1260,7 @@ static void drain_check(lws_sorted_usec_list_t *sul)
     double now = ls_now();
     /* Jobs count until their answer is sent (http_req_free), streams until
      * their socket closes (stream_closed). */
-    if (atomic_load(&srv->active_streams) + atomic_load(&srv->active_jobs) == 0 ||
+    if (atomic_load(&srv->active_streams) + atomic_load(&srv->unsent_jobs) == 0 ||
         (srv->draining == 2 && now >= srv->drain_stop_at)) {
         ls_server_stop(srv);
         return;

@@ -61,6 +61,7 @@ typedef struct http_req {
     int batch_size;
     int multipart;                   /* batch: answer multipart/mixed */
     int holds_slot;                  /* counts against max_sessions */
+    int unsent;                      /* counts in srv->unsent_jobs */
     ls_buf body;                     /* request body ([loop] until dispatched, then [worker]) */
     size_t body_expected;            /* its Content-Length */
     size_t body_got;                 /* [loop] bytes of it received */
@@ -161,6 +162,9 @@ struct ls_server {
     pthread_mutex_t ready_lock;
     conn *ready_head;         /* [ready_lock] connections with news for the loop */
     atomic_int active_streams, active_jobs;
+    /* Jobs until their answer is sent (active_jobs ends with the work):
+     * a drain waits for these. */
+    atomic_int unsent_jobs;
     /* Bytes of the request bodies being received or waiting for their job
      * (max_body_bytes_total): added by the loop when a request head is
      * admitted, released by the job once it decoded the body, or when the
@@ -198,6 +202,10 @@ void http_finish(http_req *r);
 /* Frees r's body and releases its bytes from srv->body_bytes (the job
  * calls it once the body is decoded; freeing r calls it too). */
 void http_body_release(http_req *r);
+/* Gives back the job's max_jobs/max_sessions slot: done by the worker when
+ * the job's work ends, before its answer is handed to the loop, so a
+ * client that has read the answer finds the slot free. */
+void http_slot_release(http_req *r);
 
 /* Per-stage milliseconds, frames and batches of a session, as JSON. */
 cJSON *stage_times_json(const ls_stage_times *t);
