@@ -50,8 +50,10 @@ for _ in $(seq 1 1200); do  # up to 2 min: the model loads before the port is pr
 done
 [ -n "$port" ] || { echo "web_e2e: server did not start"; cat "$log"; exit 1; }
 # The scenarios stop the server for a moment (SIGSTOP) to make live mode fall behind.
+# 420 s: with the server's start (up to 2 min) within ctest's 600, so that a
+# failure still prints the server's log below.
 rc=0
-timeout 500 node "$here/web_e2e.mjs" "http://127.0.0.1:$port/" e2e-token "$model" \
+timeout 420 node "$here/web_e2e.mjs" "http://127.0.0.1:$port/" e2e-token "$model" \
   "$work/speech.wav" "$work/short.wav" "$work/mic.wav" "$work" "$pid" || rc=$?
 [ $rc -eq 0 ] || { echo "web_e2e: server log:"; tail -n 40 "$log"; }
 exit $rc
