@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "pipeline/model.h"
 #include "pipeline/model_internal.h"
+#include "pipeline/drive.h"
 #include "pipeline/session.h"
 
 typedef struct engine_bufs {
@@ -41,6 +42,14 @@ static void bufs_free(engine_bufs *b)
 }
 
 /* Speech-like audio: harmonics of a gliding pitch, syllable-rate envelope. */
+static int count_frame(void *ctx, const ls_frame *f, ls_error *err)
+{
+    (void)f;
+    (void)err;
+    ++*(int64_t *)ctx;
+    return LS_OK;
+}
+
 static float *bench_audio(size_t n)
 {
     float *x = malloc(n * sizeof *x);
@@ -139,16 +148,12 @@ int bench_pipeline(int argc, char **argv)
                 status = cli_fail("session", &err);
                 break;
             }
-            ls_frame f;
             frames = 0;
             t0 = ls_now();
-            for (size_t off = 0; off < n && !status; off += 640) {
-                if (ls_session_push_audio(s, audio + off, n - off < 640 ? n - off : 640, &err))
-                    status = cli_fail("session", &err);
-                while (ls_session_pull_frame(s, &f)) frames++;
-            }
-            if (!status && ls_session_finish(s, &err)) status = cli_fail("session", &err);
-            while (ls_session_pull_frame(s, &f)) frames++;
+            ls_drive_options dopt = {.chunk = 640, .finish = 1};
+            ls_drive_sink sink = {.frame = count_frame, .ctx = &frames};
+            if (ls_session_drive(s, audio, n, &dopt, &sink, &err))
+                status = cli_fail("session", &err);
             double t_e2e = ls_now() - t0;
             ls_session_get_times(s, &last);
             ls_session_destroy(s);

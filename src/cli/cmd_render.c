@@ -22,6 +22,7 @@
 #include "media/log.h"
 #include "media/video_writer.h"
 #include "nn/engine.h"
+#include "pipeline/drive.h"
 #include "pipeline/session.h"
 
 static void usage(FILE *out)
@@ -138,6 +139,9 @@ typedef struct render_out {
     const render_args *args;
     double encode_s;
     int64_t frames;
+    int show;                 /* a progress bar on stderr */
+    int64_t expected;         /* frames the audio gives */
+    double t_run;
 } render_out;
 
 /* mkdir -p: creates dir and its missing parents. */
@@ -190,24 +194,28 @@ static int write_frame_file(render_out *o, const ls_frame *f, ls_error *err)
     return rc;
 }
 
-/* Writes every frame the session has ready. */
-static int drain(ls_session *s, render_out *o, ls_error *err)
+/* The drive's sink: each frame to the video and the frames directory. */
+static int take_frame(void *ctx, const ls_frame *f, ls_error *err)
 {
-    ls_frame f;
-    while (ls_session_pull_frame(s, &f)) {
-        double t0 = ls_now();
-        if (o->video) {
-            int rc = ls_video_writer_add_frame(o->video, f.data, f.width * 3, err);
-            if (rc) return rc;
-        }
-        if (o->args->frames_dir) {
-            int rc = write_frame_file(o, &f, err);
-            if (rc) return rc;
-        }
-        o->encode_s += ls_now() - t0;
-        o->frames++;
+    render_out *o = ctx;
+    double t0 = ls_now();
+    if (o->video) {
+        int rc = ls_video_writer_add_frame(o->video, f->data, f->width * 3, err);
+        if (rc) return rc;
     }
+    if (o->args->frames_dir) {
+        int rc = write_frame_file(o, f, err);
+        if (rc) return rc;
+    }
+    o->encode_s += ls_now() - t0;
+    o->frames++;
     return LS_OK;
+}
+
+static void show_progress(void *ctx)
+{
+    render_out *o = ctx;
+    if (o->show) progress(o->frames, o->expected, ls_now() - o->t_run);
 }
 
 int cmd_render(int argc, char **argv)
@@ -276,20 +284,16 @@ int cmd_render(int argc, char **argv)
         }
     }
     /* N + 2 frames for N windows of T = 1 + n/200 mel rows. */
-    int64_t expected = (int64_t)ls_mel_window_count(ls_mel_rows(audio.n)) + 2;
-    double t_run = ls_now();
-    for (size_t off = 0; off < audio.n; off += 16000) {
-        size_t len = audio.n - off < 16000 ? audio.n - off : 16000;
-        if (ls_session_push_audio(session, audio.samples + off, len, &err) || drain(session, &out, &err)) {
-            cli_fail("render", &err);
-            goto done;
-        }
-        if (show) progress(out.frames, expected, ls_now() - t_run);
-    }
-    if (ls_session_finish(session, &err) || drain(session, &out, &err)) {
+    out.expected = (int64_t)ls_mel_window_count(ls_mel_rows(audio.n)) + 2;
+    out.show = show;
+    out.t_run = ls_now();
+    ls_drive_options dopt = {.chunk = 16000, .finish = 1};
+    ls_drive_sink sink = {.frame = take_frame, .pulled = show_progress, .ctx = &out};
+    if (ls_session_drive(session, audio.samples, audio.n, &dopt, &sink, &err)) {
         cli_fail("render", &err);
         goto done;
     }
+    double t_run = out.t_run;
     if (show) {
         progress(out.frames, out.frames, ls_now() - t_run);
         fputc('\n', stderr);

@@ -20,6 +20,7 @@
 #include "core/fps.h"
 #include "pipeline/features.h"
 #include "pipeline/model_internal.h"
+#include "pipeline/silence.h"
 
 #define STEP_SAMPLES 16000 /* audio per internal step: bounds every buffer below */
 #define MEL_RING 1024      /* mel rows kept; a step adds at most 81 */
@@ -56,8 +57,8 @@ struct ls_session {
 
     /* Silence: sum of squares of each 200-sample hop h (h % HOP_RING). */
     double silence_energy;      /* (silence_rms)^2, 0 when off */
-    double *hop_energy, hop_acc;
-    int64_t samples;            /* samples of the current stream so far */
+    double *hop_energy;
+    ls_energy energy;           /* blocks of one hop; its samples: the stream's so far */
 
     /* Encoder: windows staged into enc_in, outputs E[k] in a ring. */
     float *enc_in, *enc_out, *feat_ring;
@@ -117,8 +118,7 @@ static void reset_stream(ls_session *s)
     s->stream_base = next_output_index(s) - s->unet_fill; /* unrun frames are dropped */
     ls_mel_reset(s->mel);
     s->mel_rows = 0;
-    s->samples = 0;
-    s->hop_acc = 0;
+    ls_energy_init(&s->energy, LS_MEL_HOP);
     s->enc_fill = 0;
     s->windows_staged = s->windows_encoded = 0;
     s->n_windows = -1;
@@ -291,13 +291,15 @@ static int frame_is_silent(const ls_session *s, int64_t i)
     int64_t last = ls_feature_last_window(i, s->n_windows);
     int64_t h1 = (int64_t)ls_mel_window_start((size_t)last, rows) + LS_MEL_WINDOW - 1 + HALF_FFT_HOPS;
     h0 = h0 > HALF_FFT_HOPS ? h0 - HALF_FFT_HOPS : 0;
-    int64_t have = (s->samples + LS_MEL_HOP - 1) / LS_MEL_HOP;
+    int64_t samples = s->energy.samples;
+    int64_t have = (samples + LS_MEL_HOP - 1) / LS_MEL_HOP;
     if (h1 > have) h1 = have;
-    int64_t n = (h1 < have ? h1 * LS_MEL_HOP : s->samples) - h0 * LS_MEL_HOP;
+    int64_t n = (h1 < have ? h1 * LS_MEL_HOP : samples) - h0 * LS_MEL_HOP;
     if (n <= 0) return 1;
     double e = 0;
     for (int64_t h = h0; h < h1; h++)
-        e += h == have - 1 && s->samples % LS_MEL_HOP ? s->hop_acc : s->hop_energy[h % HOP_RING];
+        e += h == have - 1 && samples % LS_MEL_HOP ? s->energy.partial
+                                                   : s->hop_energy[h % HOP_RING];
     return e < s->silence_energy * (double)n;
 }
 
@@ -378,17 +380,17 @@ static int pump_batches(ls_session *s, int partial, ls_error *err)
     }
 }
 
-/* Sums of squares per hop, in sample order (so chunking cannot change them). */
+static void store_hop_energy(void *ctx, int64_t hop, double sum_sq)
+{
+    ls_session *s = ctx;
+    s->hop_energy[hop % HOP_RING] = sum_sq;
+}
+
+/* Sums of squares per hop (silence.h), only when the option is on. */
 static void add_energy(ls_session *s, const float *x, size_t n)
 {
     if (s->silence_energy <= 0) return;
-    for (size_t i = 0; i < n; i++) {
-        s->hop_acc += (double)x[i] * x[i];
-        if (++s->samples % LS_MEL_HOP == 0) {
-            s->hop_energy[(s->samples / LS_MEL_HOP - 1) % HOP_RING] = s->hop_acc;
-            s->hop_acc = 0;
-        }
-    }
+    ls_energy_push(&s->energy, x, n, store_hop_energy, s);
 }
 
 static void add_mel_rows(ls_session *s, size_t n)
@@ -550,6 +552,7 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
     s->paint.jpeg_quality = opt->jpeg_quality;
     s->n_windows = -1;
     s->silence_energy = (double)opt->silence_rms * opt->silence_rms;
+    ls_energy_init(&s->energy, LS_MEL_HOP);
     /* E rows live from the first window a staged frame needs to the newest. */
     s->feat_cap = 2 * batch + 64;
     rc = ls_engine_ctx_create(eng->unet, &s->unet_ctx, err);

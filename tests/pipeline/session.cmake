@@ -18,6 +18,10 @@ set_property(TEST test_session APPEND PROPERTY ENVIRONMENT "LS_DEMO_MODEL=${LS_D
 ls_add_test(test_session_silence pipeline/test_session_silence.c)
 add_dependencies(test_session_silence ls_demo_model)
 set_property(TEST test_session_silence APPEND PROPERTY ENVIRONMENT "LS_DEMO_MODEL=${LS_DEMO_MODEL_DIR}")
+# The push / pull / finish loop (pipeline/drive.h) over the demo model.
+ls_add_test(test_drive pipeline/test_drive.c)
+add_dependencies(test_drive ls_demo_model)
+set_property(TEST test_drive APPEND PROPERTY ENVIRONMENT "LS_DEMO_MODEL=${LS_DEMO_MODEL_DIR}")
 ls_add_alloc_test(test_session_alloc pipeline/test_session_alloc.c)
 if(TARGET test_session_alloc)
   add_dependencies(test_session_alloc ls_demo_model)
