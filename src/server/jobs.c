@@ -1,9 +1,5 @@
-/* jobs.c - HTTP routes that compute, run on workers: model load/unload,
- * /v1/render and /v1/batch. Each job fills the request's response and
- * hands it to the loop (http_finish); a client that hangs up meanwhile
- * makes the job stop at the next chunk of audio.
- */
-#include "server/server_priv.h"
+/* jobs.c - HTTP routes that compute, run on workers (jobs.h). */
+#include "server/jobs.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -13,83 +9,130 @@
 
 #include <cjson/cJSON.h>
 
+#include "audio/decode.h"
+#include "audio/pcm.h"
+#include "audio/resample.h"
 #include "core/clock.h"
 #include "media/video_writer.h"
-
-cJSON *model_entry_json(const ls_registry_entry *e);
+#include "pipeline/drive.h"
 
 #define PUSH_CHUNK 16000 /* push 1 s at a time to notice hang-ups */
 
-static void set_from_error(http_req *r, const ls_error *err)
+cJSON *ls_model_entry_json(const ls_registry_entry *e)
 {
-    http_set_error(r, http_status_for(err->code), "%s", err->msg[0] ? err->msg : "failed");
+    static const char *states[] = {"available", "loading", "resident", "failed"};
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", e->id);
+    cJSON_AddStringToObject(m, "state", states[e->state]);
+    cJSON_AddNumberToObject(m, "users", e->users);
+    if (e->state == LS_MODEL_RESIDENT) {
+        cJSON_AddStringToObject(m, "name", e->name);
+        cJSON_AddNumberToObject(m, "fps", e->fps);
+        cJSON_AddNumberToObject(m, "width", e->width);
+        cJSON_AddNumberToObject(m, "height", e->height);
+        cJSON_AddNumberToObject(m, "frames", e->n_frames);
+        cJSON_AddNumberToObject(m, "batch", e->batch);
+        cJSON_AddNumberToObject(m, "memory_bytes", (double)e->memory_bytes);
+        cJSON_AddNumberToObject(m, "idle_s", e->idle_s);
+    }
+    if (e->state == LS_MODEL_FAILED) cJSON_AddStringToObject(m, "error", e->error);
+    return m;
 }
 
-static void set_json_obj(http_req *r, int status, cJSON *j)
+void ls_job_body_release(ls_env *env, ls_job *job)
+{
+    ls_buf_free(&job->body);
+    if (job->body_reserved) {
+        atomic_fetch_sub(&env->body_bytes, (long long)job->body_reserved);
+        job->body_reserved = 0;
+    }
+}
+
+static void set_from_error(ls_env *env, ls_job *r, const ls_error *err)
+{
+    ls_response_error(env, r->resp, ls_http_status_for(err->code), "%s",
+                      err->msg[0] ? err->msg : "failed");
+}
+
+static void set_json_obj(ls_env *env, ls_job *r, int status, cJSON *j)
 {
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     if (!s) {
-        http_set_error(r, 500, "out of memory");
+        ls_response_error(env, r->resp, 500, "out of memory");
         return;
     }
-    http_set_json(r, status, s);
+    ls_response_json(r->resp, status, s);
     cJSON_free(s);
 }
 
-static void job_model(ls_server *srv, http_req *r)
+static void job_model(ls_env *env, ls_job *r)
 {
     ls_error err = {0};
-    int rc = r->route == ROUTE_LOAD ? ls_registry_load(srv->registry, r->model, &err)
-                                    : ls_registry_unload(srv->registry, r->model, &err);
+    int rc = r->kind == LS_JOB_LOAD ? ls_registry_load(env->registry, r->model, &err)
+                                    : ls_registry_unload(env->registry, r->model, &err);
     ls_registry_entry e;
-    if (!rc) rc = ls_registry_state(srv->registry, r->model, &e, &err);
+    if (!rc) rc = ls_registry_state(env->registry, r->model, &e, &err);
     if (rc) {
-        set_from_error(r, &err);
+        set_from_error(env, r, &err);
         return;
     }
-    set_json_obj(r, 200, model_entry_json(&e));
+    set_json_obj(env, r, 200, ls_model_entry_json(&e));
 }
 
-/* Runs a whole-audio session, handing frames to `sink` in order. */
-typedef int (*frame_sink)(void *ctx, const ls_frame *f, ls_error *err);
+/* The drive's sink for a job: frames to the job's own sink, and a hang-up
+ * stops the job between chunks. */
+typedef struct job_drive {
+    const ls_job *job;
+    int (*take)(void *ctx, const ls_frame *f, ls_error *err);
+    void *ctx;
+} job_drive;
 
-static int run_session(ls_server *srv, http_req *r, const float *x, size_t n,
-                       ls_frame_format format, frame_sink sink, void *ctx,
+static int job_frame(void *arg, const ls_frame *f, ls_error *err)
+{
+    job_drive *d = arg;
+    return d->take(d->ctx, f, err);
+}
+
+static int job_proceed(void *arg, ls_error *err)
+{
+    job_drive *d = arg;
+    if (atomic_load(d->job->cancelled)) return ls_error_set(err, LS_ERR_STATE, "client went away");
+    return LS_OK;
+}
+
+/* Runs a whole-audio session, handing frames to `take` in order. */
+static int run_session(ls_env *env, const ls_job *r, const float *x, size_t n,
+                       ls_frame_format format,
+                       int (*take)(void *ctx, const ls_frame *f, ls_error *err), void *ctx,
                        ls_stage_times *times, ls_error *err)
 {
     ls_model *model;
-    int rc = ls_registry_acquire(srv->registry, r->model, &model, err);
+    int rc = ls_registry_acquire(env->registry, r->model, &model, err);
     if (rc) return rc;
-    ls_session_options so = {.start_frame = r->route == ROUTE_RENDER ? r->start_frame : 0,
-                             .batch = srv->cfg.batch,
+    ls_session_options so = {.start_frame = r->kind == LS_JOB_RENDER ? r->start_frame : 0,
+                             .batch = env->cfg.batch,
                              .format = format,
-                             .jpeg_quality = srv->cfg.jpeg_quality};
+                             .jpeg_quality = env->cfg.jpeg_quality};
     ls_session *s = NULL;
-    rc = ls_session_create(model, srv->pool, &so, &s, err);
-    ls_frame f;
-    for (size_t at = 0; !rc && at < n; at += PUSH_CHUNK) {
-        if (atomic_load(&r->c.closed)) {
-            rc = ls_error_set(err, LS_ERR_STATE, "client went away");
-            break;
-        }
-        size_t k = n - at < PUSH_CHUNK ? n - at : PUSH_CHUNK;
-        rc = ls_session_push_audio(s, x + at, k, err);
-        while (!rc && ls_session_pull_frame(s, &f) == 1) rc = sink(ctx, &f, err);
+    rc = ls_session_create(model, env->pool, &so, &s, err);
+    if (!rc) {
+        job_drive d = {r, take, ctx};
+        ls_drive_options dopt = {.chunk = PUSH_CHUNK, .finish = 1};
+        ls_drive_sink sink = {.frame = job_frame, .proceed = job_proceed, .ctx = &d};
+        rc = ls_session_drive(s, x, n, &dopt, &sink, err);
     }
-    if (!rc) rc = ls_session_finish(s, err);
-    while (!rc && ls_session_pull_frame(s, &f) == 1) rc = sink(ctx, &f, err);
     if (s) {
         ls_session_get_times(s, times);
         ls_session_destroy(s);
     }
-    ls_registry_release(srv->registry, model);
+    ls_registry_release(env->registry, model);
     return rc;
 }
 
 static cJSON *timings_json(const ls_stage_times *t, double decode_s, double total_s)
 {
-    cJSON *j = stage_times_json(t);
+    cJSON *j = ls_stage_times_json(t);
     cJSON_AddNumberToObject(j, "decode_ms", decode_s * 1e3);
     cJSON_AddNumberToObject(j, "total_ms", total_s * 1e3);
     return j;
@@ -114,11 +157,12 @@ static int batch_take(void *ctx, const ls_frame *f, ls_error *err)
     return LS_OK;
 }
 
-static void job_batch(ls_server *srv, http_req *r)
+static void job_batch(ls_env *env, ls_job *r)
 {
     double t0 = ls_now();
     if (r->body.len % 4) {
-        http_set_error(r, 400, "body of %zu bytes is not whole float32 samples", r->body.len);
+        ls_response_error(env, r->resp, 400, "body of %zu bytes is not whole float32 samples",
+                          r->body.len);
         return;
     }
     /* The body is f32le 16 kHz mono: the shared raw decoder checks every sample. */
@@ -126,17 +170,18 @@ static void job_batch(ls_server *srv, http_req *r)
     ls_audio audio;
     ls_error derr = {0};
     size_t n_samples = r->body.len / 4;
-    ls_audio_limits lim = {.max_seconds = srv->cfg.max_audio_seconds};
+    ls_audio_limits lim = {.max_seconds = env->cfg.max_audio_seconds};
     int drc = ls_audio_decode_raw(r->body.data, r->body.len, &spec, &lim, &audio, &derr);
-    http_body_release(r); /* decoded: its bytes go back to max_body_bytes_total */
+    ls_job_body_release(env, r); /* decoded: its bytes go back to max_body_bytes_total */
     if (drc) {
         if (derr.code == LS_ERR_TOO_LARGE)
-            http_set_error(r, 413, "audio: %s (the server's max_audio_seconds)", derr.msg);
+            ls_response_error(env, r->resp, 413, "audio: %s (the server's max_audio_seconds)",
+                              derr.msg);
         else if (derr.code == LS_ERR_NOMEM)
-            http_set_error(r, 503, "out of memory for %zu samples", n_samples);
+            ls_response_error(env, r->resp, 503, "out of memory for %zu samples", n_samples);
         else
-            http_set_error(r, 400, "the body must be float32 LE 16 kHz audio in [-1, 1]: %s",
-                           derr.msg);
+            ls_response_error(env, r->resp, 400,
+                              "the body must be float32 LE 16 kHz audio in [-1, 1]: %s", derr.msg);
         return;
     }
     float *x = audio.samples;
@@ -145,14 +190,14 @@ static void job_batch(ls_server *srv, http_req *r)
     ls_stage_times times = {0};
     ls_error err = {0};
     double decode_s = ls_now() - t0;
-    int rc = run_session(srv, r, x, n, LS_FRAME_JPEG, batch_take, &b, &times, &err);
+    int rc = run_session(env, r, x, n, LS_FRAME_JPEG, batch_take, &b, &times, &err);
     free(x);
     if (!rc && b.frames.n == 0)
         rc = ls_error_set(&err, LS_ERR_RANGE,
                           "start_frame %lld is past the end: %zu samples give %lld frames",
                           (long long)r->start_frame, n, (long long)b.total);
     if (rc) {
-        set_from_error(r, &err);
+        set_from_error(env, r, &err);
         ls_jpeg_list_free(&b.frames);
         return;
     }
@@ -163,17 +208,17 @@ static void job_batch(ls_server *srv, http_req *r)
     cJSON_AddNumberToObject(j, "count", (double)b.frames.n);
     cJSON_AddNumberToObject(j, "total_frames", (double)b.total);
     cJSON_AddItemToObject(j, "timings", timings_json(&times, decode_s, ls_now() - t0));
-    ls_metrics_add(srv->metrics, LS_M_FRAMES_SENT, (double)b.frames.n);
+    ls_metrics_add(env->metrics, LS_M_FRAMES_SENT, (double)b.frames.n);
     if (r->multipart) {
         char *meta = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
         const char *boundary = "lipsync-frame-boundary";
-        if (!meta || ls_frames_to_multipart(&b.frames, meta, boundary, &r->resp, &err)) {
-            http_set_error(r, 500, "multipart: out of memory");
+        if (!meta || ls_frames_to_multipart(&b.frames, meta, boundary, &r->resp->body, &err)) {
+            ls_response_error(env, r->resp, 500, "multipart: out of memory");
         } else {
-            r->status = 200;
-            snprintf(r->content_type, sizeof r->content_type, "multipart/mixed; boundary=%s",
-                     boundary);
+            r->resp->status = 200;
+            snprintf(r->resp->content_type, sizeof r->resp->content_type,
+                     "multipart/mixed; boundary=%s", boundary);
         }
         cJSON_free(meta);
     } else {
@@ -192,9 +237,9 @@ static void job_batch(ls_server *srv, http_req *r)
         }
         if (bad) {
             cJSON_Delete(j);
-            http_set_error(r, 500, "out of memory encoding frames");
+            ls_response_error(env, r->resp, 500, "out of memory encoding frames");
         } else {
-            set_json_obj(r, 200, j);
+            set_json_obj(env, r, 200, j);
         }
     }
     ls_jpeg_list_free(&b.frames);
@@ -249,7 +294,7 @@ static int read_file(const char *path, ls_buf *out, ls_error *err)
     return rc;
 }
 
-static void job_render(ls_server *srv, http_req *r)
+static void job_render(ls_env *env, ls_job *r)
 {
     double t0 = ls_now();
     ls_error err = {0};
@@ -258,16 +303,16 @@ static void job_render(ls_server *srv, http_req *r)
      * is resampled after; the other outputs resample while decoding. The
      * limit bounds both before the file's length can. */
     int mp4 = !strcmp(r->output, "mp4");
-    ls_audio_limits lim = {.max_seconds = srv->cfg.max_audio_seconds,
+    ls_audio_limits lim = {.max_seconds = env->cfg.max_audio_seconds,
                            .out_rate = mp4 ? 0 : LS_AUDIO_MODEL_RATE};
     int rc = ls_audio_decode_memory(r->body.data, r->body.len, &lim, &audio, &err);
-    http_body_release(r); /* decoded: its bytes go back to max_body_bytes_total */
+    ls_job_body_release(env, r); /* decoded: its bytes go back to max_body_bytes_total */
     if (rc) {
         ls_error_prefix(&err, "audio");
         if (rc == LS_ERR_TOO_LARGE)
-            http_set_error(r, 413, "%s (the server's max_audio_seconds)", err.msg);
+            ls_response_error(env, r->resp, 413, "%s (the server's max_audio_seconds)", err.msg);
         else
-            set_from_error(r, &err);
+            set_from_error(env, r, &err);
         return;
     }
     const ls_audio *x = &audio;
@@ -289,7 +334,7 @@ static void job_render(ls_server *srv, http_req *r)
             close(fd);
             rs.path = path;
             rs.audio = &audio;
-            rc = run_session(srv, r, x->samples, x->n, LS_FRAME_BGR, render_take_bgr, &rs, &times,
+            rc = run_session(env, r, x->samples, x->n, LS_FRAME_BGR, render_take_bgr, &rs, &times,
                              &err);
             if (rs.writer) {
                 if (rc)
@@ -297,17 +342,17 @@ static void job_render(ls_server *srv, http_req *r)
                 else
                     rc = ls_video_writer_close(rs.writer, &err);
             }
-            if (!rc) rc = read_file(path, &r->resp, &err);
+            if (!rc) rc = read_file(path, &r->resp->body, &err);
             unlink(path);
         }
-        snprintf(r->content_type, sizeof r->content_type, "video/mp4");
+        snprintf(r->resp->content_type, sizeof r->resp->content_type, "video/mp4");
         disposition = "lipsync.mp4";
     } else if (!rc) {
-        rc = run_session(srv, r, x->samples, x->n, LS_FRAME_JPEG, render_take_jpeg, &rs, &times,
+        rc = run_session(env, r, x->samples, x->n, LS_FRAME_JPEG, render_take_jpeg, &rs, &times,
                          &err);
         if (!rc && !strcmp(r->output, "mjpeg")) {
-            rc = ls_frames_to_mjpeg(&rs.frames, &r->resp, &err);
-            snprintf(r->content_type, sizeof r->content_type, "video/x-motion-jpeg");
+            rc = ls_frames_to_mjpeg(&rs.frames, &r->resp->body, &err);
+            snprintf(r->resp->content_type, sizeof r->resp->content_type, "video/x-motion-jpeg");
         } else if (!rc) {
             cJSON *m = cJSON_CreateObject();
             cJSON_AddStringToObject(m, "model", r->model);
@@ -317,40 +362,34 @@ static void job_render(ls_server *srv, http_req *r)
             cJSON_AddItemToObject(m, "timings", timings_json(&times, decode_s, ls_now() - t0));
             char *manifest = cJSON_PrintUnformatted(m);
             cJSON_Delete(m);
-            rc = manifest ? ls_frames_to_zip(&rs.frames, manifest, &r->resp, &err)
+            rc = manifest ? ls_frames_to_zip(&rs.frames, manifest, &r->resp->body, &err)
                           : ls_error_set(&err, LS_ERR_NOMEM, "out of memory");
             cJSON_free(manifest);
-            snprintf(r->content_type, sizeof r->content_type, "application/zip");
+            snprintf(r->resp->content_type, sizeof r->resp->content_type, "application/zip");
             disposition = "lipsync-frames.zip";
         }
     }
-    ls_metrics_add(srv->metrics, LS_M_FRAMES_SENT, (double)times.frames);
+    ls_metrics_add(env->metrics, LS_M_FRAMES_SENT, (double)times.frames);
     ls_jpeg_list_free(&rs.frames);
     ls_audio_free(&audio);
     ls_audio_free(&a16);
     if (rc) {
-        r->resp.len = 0;
-        set_from_error(r, &err);
+        r->resp->body.len = 0;
+        set_from_error(env, r, &err);
         return;
     }
-    r->status = 200;
-    snprintf(r->disposition, sizeof r->disposition, "attachment; filename=\"%s\"", disposition);
+    r->resp->status = 200;
+    snprintf(r->resp->disposition, sizeof r->resp->disposition, "attachment; filename=\"%s\"",
+             disposition);
 }
 
-void job_run(void *arg)
+void ls_job_run(ls_env *env, ls_job *job)
 {
-    http_req *r = arg;
-    ls_server *srv = r->c.srv;
-    if (!atomic_load(&r->c.closed)) {
-        switch (r->route) {
-        case ROUTE_LOAD:
-        case ROUTE_UNLOAD: job_model(srv, r); break;
-        case ROUTE_BATCH: job_batch(srv, r); break;
-        case ROUTE_RENDER: job_render(srv, r); break;
-        default: http_set_error(r, 500, "no job for this route"); break;
-        }
-        http_slot_release(r);
-        http_finish(r);
+    switch (job->kind) {
+    case LS_JOB_LOAD:
+    case LS_JOB_UNLOAD: job_model(env, job); break;
+    case LS_JOB_BATCH: job_batch(env, job); break;
+    case LS_JOB_RENDER: job_render(env, job); break;
+    default: ls_response_error(env, job->resp, 500, "no job for this route"); break;
     }
-    conn_unref(&r->c);
 }

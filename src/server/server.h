@@ -5,11 +5,11 @@
  * and drives streaming sessions (one worker at a time per session, as
  * session.h requires), with the shared ls_pool under them for the parallel
  * image work. Streams go ahead of jobs, and jobs hold at most max_jobs
- * workers (fewer than all), so a job never keeps a stream waiting. Workers hand results back by queueing the connection on a
- * ready list and waking the loop with lws_cancel_service.
+ * workers (fewer than all), so a job never keeps a stream waiting. Work is
+ * handed to a worker and its results handed back to the loop (conn.h).
  *
- * The endpoints and the stream protocol are documented at the top of
- * server.c, next to the code that implements them.
+ * The endpoints are documented in http.h, the stream protocol in stream.h,
+ * next to the code that implements them; docs/server.md has the whole API.
  */
 #ifndef LS_SERVER_SERVER_H
 #define LS_SERVER_SERVER_H

@@ -1,7 +1,8 @@
 /* fuzz_http_query - what the server parses of an HTTP request line and its
- * headers (server.c through server_priv.h): the route (http_route), the
- * query of /v1/render and /v1/batch (http_parse_job_args), the model id check
- * (ls_registry_valid_id) and Content-Length (http_parse_i64). Input:
+ * headers (server/http.h, server/request.h): the route table
+ * (ls_http_job_route), the query of /v1/render and /v1/batch
+ * (ls_http_parse_job_args), the model id check (ls_registry_valid_id) and
+ * Content-Length (ls_parse_i64). Input:
  *   [0]  method: bit 0 POST, bit 1 DELETE (neither: GET)
  *   then the request target "/path?a=1&b=2" up to a newline, then the
  *   Content-Length header's value.
@@ -9,7 +10,8 @@
  * getter below does the same over the input, with lws_get_urlarg_by_name's
  * contract: an argument that does not fit the buffer ends the search. */
 #include "fuzz_util.h"
-#include "server/server_priv.h"
+#include "server/http.h"
+#include "server/request.h"
 
 #define MAX_ARGS 64
 
@@ -51,7 +53,7 @@ static int get_arg(void *ctx, const char *name, char *buf, int cap)
     for (int i = 0; i < q->n; i++) {
         size_t len = strlen(q->arg[i]);
         if (len < nl || strncmp(q->arg[i], name, nl)) continue;
-        if (len - nl >= (size_t)cap) return -1; /* as server.c's get_arg */
+        if (len - nl >= (size_t)cap) return -1; /* as ls_request_arg */
         memcpy(buf, q->arg[i] + nl, len - nl + 1);
         return 1;
     }
@@ -72,15 +74,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char uri[512];
     snprintf(uri, sizeof uri, "%.*s", (int)(path_end - text), text);
     char id[LS_MODEL_ID_MAX + 1];
-    http_req *r = calloc(1, sizeof *r);
+    ls_job *r = calloc(1, sizeof *r);
     FUZZ_CHECK(r);
     int too_long;
-    r->route = http_route(uri, post, del, id, &too_long);
-    FUZZ_CHECK(!too_long || r->route == ROUTE_NONE);
-    if (r->route == ROUTE_LOAD || r->route == ROUTE_UNLOAD) {
+    const char *method = post ? "POST" : del ? "DELETE" : "GET";
+    r->kind = ls_http_job_route(method, uri, id, &too_long);
+    FUZZ_CHECK(!too_long || r->kind == LS_JOB_NONE);
+    if (r->kind == LS_JOB_LOAD || r->kind == LS_JOB_UNLOAD) {
         FUZZ_CHECK(id[0] && strlen(id) <= LS_MODEL_ID_MAX && !strchr(id, '/'));
         (void)ls_registry_valid_id(id);
-    } else if (r->route == ROUTE_RENDER || r->route == ROUTE_BATCH) {
+    } else if (r->kind == LS_JOB_RENDER || r->kind == LS_JOB_BATCH) {
         FUZZ_CHECK(post);
         query q = {0};
         for (const char *p = qm ? qm + 1 : target_end; p < target_end && q.n < MAX_ARGS;) {
@@ -90,13 +93,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             p = e + 1;
         }
         char why[LS_ERROR_MSG_MAX];
-        int rc = http_parse_job_args(r, get_arg, &q, why, sizeof why);
+        int rc = ls_http_parse_job_args(r, get_arg, &q, why, sizeof why);
         fuzz_note("query", rc, why);
         if (rc == 0) {
             FUZZ_CHECK(r->model[0] && memchr(r->model, 0, sizeof r->model));
             (void)ls_registry_valid_id(r->model);
             FUZZ_CHECK(r->start_frame >= 0 && r->start_frame <= (INT64_C(1) << 40));
-            if (r->route == ROUTE_RENDER)
+            if (r->kind == LS_JOB_RENDER)
                 FUZZ_CHECK(!strcmp(r->output, "mp4") || !strcmp(r->output, "mjpeg") ||
                            !strcmp(r->output, "jpeg-zip"));
             else
@@ -106,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         for (int i = 0; i < q.n; i++) free(q.arg[i]);
     } else {
-        FUZZ_CHECK(r->route == ROUTE_NONE);
+        FUZZ_CHECK(r->kind == LS_JOB_NONE);
     }
     free(r);
 
@@ -118,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memcpy(cl, nl + 1, n);
             cl[n] = 0;
             int64_t len = -1;
-            if (http_parse_i64(cl, 0, INT64_MAX, &len)) FUZZ_CHECK(len >= 0);
+            if (ls_parse_i64(cl, 0, INT64_MAX, &len)) FUZZ_CHECK(len >= 0);
         }
     }
     return 0;

@@ -1,11 +1,11 @@
 /* fuzz_ws_control - a WebSocket stream's text (control) message as the server
- * parses it once reassembled (stream_parse_control, server_priv.h): JSON,
+ * parses it once reassembled (stream_parse_control, server/stream.h): JSON,
  * its "type", and a start's format, rate, channels, start_frame, batch, live
  * and skip_silence. Checks that an accepted start is within the documented
  * ranges and makes a valid raw PCM decoder. */
 #include "audio/pcm.h"
 #include "fuzz_util.h"
-#include "server/server_priv.h"
+#include "server/stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

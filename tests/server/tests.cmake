@@ -1,5 +1,6 @@
 ls_add_test(test_server_config server/test_config.c)
 ls_add_test(test_registry server/test_registry.c)
+ls_add_test(test_router server/test_router.c)
 ls_add_test(test_server_outputs server/test_outputs.c)
 target_link_libraries(test_server_outputs PRIVATE PkgConfig::LIBZIP)
 ls_add_alloc_test(test_server_alloc server/test_server_alloc.c)
