@@ -69,6 +69,7 @@ struct ls_mel {
     size_t n_in;        /* input samples received */
     size_t next_row;    /* rows emitted so far */
     float last_x;       /* previous input sample, for pre-emphasis */
+    size_t skip_rows;   /* rows below this are emitted as zeros, not computed */
     int flushed;
 };
 
@@ -127,7 +128,13 @@ void ls_mel_reset(ls_mel *m)
     m->n_in = 0;
     m->next_row = 0;
     m->last_x = 0.0f;
+    m->skip_rows = 0;
     m->flushed = 0;
+}
+
+void ls_mel_skip_rows(ls_mel *m, size_t rows)
+{
+    m->skip_rows = rows;
 }
 
 /* One mel row from the n_fft padded samples at p. */
@@ -173,7 +180,10 @@ static size_t emit_rows(ls_mel *m, size_t limit, float *out)
     size_t last = rows_ready(avail, limit);
     while (m->next_row < last) {
         size_t off = m->next_row * LS_MEL_HOP - m->buf_start;
-        mel_row(m, m->buf + off, out + emitted * LS_MEL_BINS);
+        if (m->next_row < m->skip_rows)
+            memset(out + emitted * LS_MEL_BINS, 0, LS_MEL_BINS * sizeof *out);
+        else
+            mel_row(m, m->buf + off, out + emitted * LS_MEL_BINS);
         m->next_row++;
         emitted++;
     }

@@ -39,8 +39,12 @@ typedef struct ls_mel ls_mel;
 
 ls_mel *ls_mel_create(ls_error *err);
 void ls_mel_destroy(ls_mel *m);
-/* Forgets all audio: the next push starts a new stream. */
+/* Forgets all audio: the next push starts a new stream (and clears the skip). */
 void ls_mel_reset(ls_mel *m);
+/* Rows below `rows` of this stream are emitted as zeros without being
+ * computed, for a caller that needs only later rows: a row depends on its own
+ * samples only, so the later rows are the bytes they would be without it. */
+void ls_mel_skip_rows(ls_mel *m, size_t rows);
 
 /* Rows a push of n more samples will emit (so callers can size buffers). */
 size_t ls_mel_push_rows(const ls_mel *m, size_t n);

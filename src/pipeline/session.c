@@ -49,6 +49,7 @@ struct ls_session {
     ls_frame_format format;
     int batch, n_avatar;
     int64_t start_frame;
+    int64_t range_first, range_end; /* output indices made (first_frame, frame_count) */
 
     /* Audio: streaming mel, rows kept in a ring (row t at t % MEL_RING). */
     ls_mel *mel;
@@ -175,12 +176,36 @@ static int run_encoder(ls_session *s, ls_error *err)
     return LS_OK;
 }
 
+/* The range as frames of the current stream: [*first, *end). */
+static void stream_range(const ls_session *s, int64_t *first, int64_t *end)
+{
+    *first = s->range_first - s->stream_base;
+    *end = s->range_end == INT64_MAX ? INT64_MAX : s->range_end - s->stream_base;
+}
+
+/* Every frame of the range is out (painted and queued). */
+static int range_done(const ls_session *s)
+{
+    return s->range_end != INT64_MAX && s->stream_base + s->frames_staged >= s->range_end &&
+           s->unet_fill == 0;
+}
+
 /* Stages the windows no later audio can change (all of them once the stream
- * has ended), running the encoder on every full batch. */
+ * has ended), running the encoder on every full batch. Windows no frame of
+ * the range needs are skipped (before it) or not staged (after it). */
 static int stage_windows(ls_session *s, ls_error *err)
 {
+    int64_t first, end;
+    stream_range(s, &first, &end);
     for (;;) {
         int64_t k = s->windows_staged;
+        if (first > 0 && s->enc_fill == 0 && k < ls_feature_first_window(first)) {
+            /* Nothing was encoded yet: the ring simply starts later. */
+            s->windows_staged = s->windows_encoded = ls_feature_first_window(first);
+            continue;
+        }
+        if (end != INT64_MAX && k > ls_feature_last_window(end - 1, s->n_windows))
+            return run_encoder(s, err); /* the range's last windows: no fuller batch comes */
         size_t start;
         if (s->n_windows >= 0) {
             if (k >= s->n_windows) return LS_OK;
@@ -316,8 +341,15 @@ static int emit_silent(ls_session *s, int64_t i, ls_error *err)
 /* Stages every frame whose features are final, running full UNet batches. */
 static int stage_frames(ls_session *s, ls_error *err)
 {
+    int64_t first, end;
+    stream_range(s, &first, &end);
     for (;;) {
         int64_t i = s->frames_staged;
+        if (i < first && s->unet_fill == 0) {
+            s->frames_staged = first; /* frames before the range are never made */
+            continue;
+        }
+        if (i >= end) return run_unet(s, err); /* the range is staged: run what waits */
         if (s->n_windows >= 0) {
             if (i >= ls_feature_frame_count(s->n_windows)) return LS_OK;
             if (ls_feature_last_window(i, s->n_windows) >= s->windows_encoded) return LS_OK;
@@ -407,6 +439,7 @@ int ls_session_push_audio(ls_session *s, const float *samples, size_t n, ls_erro
     if (s->finished) return ls_error_set(err, LS_ERR_STATE, "session already finished");
     if (n && !samples) return ls_error_set(err, LS_ERR_INVALID_ARG, "NULL audio");
     for (size_t off = 0; off < n;) {
+        if (range_done(s)) return LS_OK; /* no frame left to make: the audio is not needed */
         size_t len = n - off < STEP_SAMPLES ? n - off : STEP_SAMPLES;
         double t0 = ls_now();
         size_t rows;
@@ -435,6 +468,10 @@ int ls_session_finish(ls_session *s, ls_error *err)
 {
     check_interrupt(s);
     if (s->finished) return ls_error_set(err, LS_ERR_STATE, "session already finished");
+    if (range_done(s)) {
+        s->finished = 1;
+        return LS_OK;
+    }
     double t0 = ls_now();
     size_t rows;
     int rc = ls_mel_flush(s->mel, s->mel_step, STEP_SAMPLES / LS_MEL_HOP + 2, &rows, err);
@@ -530,6 +567,9 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
         return ls_error_set(err, LS_ERR_RANGE, "jpeg quality %d outside 1..100", opt->jpeg_quality);
     if (!(opt->silence_rms >= 0 && opt->silence_rms <= 1))
         return ls_error_set(err, LS_ERR_RANGE, "silence rms %g outside 0..1", (double)opt->silence_rms);
+    if (opt->first_frame < 0 || opt->frame_count < 0 || opt->first_frame > INT64_MAX - opt->frame_count)
+        return ls_error_set(err, LS_ERR_RANGE, "frame range %lld + %lld is not valid",
+                            (long long)opt->first_frame, (long long)opt->frame_count);
     if (opt->format != LS_FRAME_JPEG && opt->format != LS_FRAME_BGR && opt->format != LS_FRAME_RGBA)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "unknown frame format %d", (int)opt->format);
     int batch = opt->batch > 0 ? opt->batch : info.batch;
@@ -544,6 +584,8 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
     s->eng = eng;
     s->batch = batch;
     s->start_frame = opt->start_frame;
+    s->range_first = opt->frame_count ? opt->first_frame : 0;
+    s->range_end = opt->frame_count ? opt->first_frame + opt->frame_count : INT64_MAX;
     s->n_avatar = info.n_frames;
     s->avatar = ls_model_avatar(model);
     s->format = opt->format;
@@ -577,6 +619,12 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
         if (!s->mel_ring || !s->mel_step || !s->hop_energy || !s->enc_in || !s->enc_out || !s->feat_ring ||
             !s->unet_visual || !s->unet_audio || !s->unet_out[0] || !s->unet_out[1])
             rc = ls_error_set(err, LS_ERR_NOMEM, "cannot allocate session buffers (batch %d)", batch);
+    }
+    if (!rc && s->range_first > 0) {
+        /* Mel rows before the range's first window are never read. A window
+         * at the very end starts a few rows early (windows.h), hence the margin. */
+        size_t row = ls_mel_window_start((size_t)ls_feature_first_window(s->range_first), 0);
+        ls_mel_skip_rows(s->mel, row > LS_MEL_WINDOW ? row - LS_MEL_WINDOW : 0);
     }
     if (rc) {
         ls_session_destroy(s);

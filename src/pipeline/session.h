@@ -54,6 +54,12 @@ typedef struct ls_session_options {
     ls_frame_format format;
     int jpeg_quality;       /* 1..100; 0: 85 */
     float silence_rms;      /* > 0: quieter frames skip inference (see above); 0: off */
+    /* frame_count > 0: only output frames first_frame .. first_frame +
+     * frame_count - 1 are made (the batch API's window on a clip). The mel
+     * rows, encoder windows and UNet runs are only those these frames'
+     * features need, the frames are the bytes the whole session gives them,
+     * and once they are out the rest of the audio is dropped unread. */
+    int64_t first_frame, frame_count;
 } ls_session_options;
 
 typedef struct ls_frame {

@@ -153,6 +153,50 @@ static size_t ref_start(long k, long T)
     return (size_t)(s + 16 > T ? T - 16 : s);
 }
 
+/* Skipped rows are zeros; every later row is the whole-file row, bit for bit,
+ * and a reset clears the skip. */
+static void test_skip_rows(void **state)
+{
+    (void)state;
+    const size_t n = 16000, skips[] = {0, 1, 37, 80, 81, 200};
+    float *x = malloc(n * sizeof *x);
+    make_signal(x, n, 77);
+    ls_error err;
+    float *whole;
+    size_t T;
+    assert_int_equal(ls_mel_compute(x, n, &whole, &T, &err), LS_OK);
+    float *rows = malloc(T * LS_MEL_BINS * sizeof *rows);
+    static const float zeros[LS_MEL_BINS];
+    ls_mel *m = ls_mel_create(&err);
+    assert_non_null(m);
+    for (size_t si = 0; si < sizeof skips / sizeof skips[0]; si++) {
+        size_t skip = skips[si];
+        ls_mel_reset(m);
+        ls_mel_skip_rows(m, skip);
+        size_t at = 0, got;
+        for (size_t off = 0; off < n; off += 1234) {
+            size_t len = n - off < 1234 ? n - off : 1234;
+            assert_int_equal(ls_mel_push(m, x + off, len, rows + at * LS_MEL_BINS, T - at, &got, &err), LS_OK);
+            at += got;
+        }
+        assert_int_equal(ls_mel_flush(m, rows + at * LS_MEL_BINS, T - at, &got, &err), LS_OK);
+        assert_int_equal(at + got, T);
+        for (size_t t = 0; t < T; t++)
+            assert_memory_equal(rows + t * LS_MEL_BINS, t < skip ? zeros : whole + t * LS_MEL_BINS,
+                                LS_MEL_BINS * sizeof *rows);
+    }
+    /* A reset forgets the skip: row 0 is computed again. */
+    ls_mel_reset(m);
+    size_t got;
+    assert_int_equal(ls_mel_push(m, x, n, rows, T, &got, &err), LS_OK);
+    assert_true(got > 0);
+    assert_memory_equal(rows, whole, LS_MEL_BINS * sizeof *rows);
+    ls_mel_destroy(m);
+    free(rows);
+    free(whole);
+    free(x);
+}
+
 static void test_window_formulas(void **state)
 {
     (void)state;
@@ -218,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_mel_matches_reference),
         cmocka_unit_test(test_streaming_is_bit_exact),
         cmocka_unit_test(test_streaming_emits_as_soon_as_final),
+        cmocka_unit_test(test_skip_rows),
         cmocka_unit_test(test_window_formulas),
         cmocka_unit_test(test_windows_transpose),
     };

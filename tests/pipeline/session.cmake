@@ -18,6 +18,14 @@ set_property(TEST test_session APPEND PROPERTY ENVIRONMENT "LS_DEMO_MODEL=${LS_D
 ls_add_test(test_session_silence pipeline/test_session_silence.c)
 add_dependencies(test_session_silence ls_demo_model)
 set_property(TEST test_session_silence APPEND PROPERTY ENVIRONMENT "LS_DEMO_MODEL=${LS_DEMO_MODEL_DIR}")
+# A session's frame range (the batch API's window on a clip). Not under
+# ThreadSanitizer: it is test_session's code on test_session's threads, and
+# each of its sessions runs the full-size test UNet.
+if(NOT LS_SANITIZE STREQUAL "thread")
+  ls_add_test(test_session_range pipeline/test_session_range.c)
+  add_dependencies(test_session_range ls_demo_model)
+  set_property(TEST test_session_range APPEND PROPERTY ENVIRONMENT "LS_DEMO_MODEL=${LS_DEMO_MODEL_DIR}")
+endif()
 # The push / pull / finish loop (pipeline/drive.h) over the demo model.
 ls_add_test(test_drive pipeline/test_drive.c)
 add_dependencies(test_drive ls_demo_model)
