@@ -12,9 +12,11 @@
 #include "audio/decode.h"
 #include "audio/pcm.h"
 #include "audio/resample.h"
+#include "audio/windows.h"
 #include "core/clock.h"
 #include "media/video_writer.h"
 #include "pipeline/drive.h"
+#include "pipeline/features.h"
 
 #define PUSH_CHUNK 16000 /* push 1 s at a time to notice hang-ups */
 
@@ -101,9 +103,11 @@ static int job_proceed(void *arg, ls_error *err)
     return LS_OK;
 }
 
-/* Runs a whole-audio session, handing frames to `take` in order. */
+/* Runs a whole-audio session, handing frames to `take` in order: all of
+ * them, or when count > 0 only frames first .. first+count-1 (the session
+ * computes no others). */
 static int run_session(ls_env *env, const ls_job *r, const float *x, size_t n,
-                       ls_frame_format format,
+                       ls_frame_format format, int64_t first, int64_t count,
                        int (*take)(void *ctx, const ls_frame *f, ls_error *err), void *ctx,
                        ls_stage_times *times, ls_error *err)
 {
@@ -113,7 +117,9 @@ static int run_session(ls_env *env, const ls_job *r, const float *x, size_t n,
     ls_session_options so = {.start_frame = r->kind == LS_JOB_RENDER ? r->start_frame : 0,
                              .batch = env->cfg.batch,
                              .format = format,
-                             .jpeg_quality = env->cfg.jpeg_quality};
+                             .jpeg_quality = env->cfg.jpeg_quality,
+                             .first_frame = first,
+                             .frame_count = count};
     ls_session *s = NULL;
     rc = ls_session_create(model, env->pool, &so, &s, err);
     if (!rc) {
@@ -141,16 +147,12 @@ static cJSON *timings_json(const ls_stage_times *t, double decode_s, double tota
 /* ---- /v1/batch ---- */
 
 typedef struct batch_sink {
-    int64_t first, count;
     ls_jpeg_list frames;
-    int64_t total; /* frames the audio gives */
 } batch_sink;
 
 static int batch_take(void *ctx, const ls_frame *f, ls_error *err)
 {
     batch_sink *b = ctx;
-    b->total = f->index + 1;
-    if (f->index < b->first || f->index >= b->first + b->count) return LS_OK;
     if (ls_jpeg_list_add(&b->frames, f->index, f->avatar_frame, f->timestamp, f->data, f->size))
         return ls_error_set(err, LS_ERR_NOMEM, "out of memory for frame %lld",
                             (long long)f->index);
@@ -186,16 +188,24 @@ static void job_batch(ls_env *env, ls_job *r)
     }
     float *x = audio.samples;
     size_t n = audio.n;
-    batch_sink b = {r->start_frame, r->batch_size, {0}, 0};
+    batch_sink b = {{0}};
     ls_stage_times times = {0};
     ls_error err = {0};
     double decode_s = ls_now() - t0;
-    int rc = run_session(env, r, x, n, LS_FRAME_JPEG, batch_take, &b, &times, &err);
-    free(x);
-    if (!rc && b.frames.n == 0)
+    /* Frames the whole clip gives (features.h, windows.h); the session makes
+     * only the requested ones, so a client walking a clip in batches pays for
+     * each frame once. */
+    size_t windows = ls_mel_window_count(ls_mel_rows(n));
+    int64_t total = windows ? ls_feature_frame_count((int64_t)windows) : 0;
+    int rc = LS_OK;
+    if (windows && r->start_frame >= total)
         rc = ls_error_set(&err, LS_ERR_RANGE,
                           "start_frame %lld is past the end: %zu samples give %lld frames",
-                          (long long)r->start_frame, n, (long long)b.total);
+                          (long long)r->start_frame, n, (long long)total);
+    if (!rc)
+        rc = run_session(env, r, x, n, LS_FRAME_JPEG, r->start_frame, r->batch_size, batch_take,
+                         &b, &times, &err);
+    free(x);
     if (rc) {
         set_from_error(env, r, &err);
         ls_jpeg_list_free(&b.frames);
@@ -206,7 +216,7 @@ static void job_batch(ls_env *env, ls_job *r)
     cJSON_AddNumberToObject(j, "start_frame", (double)r->start_frame);
     cJSON_AddNumberToObject(j, "batch_size", r->batch_size);
     cJSON_AddNumberToObject(j, "count", (double)b.frames.n);
-    cJSON_AddNumberToObject(j, "total_frames", (double)b.total);
+    cJSON_AddNumberToObject(j, "total_frames", (double)total);
     cJSON_AddItemToObject(j, "timings", timings_json(&times, decode_s, ls_now() - t0));
     ls_metrics_add(env->metrics, LS_M_FRAMES_SENT, (double)b.frames.n);
     if (r->multipart) {
@@ -334,7 +344,7 @@ static void job_render(ls_env *env, ls_job *r)
             close(fd);
             rs.path = path;
             rs.audio = &audio;
-            rc = run_session(env, r, x->samples, x->n, LS_FRAME_BGR, render_take_bgr, &rs, &times,
+            rc = run_session(env, r, x->samples, x->n, LS_FRAME_BGR, 0, 0, render_take_bgr, &rs, &times,
                              &err);
             if (rs.writer) {
                 if (rc)
@@ -348,7 +358,7 @@ static void job_render(ls_env *env, ls_job *r)
         snprintf(r->resp->content_type, sizeof r->resp->content_type, "video/mp4");
         disposition = "lipsync.mp4";
     } else if (!rc) {
-        rc = run_session(env, r, x->samples, x->n, LS_FRAME_JPEG, render_take_jpeg, &rs, &times,
+        rc = run_session(env, r, x->samples, x->n, LS_FRAME_JPEG, 0, 0, render_take_jpeg, &rs, &times,
                          &err);
         if (!rc && !strcmp(r->output, "mjpeg")) {
             rc = ls_frames_to_mjpeg(&rs.frames, &r->resp->body, &err);

@@ -545,6 +545,62 @@ static void render_zip(int port, const uint8_t *wav, size_t len, int64_t start,
     http_resp_free(&r);
 }
 
+/* A batch call is a window on the clip: frames G .. G+B-1 are the bytes a
+ * whole-clip render gives them, at the clip's start, middle and end, and the
+ * UNet runs on those frames only (the seed's batch API computed the whole
+ * clip on every call). */
+static void test_batch_is_a_window_on_the_clip(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = test_audio(16000, 1.0, 21, &n);
+    int16_t *pcm = malloc(n * sizeof *pcm);
+    for (size_t i = 0; i < n; i++) {
+        pcm[i] = (int16_t)(x[i] * 20000);
+        x[i] = (float)pcm[i] / 32768.0f; /* the samples the WAV decodes to, exactly */
+    }
+    size_t wlen;
+    uint8_t *wav = wav_s16(pcm, n, 16000, 1, &wlen);
+    ls_jpeg_list whole = {0};
+    render_zip(g_srv.port, wav, wlen, 0, &whole);
+    const int total = (int)whole.n;
+    assert_true(total > 20);
+    const int calls[][2] = {{0, 4}, {total / 2 - 3, 5}, {total - 3, 8}};
+    for (int c = 0; c < 3; c++) {
+        int first = calls[c][0], b = calls[c][1], count = first + b <= total ? b : total - first;
+        char path[256];
+        snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=%d&start_frame=%d", g_model, b,
+                 first);
+        http_resp r;
+        post(g_srv.port, path, x, n * 4, &r);
+        if (r.status != 200) fail_msg("%s: %d %.300s", path, r.status, (const char *)r.body.data);
+        cJSON *j = json_of(&r);
+        assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "count")->valueint, count);
+        assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "total_frames")->valueint, total);
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "timings");
+        assert_int_equal(cJSON_GetObjectItemCaseSensitive(t, "frames")->valueint, count);
+        cJSON *f, *frames = cJSON_GetObjectItemCaseSensitive(j, "frames");
+        int k = first;
+        cJSON_ArrayForEach(f, frames)
+        {
+            assert_int_equal(cJSON_GetObjectItemCaseSensitive(f, "index")->valueint, k);
+            char *want = ls_base64(whole.frames[k].data, whole.frames[k].size);
+            if (strcmp(cJSON_GetObjectItemCaseSensitive(f, "jpeg")->valuestring, want))
+                fail_msg("batch at %d: frame %d differs from the render's", first, k);
+            free(want);
+            k++;
+        }
+        assert_int_equal(k, first + count);
+        cJSON_Delete(j);
+        http_resp_free(&r);
+    }
+    ls_jpeg_list_free(&whole);
+    free(wav);
+    free(pcm);
+    free(x);
+    wait_idle(g_srv.port);
+}
+
 static void test_render(void **state)
 {
     (void)state;
@@ -1689,6 +1745,7 @@ int main(void)
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_models),
         cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_batch_is_a_window_on_the_clip),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_stream_matches_render),
         cmocka_unit_test(test_stream_wide_frames_split),
