@@ -6,16 +6,26 @@
  * "end", and records when every frame arrives. Two modes:
  *   live: chunks paced in real time, the session in live mode (flush per
  *         chunk, frames paced at 25 fps): latency is what a caller feels;
- *   fast: all audio sent at once: throughput per session.
+ *   fast: all audio sent at once: throughput per session;
+ *   batch: one client walking the clip with POST /v1/batch (the seed's API:
+ *         batch_size B, start_frame 0, B, 2B, ...), per B of --batch-sizes;
+ *         reported: ms per call (p50, p99) and per frame returned, beside
+ *         the same clip rendered whole in one call (/v1/render, jpeg-zip),
+ *         which is what every batch call cost when the API computed the
+ *         whole clip.
  * Reported per N: frames per second per session (frames / time from the
  * first audio byte to the last frame), first-frame latency (first audio
  * byte -> first frame), and p50/p99 frame latency (frame i: from sending
  * the chunk that completes its 40 ms of audio to its arrival; so it
  * includes the model's lookahead of future audio).
  */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,14 +155,152 @@ static float *synth_speech(double seconds, size_t *n)
     return x;
 }
 
+/* POSTs body to 127.0.0.1:port/path (Connection: close) and reads the whole
+ * answer; returns the HTTP status, or -1 when the exchange failed. The answer
+ * goes to *resp (malloc'd, NUL-terminated) when resp is not NULL. */
+static int http_post(int port, const char *path, const void *body, size_t len, char **resp)
+{
+    if (resp) *resp = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char head[512];
+    int hl = snprintf(head, sizeof head,
+                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n", path, len);
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && hl > 0 && (size_t)hl < sizeof head;
+    for (size_t off = 0; ok && off < (size_t)hl;) {
+        ssize_t w = write(fd, head + off, (size_t)hl - off);
+        ok = w > 0;
+        off += ok ? (size_t)w : 0;
+    }
+    for (size_t off = 0; ok && off < len;) {
+        ssize_t w = write(fd, (const char *)body + off, len - off);
+        ok = w > 0;
+        off += ok ? (size_t)w : 0;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = ok ? malloc(cap + 1) : NULL;
+    ssize_t r = 0;
+    while (buf && (r = read(fd, buf + n, cap - n)) > 0) {
+        n += (size_t)r;
+        if (n == cap) {
+            char *b = realloc(buf, 2 * cap + 1);
+            if (!b) break;
+            buf = b;
+            cap *= 2;
+        }
+    }
+    close(fd);
+    int status = -1;
+    if (buf) {
+        buf[n] = 0;
+        if (r == 0 && sscanf(buf, "HTTP/1.1 %d", &status) != 1) status = -1;
+        if (resp) *resp = buf;
+        else free(buf);
+    }
+    return status;
+}
+
+/* A WAV file (float32 mono 16 kHz) of x, for /v1/render. */
+static uint8_t *wav_f32(const float *x, size_t n, size_t *len)
+{
+    size_t data = n * 4;
+    uint8_t *w = malloc(44 + data);
+    if (!w) return NULL;
+    uint32_t v32;
+    uint16_t v16;
+#define PUT(off, v) memcpy(w + (off), &(v), sizeof(v))
+    memcpy(w, "RIFF", 4);
+    v32 = (uint32_t)(36 + data); PUT(4, v32);
+    memcpy(w + 8, "WAVEfmt ", 8);
+    v32 = 16; PUT(16, v32);
+    v16 = 3; PUT(20, v16); /* IEEE float */
+    v16 = 1; PUT(22, v16);
+    v32 = 16000; PUT(24, v32);
+    v32 = 64000; PUT(28, v32);
+    v16 = 4; PUT(32, v16);
+    v16 = 32; PUT(34, v16);
+    memcpy(w + 36, "data", 4);
+    v32 = (uint32_t)data; PUT(40, v32);
+#undef PUT
+    memcpy(w + 44, x, data);
+    *len = 44 + data;
+    return w;
+}
+
+/* One client walking the clip with /v1/batch, for each B in sizes. */
+static int run_batch_walk(int port, const char *model, const float *x, size_t n,
+                          const int *sizes, int n_sizes)
+{
+    size_t wlen;
+    uint8_t *wav = wav_f32(x, n, &wlen);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/render?model=%s&output=jpeg-zip", model);
+    double t0 = ls_now();
+    int st = wav ? http_post(port, path, wav, wlen, NULL) : -1;
+    double whole_ms = (ls_now() - t0) * 1e3;
+    free(wav);
+    if (st != 200) {
+        fprintf(stderr, "lipsync: bench serve: render of the whole clip: status %d\n", st);
+        return 1;
+    }
+    printf("whole clip in one render call (what each batch call cost before): %.1f ms\n", whole_ms);
+    printf("%-8s %3s  %6s  %8s  %8s  %9s  %7s\n", "mode", "B", "calls", "p50_ms", "p99_ms",
+           "ms/frame", "frames");
+    int failed = 0;
+    for (int i = 0; i < n_sizes && !failed; i++) {
+        int b = sizes[i];
+        size_t cap = 64, calls = 0;
+        double *ms = malloc(cap * sizeof *ms), sum = 0;
+        long long frames = 0, total = -1;
+        for (long long g = 0; ms && (total < 0 || g < total); g += b) {
+            snprintf(path, sizeof path, "/v1/batch?model=%s&batch_size=%d&start_frame=%lld", model,
+                     b, g);
+            char *resp;
+            t0 = ls_now();
+            st = http_post(port, path, x, n * sizeof *x, &resp);
+            double t = (ls_now() - t0) * 1e3;
+            char *tf = resp ? strstr(resp, "\"total_frames\":") : NULL;
+            char *ct = resp ? strstr(resp, "\"count\":") : NULL;
+            if (st != 200 || !tf || !ct) {
+                fprintf(stderr, "lipsync: bench serve: batch at %lld: status %d\n", g, st);
+                free(resp);
+                failed = 1;
+                break;
+            }
+            total = atoll(tf + 15);
+            frames += atoll(ct + 8);
+            free(resp);
+            if (calls == cap) {
+                double *m2 = realloc(ms, 2 * cap * sizeof *ms);
+                if (!m2) break;
+                ms = m2;
+                cap *= 2;
+            }
+            ms[calls++] = t;
+            sum += t;
+        }
+        if (!failed && calls)
+            printf("%-8s %3d  %6zu  %8.1f  %8.1f  %9.2f  %7lld\n", "batch", b, calls,
+                   ls_percentile(ms, calls, 50), ls_percentile(ms, calls, 99),
+                   frames ? sum / (double)frames : 0, frames);
+        free(ms);
+    }
+    return failed;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: lipsync bench serve --models-root DIR --model ID [--clients 1,2,4]\n"
-            "                           [--mode live|fast|both] [--seconds S] [--audio FILE]\n"
-            "                           [--threads T] [--batch B]\n"
+            "                           [--mode live|fast|both|batch] [--seconds S] [--audio FILE]\n"
+            "                           [--threads T] [--batch B] [--batch-sizes 8,25]\n"
             "Runs an in-process server and N concurrent streaming clients on loopback;\n"
-            "prints fps per session, first-frame latency and p50/p99 frame latency.\n");
+            "prints fps per session, first-frame latency and p50/p99 frame latency.\n"
+            "--mode batch: one client walks the clip with POST /v1/batch for each size of\n"
+            "--batch-sizes (ms per call and per frame), beside a whole-clip render call.\n");
 }
 
 static int run_round(int port, const char *model, const float *audio, size_t n, int n_clients,
@@ -219,12 +367,14 @@ int bench_serve(int argc, char **argv)
                                          {"audio", required_argument, 0, 'a'},
                                          {"threads", required_argument, 0, 't'},
                                          {"batch", required_argument, 0, 'b'},
+                                         {"batch-sizes", required_argument, 0, 'B'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *root = NULL, *model = NULL, *clients = "1,2,4", *mode = "both", *audio_path = NULL;
+    const char *batch_sizes = "8,25";
     int seconds = 8, threads = 2, batch = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "r:m:c:M:s:a:t:b:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:m:c:M:s:a:t:b:B:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r': root = optarg; break;
         case 'm': model = optarg; break;
@@ -234,6 +384,7 @@ int bench_serve(int argc, char **argv)
         case 'a': audio_path = optarg; break;
         case 't': if ((threads = cli_parse_int("--threads", optarg, 1, 256)) < 0) return 2; break;
         case 'b': if ((batch = cli_parse_int("--batch", optarg, 0, 64)) < 0) return 2; break;
+        case 'B': batch_sizes = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -242,6 +393,17 @@ int bench_serve(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (strcmp(mode, "live") && strcmp(mode, "fast") && strcmp(mode, "both") &&
+        strcmp(mode, "batch")) {
+        fprintf(stderr, "lipsync: bench serve: --mode %s: want live, fast, both or batch\n", mode);
+        return 2;
+    }
+    int sizes[16], n_sizes = 0;
+    char size_list[64];
+    snprintf(size_list, sizeof size_list, "%s", batch_sizes);
+    for (char *s = NULL, *tok = strtok_r(size_list, ",", &s); tok && n_sizes < 16;
+         tok = strtok_r(NULL, ",", &s))
+        if ((sizes[n_sizes++] = cli_parse_int("--batch-sizes", tok, 1, 32)) < 0) return 2;
     ls_error err = {0};
     ls_audio audio = {0};
     float *synth = NULL;
@@ -281,10 +443,13 @@ int bench_serve(int argc, char **argv)
     pthread_create(&loop, NULL, serve_main, &st);
     printf("bench serve: model %s, %.1f s of audio per client, pool %d threads, batch %s\n",
            model, (double)n / 16000, threads, batch ? "set" : "model default");
-    printf("%-5s %3s  %8s  %8s  %8s  %8s  %7s\n", "mode", "N", "fps/sess", "first_ms", "p50_ms",
-           "p99_ms", "frames");
     int failed = 0;
-    for (int live = 1; live >= 0; live--) {
+    if (!strcmp(mode, "batch"))
+        failed = run_batch_walk(ls_server_port(srv), model, x, n, sizes, n_sizes);
+    else
+        printf("%-5s %3s  %8s  %8s  %8s  %8s  %7s\n", "mode", "N", "fps/sess", "first_ms",
+               "p50_ms", "p99_ms", "frames");
+    for (int live = 1; live >= 0 && strcmp(mode, "batch"); live--) {
         if ((live && !strcmp(mode, "fast")) || (!live && !strcmp(mode, "live"))) continue;
         for (int i = 0; i < n_counts; i++)
             failed |= run_round(ls_server_port(srv), model, x, n, counts[i], live);

@@ -28,9 +28,10 @@ static const bench_entry benches[] = {
      "model input + composite + JPEG per 1280x720 frame, 1-2 threads", bench_image},
     {"serve",
      "--models-root DIR --model ID [--clients 1,2,4]\n"
-     "[--mode live|fast|both] [--seconds S] [--audio FILE]\n"
-     "[--threads T] [--batch B]",
-     "N concurrent streaming clients on loopback: fps, latencies", bench_serve},
+     "[--mode live|fast|both|batch] [--seconds S] [--audio FILE]\n"
+     "[--threads T] [--batch B] [--batch-sizes 8,25]",
+     "N concurrent streaming clients on loopback: fps, latencies;\n"
+     "batch: POST /v1/batch walking a clip, ms per call", bench_serve},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

@@ -54,3 +54,14 @@ if(NOT LS_SANITIZE STREQUAL "thread")
             ${LS_SERVER_TEST_MODELS} demo ${CMAKE_BINARY_DIR}/lb-drain)
   set_tests_properties(test_lb_drain PROPERTIES TIMEOUT 900 RUN_SERIAL ON SKIP_RETURN_CODE 77)
 endif()
+
+# `lipsync bench serve --mode batch` runs end to end (a whole-clip render, then
+# one client walking the clip with /v1/batch: 1 s gives 24 frames, 3 calls of
+# 8); the figures are bench's to give.
+if(NOT LS_SANITIZE)
+  add_test(NAME bench_serve_batch
+    COMMAND lipsync bench serve --models-root ${LS_SERVER_TEST_MODELS} --model demo --mode batch
+            --seconds 1 --batch-sizes 8)
+  set_tests_properties(bench_serve_batch PROPERTIES TIMEOUT 300
+    PASS_REGULAR_EXPRESSION "batch +8 +3 +[0-9.]+ +[0-9.]+ +[0-9.]+ +24")
+endif()
