@@ -98,6 +98,8 @@ int cmd_serve(int argc, char **argv)
         if (!strcmp(key, "config")) continue;
         if (ls_server_config_set(&cfg, key, value, "flag", &err)) return cli_fail("serve", &err);
     }
+    /* A folder named but not the client's fails here, not as a 404 on /. */
+    if (ls_server_config_check_web_root(&cfg, &err)) return cli_fail("serve", &err);
 
     /* Block the stop signals before any thread starts, so all inherit it. */
     signal_waiter w;
