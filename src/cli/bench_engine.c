@@ -2,6 +2,7 @@
  * speed (median ms per run and per item, GFLOP/s), per-step profiles, and a
  * line-protocol server that bench/run.sh drives to interleave our runs with
  * ONNX Runtime's in one process pair. */
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,45 +38,48 @@ typedef struct bench_opts {
     ls_layout_policy layout;
 } bench_opts;
 
+/* 0: parsed; 1: --help printed; 2: a usage error, named. */
 static int parse(int argc, char **argv, bench_opts *o)
 {
+    enum { O_BATCH = 256, O_THREADS, O_WARMUP, O_RUNS, O_PREC, O_LAYOUT, O_PROFILE, O_DESCRIBE,
+           O_SERVE };
+    static const struct option opts[] = {
+        {"batch", required_argument, 0, O_BATCH},     {"threads", required_argument, 0, O_THREADS},
+        {"warmup", required_argument, 0, O_WARMUP},   {"runs", required_argument, 0, O_RUNS},
+        {"precision", required_argument, 0, O_PREC},  {"layout", required_argument, 0, O_LAYOUT},
+        {"profile", no_argument, 0, O_PROFILE},       {"describe", no_argument, 0, O_DESCRIBE},
+        {"serve", no_argument, 0, O_SERVE},           {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     *o = (bench_opts){NULL, 1, cli_default_threads(), 2, 10, 0, 0, 0, LS_PREC_FP32,
                       LS_LAYOUT_AUTO};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int *target = !strcmp(a, "--batch")     ? &o->batch
-                      : !strcmp(a, "--threads") ? &o->threads
-                      : !strcmp(a, "--warmup")  ? &o->warmup
-                      : !strcmp(a, "--runs")    ? &o->runs
-                                                : NULL;
-        if (target) {
-            if ((*target = cli_parse_int(a, v, !strcmp(a, "--warmup") ? 0 : 1, 100000)) < 0)
-                return -1;
-            i++;
-        } else if (!strcmp(a, "--precision")) {
-            if (cli_parse_precision(v, &o->prec)) return -1;
-            i++;
-        } else if (!strcmp(a, "--layout")) {
-            ls_error err;
-            if (ls_layout_parse(v, &o->layout, &err)) {
+    ls_error err;
+    int c;
+    optind = 1;
+    /* The leading ':' : getopt reports, we print (cli_option_error). */
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_BATCH: if ((o->batch = cli_parse_int("--batch", optarg, 1, 100000)) < 0) return 2; break;
+        case O_THREADS: if ((o->threads = cli_parse_int("--threads", optarg, 1, 100000)) < 0) return 2; break;
+        case O_WARMUP: if ((o->warmup = cli_parse_int("--warmup", optarg, 0, 100000)) < 0) return 2; break;
+        case O_RUNS: if ((o->runs = cli_parse_int("--runs", optarg, 1, 100000)) < 0) return 2; break;
+        case O_PREC: if (cli_parse_precision(optarg, &o->prec)) return 2; break;
+        case O_LAYOUT:
+            if (ls_layout_parse(optarg, &o->layout, &err)) {
                 fprintf(stderr, "lipsync: bench engine: %s\n", err.msg);
-                return -1;
+                return 2;
             }
-            i++;
-        } else if (!strcmp(a, "--profile")) {
-            o->profile = 1;
-        } else if (!strcmp(a, "--describe")) {
-            o->describe = 1;
-        } else if (!strcmp(a, "--serve")) {
-            o->serve = 1;
-        } else if (a[0] != '-' && !o->model) {
-            o->model = a;
-        } else {
-            fprintf(stderr, "lipsync: bench engine: unexpected '%s'\n", a);
-            return -1;
+            break;
+        case O_PROFILE: o->profile = 1; break;
+        case O_DESCRIBE: o->describe = 1; break;
+        case O_SERVE: o->serve = 1; break;
+        case 'h': usage(stdout); return 1;
+        default: return cli_option_error("bench engine", c, argv);
         }
     }
-    return o->model ? 0 : -1;
+    if (optind == argc) return cli_missing("bench engine", "MODEL.onnx");
+    if (optind < argc - 1) return cli_unexpected("bench engine", argv[optind + 1]);
+    o->model = argv[optind];
+    return 0;
 }
 
 static int serve(ls_engine_ctx *ctx, const ls_graph *g, const float *const *ins, float *const *outs)
@@ -106,15 +110,9 @@ static int serve(ls_engine_ctx *ctx, const ls_graph *g, const float *const *ins,
 
 int bench_engine(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     bench_opts o;
-    if (parse(argc, argv, &o)) {
-        usage(stderr);
-        return 2;
-    }
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc == 1 ? 0 : 2;
     ls_error err = {0};
     ls_onnx_model *model;
     ls_graph *g;

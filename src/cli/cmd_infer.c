@@ -1,6 +1,7 @@
 /* cmd_infer.c - `lipsync infer MODEL.onnx NAME=in.npy ... -o out.npy`:
  * runs a model on .npy inputs with the oneDNN engine (or the reference
  * executor), optionally timing repeated runs. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,49 +152,57 @@ typedef struct infer_opts {
     ls_precision prec;
 } infer_opts;
 
+/* 0: parsed; 1: --help printed; 2: a usage error, named. */
 static int parse_args(int argc, char **argv, infer_opts *o, infer_input *in, int *n_in)
 {
+    enum { O_BATCH = 256, O_THREADS, O_REPEAT, O_PREC, O_REFERENCE, O_DESCRIBE };
+    static const struct option opts[] = {
+        {"batch", required_argument, 0, O_BATCH},    {"threads", required_argument, 0, O_THREADS},
+        {"repeat", required_argument, 0, O_REPEAT},  {"precision", required_argument, 0, O_PREC},
+        {"reference", no_argument, 0, O_REFERENCE}, {"describe", no_argument, 0, O_DESCRIBE},
+        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->threads = cli_default_threads();
     *n_in = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-o")) {
-            if (!val) return cli_missing("infer", "the file after -o");
-            if (o->n_outs == LS_NN_MAX_INPUTS) return -1;
-            o->outs[o->n_outs++] = argv[++i];
-        } else if (!strcmp(a, "--batch")) {
-            if ((o->batch = cli_parse_int(a, val, 1, 4096)) < 0) return -1;
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if ((o->threads = cli_parse_int(a, val, 1, 1024)) < 0) return -1;
-            i++;
-        } else if (!strcmp(a, "--repeat")) {
-            if ((o->repeat = cli_parse_int(a, val, 1, 100000)) < 0) return -1;
-            i++;
-        } else if (!strcmp(a, "--precision")) {
-            if (cli_parse_precision(val, &o->prec)) return -1;
-            i++;
-        } else if (!strcmp(a, "--reference")) {
-            o->reference = 1;
-        } else if (!strcmp(a, "--describe")) {
-            o->describe = 1;
-        } else if (a[0] == '-') {
-            fprintf(stderr, "lipsync: infer: unknown option '%s'\n", a);
-            return -1;
-        } else if (!o->model) {
-            o->model = a;
-        } else {
-            if (*n_in == LS_NN_MAX_INPUTS) return -1;
-            const char *eq = strchr(a, '=');
-            infer_input *x = &in[(*n_in)++];
-            memset(x, 0, sizeof *x);
-            x->name = eq ? strndup(a, (size_t)(eq - a)) : NULL;
-            x->path = eq ? eq + 1 : a;
+    int c;
+    optind = 1;
+    /* The leading ':' : getopt reports, we print (cli_option_error). */
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            if (o->n_outs == LS_NN_MAX_INPUTS) {
+                fprintf(stderr, "lipsync: infer: more than %d -o\n", LS_NN_MAX_INPUTS);
+                return 2;
+            }
+            o->outs[o->n_outs++] = optarg;
+            break;
+        case O_BATCH: if ((o->batch = cli_parse_int("--batch", optarg, 1, 4096)) < 0) return 2; break;
+        case O_THREADS: if ((o->threads = cli_parse_int("--threads", optarg, 1, 1024)) < 0) return 2; break;
+        case O_REPEAT: if ((o->repeat = cli_parse_int("--repeat", optarg, 1, 100000)) < 0) return 2; break;
+        case O_PREC: if (cli_parse_precision(optarg, &o->prec)) return 2; break;
+        case O_REFERENCE: o->reference = 1; break;
+        case O_DESCRIBE: o->describe = 1; break;
+        case 'h': usage(stdout); return 1;
+        case ':':
+            if (optopt == 'o') return cli_missing("infer", "the file after -o");
+            return cli_option_error("infer", c, argv);
+        default: return cli_option_error("infer", c, argv);
         }
     }
-    if (!o->model) return cli_missing("infer", "MODEL.onnx");
+    /* getopt_long put the operands last: MODEL.onnx, then the input files. */
+    if (optind == argc) return cli_missing("infer", "MODEL.onnx");
+    o->model = argv[optind++];
+    for (; optind < argc; optind++) {
+        if (*n_in == LS_NN_MAX_INPUTS) {
+            fprintf(stderr, "lipsync: infer: more than %d input files\n", LS_NN_MAX_INPUTS);
+            return 2;
+        }
+        const char *a = argv[optind], *eq = strchr(a, '=');
+        infer_input *x = &in[(*n_in)++];
+        memset(x, 0, sizeof *x);
+        x->name = eq ? strndup(a, (size_t)(eq - a)) : NULL;
+        x->path = eq ? eq + 1 : a;
+    }
     if (!*n_in) return cli_missing("infer", "the input files ([NAME=]IN.npy ...)");
     if (!o->n_outs) return cli_missing("infer", "-o OUT.npy");
     return 0;
@@ -286,22 +295,11 @@ done:
 
 int cmd_infer(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     infer_opts o;
     infer_input in[LS_NN_MAX_INPUTS];
     int n_in = 0;
-    int status;
     int rc = parse_args(argc, argv, &o, in, &n_in);
-    if (rc) {
-        /* 2: the error is named already; -1: the whole usage says it. */
-        if (rc != 2) usage(stderr);
-        status = 2;
-    } else {
-        status = run_infer(&o, in, n_in);
-    }
+    int status = rc == 1 ? 0 : rc ? 2 : run_infer(&o, in, n_in);
     for (int i = 0; i < n_in; i++) {
         free((void *)in[i].name);
         ls_npy_free(&in[i].a);

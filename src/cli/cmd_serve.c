@@ -1,9 +1,11 @@
 /* cmd_serve.c - `lipsync serve`: runs the HTTP + WebSocket server. */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "server/config.h"
@@ -24,8 +26,49 @@ static void usage(FILE *out)
             "signal exits at once (status 1).\n"
             "Settings come from defaults, then the JSON config FILE, then LS_<SETTING>\n"
             "environment variables (LS_MAX_SESSIONS=4), then flags (--max-sessions 4):\n"
-            "%s",
+            "%s"
+            "web_root defaults to ../share/lipsync/web from the executable's folder (an\n"
+            "installed lipsync), else to the source tree's web/ (a build tree's lipsync).\n",
             keys);
+}
+
+/* 1 if dir holds the browser client (its index.html). */
+static int has_web_client(const char *dir)
+{
+    char index[2 * PATH_MAX];
+    if (snprintf(index, sizeof index, "%s/index.html", dir) >= (int)sizeof index) return 0;
+    return access(index, R_OK) == 0;
+}
+
+/* The browser client's folder when no setting names one (CMake defines both
+ * places, src/cli/sources.cmake): an installed binary's, LS_INSTALLED_WEB_ROOT
+ * (share/lipsync/web, relative to the folder of the executable, found through
+ * /proc/self/exe), else the source tree's web/ (LS_SOURCE_WEB_ROOT: a binary
+ * run from its build tree). Empty when neither holds the client. */
+static void default_web_root(char *out, size_t cap)
+{
+    out[0] = '\0';
+#ifdef LS_INSTALLED_WEB_ROOT
+    char exe[PATH_MAX], dir[PATH_MAX + sizeof LS_INSTALLED_WEB_ROOT + 1], real[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) exe[n] = '\0';
+    char *slash = n > 0 ? strrchr(exe, '/') : NULL;
+    if (slash) {
+        *slash = '\0'; /* exe: the executable's folder */
+        if (LS_INSTALLED_WEB_ROOT[0] == '/')
+            snprintf(dir, sizeof dir, "%s", LS_INSTALLED_WEB_ROOT);
+        else
+            snprintf(dir, sizeof dir, "%s/%s", exe, LS_INSTALLED_WEB_ROOT);
+        if (has_web_client(dir) && realpath(dir, real) && strlen(real) < cap) {
+            snprintf(out, cap, "%s", real);
+            return;
+        }
+    }
+#endif
+#ifdef LS_SOURCE_WEB_ROOT
+    if (has_web_client(LS_SOURCE_WEB_ROOT) && strlen(LS_SOURCE_WEB_ROOT) < cap)
+        snprintf(out, cap, "%s", LS_SOURCE_WEB_ROOT);
+#endif
 }
 
 typedef struct signal_waiter {
@@ -69,9 +112,7 @@ int cmd_serve(int argc, char **argv)
     }
     ls_server_config cfg;
     ls_server_config_defaults(&cfg);
-#ifdef LS_WEB_ROOT
-    snprintf(cfg.web_root, sizeof cfg.web_root, "%s", LS_WEB_ROOT);
-#endif
+    default_web_root(cfg.web_root, sizeof cfg.web_root);
     ls_error err = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config")) {
@@ -98,6 +139,8 @@ int cmd_serve(int argc, char **argv)
         if (!strcmp(key, "config")) continue;
         if (ls_server_config_set(&cfg, key, value, "flag", &err)) return cli_fail("serve", &err);
     }
+    /* A folder named but not the client's fails here, not as a 404 on /. */
+    if (ls_server_config_check_web_root(&cfg, &err)) return cli_fail("serve", &err);
 
     /* Block the stop signals before any thread starts, so all inherit it. */
     signal_waiter w;
@@ -116,6 +159,10 @@ int cmd_serve(int argc, char **argv)
     pthread_create(&waiter, NULL, wait_signals, &w);
     printf("lipsync: serving http://%s:%d/ (models from %s)\n", cfg.host, ls_server_port(srv),
            cfg.models_root);
+    if (cfg.web_root[0])
+        printf("lipsync: browser client at / from %s\n", cfg.web_root);
+    else
+        printf("lipsync: no browser client (web_root is empty; --web-root DIR names one)\n");
     fflush(stdout);
     int rc = ls_server_run(srv);
     pthread_kill(waiter, SIGUSR1); /* wakes the waiter if the loop ended by itself */

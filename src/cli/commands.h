@@ -25,6 +25,11 @@ int cli_fail(const char *what, const ls_error *err);
 int cli_missing(const char *cmd, const char *what);
 /* Prints "lipsync: <cmd>: unexpected argument '<arg>' (see ...)" and returns 2. */
 int cli_unexpected(const char *cmd, const char *arg);
+/* For getopt_long run with an optstring that starts with ':' (getopt prints
+ * nothing): c is what it returned, ':' for an option without its value, '?'
+ * for an unknown one. Prints "lipsync: <cmd>: missing the value of <option>"
+ * or "lipsync: <cmd>: unknown option '<option>'" (see ...) and returns 2. */
+int cli_option_error(const char *cmd, int c, char **argv);
 /* cli_fail("audio", err) for a file that failed to decode without --raw; when
  * libsndfile did not recognise a file that is there, adds a hint that raw PCM
  * needs --raw (a headerless file is the usual cause). Returns 1. */

@@ -100,6 +100,26 @@ int cli_unexpected(const char *cmd, const char *arg)
     return 2;
 }
 
+int cli_option_error(const char *cmd, int c, char **argv)
+{
+    /* A long option is the word getopt stepped past; a short one may sit
+     * inside a cluster (-xv), so it is named by its letter. */
+    const char *word = optind > 0 ? argv[optind - 1] : "";
+    char text[256];
+    if (!strncmp(word, "--", 2))
+        snprintf(text, sizeof text, "%.*s", (int)strcspn(word, "="), word);
+    else
+        snprintf(text, sizeof text, "-%c", optopt > 0 && optopt < 128 ? optopt : '?');
+    if (c == ':') {
+        char what[300];
+        snprintf(what, sizeof what, "the value of %s", text);
+        return cli_missing(cmd, what);
+    }
+    fprintf(stderr, "lipsync: %s: unknown option '%s' (see `lipsync %s --help`)\n", cmd, text,
+            cmd);
+    return 2;
+}
+
 int cli_fail_audio(const char *path, const ls_error *err)
 {
     cli_fail("audio", err);

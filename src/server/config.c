@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "nn/engine.h"
 
@@ -28,7 +29,7 @@ static const key_desc keys[] = {
     {"port", KEY_INT, OFF(port), 0, 65535, "TCP port; 0 picks a free one (default 8080)"},
     {"models_root", KEY_STR, OFF(models_root), 0, 0, "folder with one model directory per id"},
     {"preload", KEY_STR, OFF(preload), 0, 0, "comma-separated model ids to load at start"},
-    {"web_root", KEY_STR, OFF(web_root), 0, 0, "browser client folder served at /"},
+    {"web_root", KEY_STR, OFF(web_root), 0, 0, "browser client folder served at / (\"\": none)"},
     {"token", KEY_STR, OFF(token), 0, 0, "bearer token required on all but /health"},
     {"max_models", KEY_INT, OFF(max_models), 1, 1024, "models resident at once (LRU)"},
     {"max_sessions", KEY_INT, OFF(max_sessions), 1, 4096, "concurrent streams and jobs"},
@@ -208,6 +209,25 @@ int ls_server_config_apply_env(ls_server_config *c, char *const *envp, ls_error 
         int rc = ls_server_config_set(c, name, eq + 1, source, err);
         if (rc) return rc;
     }
+    return LS_OK;
+}
+
+int ls_server_config_check_web_root(const ls_server_config *c, ls_error *err)
+{
+    if (!c->web_root[0]) return LS_OK;
+    struct stat st;
+    if (stat(c->web_root, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ls_error_set(err, LS_ERR_NOT_FOUND,
+                            "web_root %s is not a directory (the browser client's folder; "
+                            "web_root \"\" serves none)",
+                            c->web_root);
+    char index[LS_CONFIG_STR_MAX + 16];
+    snprintf(index, sizeof index, "%s/index.html", c->web_root);
+    if (stat(index, &st) != 0 || !S_ISREG(st.st_mode))
+        return ls_error_set(err, LS_ERR_NOT_FOUND,
+                            "web_root %s has no index.html: not the browser client's folder "
+                            "(web/ of the source tree, share/lipsync/web where installed)",
+                            c->web_root);
     return LS_OK;
 }
 

@@ -52,6 +52,11 @@ int ls_server_config_load_file(ls_server_config *c, const char *path, ls_error *
 /* Applies LS_<KEY> variables from envp (NULL-terminated "NAME=value" list). */
 int ls_server_config_apply_env(ls_server_config *c, char *const *envp, ls_error *err);
 
+/* Checks that web_root, when not "", is a folder holding the browser
+ * client (its index.html): a wrong --web-root fails at start with a message
+ * naming the folder, rather than a server whose / answers 404. */
+int ls_server_config_check_web_root(const ls_server_config *c, ls_error *err);
+
 /* Writes the setting names, one per line with a summary, for --help. */
 void ls_server_config_describe(char *buf, size_t cap);
 

@@ -1,5 +1,6 @@
 /* The `lipsync` command line as the README tells people to use it: a usage
- * error names the argument it lacks, `help --help` works, `infer` lists the
+ * error names the argument it lacks (or the option it does not know), `help
+ * --help` works, `infer` and `bench engine` take their options anywhere, `infer` lists the
  * graph's inputs when a name binds to none, a headerless file hints at --raw,
  * `mel` reports the frame count render makes, and `bench --help` lists every
  * option of every benchmark. Runs the built binary (LS_BIN). */
@@ -87,6 +88,15 @@ static void test_missing_argument_named(void **state)
         {"infer m.onnx", "lipsync: infer: missing the input files"},
         {"infer m.onnx in.npy", "lipsync: infer: missing -o OUT.npy"},
         {"infer m.onnx in.npy -o", "lipsync: infer: missing the file after -o"},
+        {"infer m.onnx in.npy -o out.npy --bogus", "lipsync: infer: unknown option '--bogus'"},
+        {"infer m.onnx in.npy -o out.npy -q", "lipsync: infer: unknown option '-q'"},
+        {"infer m.onnx in.npy -o out.npy --batch", "lipsync: infer: missing the value of --batch"},
+        {"infer m.onnx in.npy -o out.npy --threads=x", "lipsync: --threads wants an integer"},
+        {"bench engine", "lipsync: bench engine: missing MODEL.onnx"},
+        {"bench engine m.onnx --bogus", "lipsync: bench engine: unknown option '--bogus'"},
+        {"bench engine m.onnx --runs", "lipsync: bench engine: missing the value of --runs"},
+        {"bench engine m.onnx --layout", "lipsync: bench engine: missing the value of --layout"},
+        {"bench engine m.onnx extra.onnx", "bench engine: unexpected argument 'extra.onnx'"},
         {"avatar", "lipsync: avatar: missing the subcommand"},
         {"avatar prepare", "lipsync: avatar prepare: missing SRC"},
         {"avatar prepare dataset", "lipsync: avatar prepare: missing -o DIR"},
@@ -106,6 +116,25 @@ static void test_help_help(void **state)
     expect("help -h", 0, "render ", 1);
     expect("help render", 0, "usage: lipsync render", 1);
     expect("help nosuch", 2, "unknown command 'nosuch'", 0);
+}
+
+/* The options of infer and bench engine (getopt_long) take effect wherever
+ * they stand, in both spellings (--opt V, --opt=V), around the operands. */
+static void test_infer_bench_engine_options(void **state)
+{
+    (void)state;
+    const char *models = getenv("LS_MODELS_DIR");
+    char args[2048];
+    snprintf(args, sizeof args,
+             "infer --threads=1 '%s/encoder_op11.onnx' --repeat 2 '%s/encoder_in_b1.npy' "
+             "-o '%s/o.npy' --batch 2",
+             models, models, test_tmp_dir());
+    expect(args, 0, "batch=2 threads=1 precision=fp32 executor=engine runs=2", 1);
+    snprintf(args, sizeof args,
+             "bench engine --runs=1 '%s/encoder_op11.onnx' --warmup 0 --threads 1 --batch 2 "
+             "--layout any --precision fp32",
+             models);
+    expect(args, 0, "batch=2 threads=1 precision=fp32 layout=any runs=1", 1);
 }
 
 /* A NAME= that is not a graph input: the message lists the ones there are.
@@ -231,6 +260,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_missing_argument_named),
         cmocka_unit_test(test_help_help),
+        cmocka_unit_test(test_infer_bench_engine_options),
         cmocka_unit_test(test_infer_lists_inputs),
         cmocka_unit_test(test_raw_hint),
         cmocka_unit_test(test_mel_frame_count),

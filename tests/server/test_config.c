@@ -97,12 +97,34 @@ static void test_env(void **state)
     assert_non_null(strstr(help, "--max-sessions"));
 }
 
+/* web_root: "" (none) or a folder with index.html; anything else is refused. */
+static void test_web_root_check(void **state)
+{
+    (void)state;
+    ls_server_config c;
+    ls_server_config_defaults(&c);
+    ls_error err = {0};
+    assert_int_equal(ls_server_config_check_web_root(&c, &err), LS_OK); /* "": no client */
+    snprintf(c.web_root, sizeof c.web_root, "/nonexistent/web");
+    assert_int_equal(ls_server_config_check_web_root(&c, &err), LS_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "/nonexistent/web is not a directory"));
+    snprintf(c.web_root, sizeof c.web_root, "%s", test_tmp_dir());
+    char stale[LS_CONFIG_STR_MAX + 16];
+    snprintf(stale, sizeof stale, "%s/index.html", c.web_root);
+    remove(stale); /* a scratch folder of an earlier run with this pid */
+    assert_int_equal(ls_server_config_check_web_root(&c, &err), LS_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "has no index.html"));
+    test_write_tmp("index.html", "<html></html>", 13);
+    assert_int_equal(ls_server_config_check_web_root(&c, &err), LS_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_set),
         cmocka_unit_test(test_file),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_web_root_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
