@@ -173,14 +173,16 @@ static const char *node_name(const ls_engine *e, int ni)
     return s ? s : "?";
 }
 
-#define DN(call)                                                                                   \
-    do {                                                                                           \
-        dnnl_status_t st_ = (call);                                                                \
-        if (st_ != dnnl_success)                                                                   \
-            return ls_error_set(err, LS_ERR_INTERNAL,                                              \
-                                "node '%s': oneDNN call %s failed (status %d)", node_name(e, ni),  \
-                                #call, (int)st_);                                                  \
-    } while (0)
+/* A oneDNN call's status as ours: LS_OK, or LS_ERR_INTERNAL with a message
+ * naming node ni and the call (no control flow: callers test the result and
+ * release what they hold before returning it). */
+static int dn_status(const ls_engine *e, int ni, dnnl_status_t st, const char *call, ls_error *err)
+{
+    if (st == dnnl_success) return LS_OK;
+    return ls_error_set(err, LS_ERR_INTERNAL, "node '%s': oneDNN call %s failed (status %d)",
+                        node_name(e, ni), call, (int)st);
+}
+#define DN_STATUS(call) dn_status(e, ni, (call), #call, err)
 
 /* ---- engine values ---- */
 
@@ -443,9 +445,13 @@ static int upload(ls_engine *e, int ni, const float *data, int ndim, const dnnl_
     dnnl_memory_t user = NULL;
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t r = NULL;
-    DN(dnnl_memory_desc_init_by_tag(&user_md, ndim, dims, dnnl_f32, tag));
-    DN(dnnl_memory_create(&user, &user_md, e->dnnl, (void *)data));
-    DN(dnnl_memory_create(out, want, e->dnnl, DNNL_MEMORY_ALLOCATE));
+    int rc = DN_STATUS(dnnl_memory_desc_init_by_tag(&user_md, ndim, dims, dnnl_f32, tag));
+    if (!rc) rc = DN_STATUS(dnnl_memory_create(&user, &user_md, e->dnnl, (void *)data));
+    if (!rc) rc = DN_STATUS(dnnl_memory_create(out, want, e->dnnl, DNNL_MEMORY_ALLOCATE));
+    if (rc) {
+        if (user) dnnl_memory_destroy(user);
+        return rc;
+    }
     dnnl_status_t st =
         dnnl_reorder_primitive_desc_create(&rpd, &user_md, e->dnnl, want, e->dnnl, NULL);
     if (st == dnnl_success) st = dnnl_primitive_create(&r, rpd);
@@ -860,7 +866,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
                              &s->dw_bias, err);
         if (!rc) snprintf(s->impl + strlen(s->impl), sizeof s->impl - strlen(s->impl), "+dw");
     }
-    if (!rc) DN(dnnl_primitive_create(&s->prim, pd));
+    if (!rc) rc = DN_STATUS(dnnl_primitive_create(&s->prim, pd));
     dnnl_primitive_desc_destroy(pd);
     if (rc) return rc;
     s->flops = conv_flops(e->g, n) + (dw ? conv_flops(e->g, dw) : 0);
