@@ -37,6 +37,8 @@
 #include "core/clock.h"
 #include "nn/engine_internal.h"
 #include "nn/ref.h"
+#include "nn/resize_map.h"
+#include "nn/shape.h"
 
 #define ALIGN_ELEMS 16 /* 64-byte alignment of arena buffers */
 /* Steps smaller than this run on one thread: a parallel region costs a
@@ -233,7 +235,7 @@ static void shape_ev(ev *v, const ls_value *gv, int lay)
         v->h = gv->dims[2];
         v->w = gv->dims[3];
     } else {
-        int64_t count = ls_ref_count(gv);
+        int64_t count = ls_value_count(gv);
         v->n = gv->ndim ? gv->dims[0] : 1;
         v->c = v->n ? count / v->n : 0;
         v->h = v->w = 1;
@@ -430,11 +432,6 @@ static int compile_ref(ls_engine *e, int ni, ls_error *err)
     return dst != out ? add_copy(e, ni, dst, out, 0, err) : LS_OK;
 }
 
-static int conv_bias_slot(const ls_node *n)
-{
-    return n->n_in >= 3 && n->attr.conv.residual != 2 && n->in[2] >= 0 ? 2 : -1;
-}
-
 /* A reorder of user data (plain tag) into memory of descriptor `want`,
  * allocated by oneDNN and owned by the engine. */
 static int upload(ls_engine *e, int ni, const float *data, int ndim, const dnnl_dims_t dims,
@@ -598,7 +595,7 @@ static int dw_partner(const ls_engine *e, int ni)
 static int upload_weights(ls_engine *e, int ni, const ls_value *w, int group,
                           const dnnl_memory_desc_t *want, dnnl_memory_t *out, ls_error *err)
 {
-    size_t count = (size_t)ls_ref_count(w);
+    size_t count = (size_t)ls_value_count(w);
     float *data = (float *)w->data, *rounded = NULL;
     if (e->prec == LS_PREC_BF16) {
         if (!(rounded = malloc(count * sizeof *rounded)))
@@ -623,7 +620,7 @@ static int upload_weights(ls_engine *e, int ni, const ls_value *w, int group,
 static int upload_bias(ls_engine *e, int ni, const ls_node *n, dnnl_primitive_desc_t pd,
                        dnnl_query_t what, int index, dnnl_memory_t *out, ls_error *err)
 {
-    int slot = conv_bias_slot(n);
+    int slot = ls_conv_bias_input(n);
     int64_t OC = e->g->values[n->out].dims[1];
     float *zeros = slot >= 0 ? NULL : calloc((size_t)OC, sizeof(float));
     const float *bias = slot >= 0 ? e->g->values[n->in[slot]].data : zeros;
@@ -673,7 +670,7 @@ static int add_border(ls_engine *e, int ni, int v, int lay, const int pad[4], ls
 static double conv_flops(const ls_graph *g, const ls_node *n)
 {
     const ls_conv_attr *a = &n->attr.conv;
-    return 2.0 * (double)ls_ref_count(&g->values[n->out]) *
+    return 2.0 * (double)ls_value_count(&g->values[n->out]) *
            (double)(g->values[n->in[0]].dims[1] / a->group) * a->kernel[0] * a->kernel[1];
 }
 
@@ -684,7 +681,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     const ls_node *dw = e->dw_of[ni] >= 0 ? &e->g->nodes[e->dw_of[ni]] : NULL;
     const ls_value *x = &e->g->values[n->in[0]], *w = &e->g->values[n->in[1]];
     const ls_value *y = &e->g->values[dw ? dw->out : n->out];
-    int bslot = conv_bias_slot(n);
+    int bslot = ls_conv_bias_input(n);
     int64_t N = y->dims[0];
     int src = n->in[0], dst = dw ? dw->out : n->out;
     const ev *sv = &e->evs[src], *dv = &e->evs[dst];
@@ -1074,7 +1071,7 @@ static void conv_pref(ls_engine *e, int ni, int *src_lay, int *dst_lay)
     omp_set_num_threads(conv_flops(e->g, n) < SMALL_CONV_FLOPS ? 1 : e->threads);
     dnnl_primitive_desc_t pd = NULL;
     if (try_conv_pd(e, n, NULL, y->dims[0], dnnl_format_tag_any, dnnl_format_tag_any,
-                    conv_bias_slot(n) >= 0, NULL, 0, 0, &pd) == dnnl_success &&
+                    ls_conv_bias_input(n) >= 0, NULL, 0, 0, &pd) == dnnl_success &&
         strncmp(pd_impl(pd), "ref", 3)) {
         dnnl_dims_t sd = {x->dims[0], x->dims[1], x->dims[2], x->dims[3]},
                     dd = {y->dims[0], y->dims[1], y->dims[2], y->dims[3]};
@@ -1423,44 +1420,6 @@ static int setup_values(ls_engine *e, ls_error *err)
     return LS_OK;
 }
 
-static int check_graph(const ls_graph *g, ls_error *err)
-{
-    if (g->n_inputs < 0 || g->n_inputs > LS_NN_MAX_INPUTS || g->n_outputs < 1 ||
-        g->n_outputs > LS_NN_MAX_INPUTS)
-        return ls_error_set(err, LS_ERR_FORMAT, "graph has a bad number of inputs or outputs");
-    for (int k = 0; k < g->n_inputs; k++)
-        if (g->inputs[k] < 0 || g->inputs[k] >= g->n_values || g->values[g->inputs[k]].data)
-            return ls_error_set(err, LS_ERR_FORMAT, "graph input %d is not an activation", k);
-    for (int k = 0; k < g->n_outputs; k++)
-        if (g->outputs[k] < 0 || g->outputs[k] >= g->n_values)
-            return ls_error_set(err, LS_ERR_FORMAT, "graph output %d out of range", k);
-    /* Every value read must be a constant, an input or written earlier. */
-    char *ready = calloc((size_t)g->n_values, 1);
-    if (!ready) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
-    for (int i = 0; i < g->n_values; i++) ready[i] = g->values[i].data != NULL;
-    for (int k = 0; k < g->n_inputs; k++) ready[g->inputs[k]] = 1;
-    int rc = LS_OK;
-    for (int ni = 0; ni < g->n_nodes && !rc; ni++) {
-        rc = ls_ref_check_node(g, ni, err);
-        if (rc) break;
-        const ls_node *n = &g->nodes[ni];
-        for (int k = 0; k < n->n_in && !rc; k++)
-            if (n->in[k] >= 0 && !ready[n->in[k]])
-                rc = ls_error_set(err, LS_ERR_FORMAT,
-                                  "node %d '%s' reads a value no earlier node produced", ni,
-                                  n->name ? n->name : "?");
-        if (!rc && ready[n->out])
-            rc = ls_error_set(err, LS_ERR_FORMAT, "node %d '%s' writes a value already produced",
-                              ni, n->name ? n->name : "?");
-        ready[n->out] = 1;
-    }
-    for (int k = 0; k < g->n_outputs && !rc; k++)
-        if (!ready[g->outputs[k]])
-            rc = ls_error_set(err, LS_ERR_FORMAT, "graph output %d is never produced", k);
-    free(ready);
-    return rc;
-}
-
 static int compile(ls_engine *e, ls_error *err)
 {
     const ls_graph *g = e->g;
@@ -1554,7 +1513,7 @@ int ls_engine_create_ex(const ls_graph *g, ls_precision precision, int threads,
         threads > 1024 || (int)layout < LS_LAYOUT_AUTO || layout > LS_LAYOUT_MIXED)
         return ls_error_set(err, LS_ERR_INVALID_ARG,
                             "ls_engine_create: bad graph, precision or thread count");
-    int rc = check_graph(g, err);
+    int rc = ls_shape_check_graph(g, err);
     if (rc) return rc;
     ls_engine *e = calloc(1, sizeof *e);
     if (!e) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");

@@ -111,7 +111,13 @@ typedef struct ls_graph {
 
 void ls_graph_destroy(ls_graph *g);
 
-/* Number of elements of a value. */
+/* Number of elements of a value (the product of its dims). */
 int64_t ls_value_count(const ls_value *v);
+
+/* The ONNX name of an op ("Conv", "BatchNormalization", ...), for messages. */
+const char *ls_op_name(ls_op op);
+
+/* Index in n->in of a Conv node's bias, or -1 when it has none. */
+int ls_conv_bias_input(const ls_node *n);
 
 #endif
