@@ -1,10 +1,10 @@
-/* graph.c - the graph IR's storage, input discovery and statistics. */
+/* graph.c - the graph IR (graph.h): storage, the builder, op facts, input
+ * discovery and statistics. */
+#include "nn/graph.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "nn/lower.h"
-#include "nn/onnx.h"
 
 void ls_graph_destroy(ls_graph *g)
 {
