@@ -36,6 +36,7 @@
 
 #include "core/clock.h"
 #include "nn/engine_internal.h"
+#include "nn/plan.h"
 #include "nn/ref.h"
 #include "nn/resize_map.h"
 #include "nn/shape.h"
@@ -1282,16 +1283,9 @@ static void touch(ls_engine *e, int evi, int st)
     if (st > v->last) v->last = st;
 }
 
-typedef struct span {
-    int64_t off, size;
-} span;
-
-static int cmp_span(const void *a, const void *b)
-{
-    const span *x = a, *y = b;
-    return x->off < y->off ? -1 : x->off > y->off;
-}
-
+/* Storage: one arena buffer per root (a class of evs sharing storage, see
+ * plan_aliases), live from the first to the last step touching any member;
+ * the planner (plan.h) gives each its offset. */
 static int plan_arena(ls_engine *e, ls_error *err)
 {
     for (int s = 0; s < e->n_steps; s++) {
@@ -1309,49 +1303,25 @@ static int plan_arena(ls_engine *e, ls_error *err)
         if (r->first < 0 || v->first < r->first) r->first = v->first;
         if (v->last > r->last) r->last = v->last;
     }
-    int *order = malloc((size_t)e->n_evs * sizeof *order);
-    span *spans = malloc((size_t)e->n_evs * sizeof *spans);
-    if (!order || !spans) {
-        free(order);
-        free(spans);
+    ls_plan_buf *bufs = malloc(((size_t)e->n_evs + 1) * sizeof *bufs);
+    int64_t *offs = malloc(((size_t)e->n_evs + 1) * sizeof *offs);
+    if (!bufs || !offs) {
+        free(bufs);
+        free(offs);
         return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
     }
-    int n_roots = 0;
     for (int i = 0; i < e->n_evs; i++) {
-        ev *v = &e->evs[i];
-        if (v->kind == EV_ARENA && v->root == i && v->first >= 0) order[n_roots++] = i;
+        const ev *v = &e->evs[i];
+        int used = v->kind == EV_ARENA && v->root == i && v->first >= 0;
+        bufs[i] = used ? (ls_plan_buf){v->isize * v->n, v->first, v->last}
+                       : (ls_plan_buf){0, -1, -1};
     }
-    /* Largest first (insertion sort: a few hundred buffers). */
-    for (int i = 1; i < n_roots; i++)
-        for (int j = i; j > 0 && e->evs[order[j]].isize * e->evs[order[j]].n >
-                                     e->evs[order[j - 1]].isize * e->evs[order[j - 1]].n;
-             j--) {
-            int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
-    e->arena_elems = 0;
-    for (int i = 0; i < n_roots; i++) {
-        ev *v = &e->evs[order[i]];
-        int64_t size = round_up(v->isize * v->n, ALIGN_ELEMS);
-        int ns = 0;
-        for (int j = 0; j < i; j++) {
-            ev *u = &e->evs[order[j]];
-            if (u->first <= v->last && v->first <= u->last)
-                spans[ns++] = (span){u->arena_off, round_up(u->isize * u->n, ALIGN_ELEMS)};
-        }
-        qsort(spans, (size_t)ns, sizeof *spans, cmp_span);
-        int64_t at = 0;
-        for (int j = 0; j < ns; j++) {
-            if (spans[j].off >= at + size) break;
-            if (spans[j].off + spans[j].size > at) at = spans[j].off + spans[j].size;
-        }
-        v->arena_off = at;
-        if (at + size > e->arena_elems) e->arena_elems = at + size;
-    }
-    free(order);
-    free(spans);
-    return LS_OK;
+    int rc = ls_plan_arena(bufs, e->n_evs, ALIGN_ELEMS, offs, &e->arena_elems, err);
+    for (int i = 0; !rc && i < e->n_evs; i++)
+        if (bufs[i].first >= 0) e->evs[i].arena_off = offs[i];
+    free(bufs);
+    free(offs);
+    return rc;
 }
 
 /* ---- create / destroy ---- */

@@ -21,6 +21,7 @@ add_library(lipsync_nn STATIC
   src/nn/passes.c
   src/nn/graph.c
   src/nn/shape.c
+  src/nn/plan.c
   src/nn/resize_map.c)
 # Tests build models through the generated structs, hence PUBLIC.
 target_include_directories(lipsync_nn PUBLIC ${LS_GENERATED_DIR})
