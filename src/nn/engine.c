@@ -35,7 +35,7 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "nn/engine_internal.h"
+#include "nn/engine_kernels.h"
 #include "nn/plan.h"
 #include "nn/ref.h"
 #include "nn/resize_map.h"
