@@ -65,7 +65,7 @@ int ls_engine_create(const ls_graph *g, ls_precision precision, int threads, ls_
  * the same sums (the tests check every policy against the reference). */
 typedef enum ls_layout_policy {
     LS_LAYOUT_AUTO = 0, /* the measured-faster of ANY and BLOCKED for this CPU class
-                           (engine.c's auto_layout says which and why: BLOCKED without
+                           (engine_lower.c's auto_layout says which and why: BLOCKED without
                            AMX, ANY with it) */
     LS_LAYOUT_ANY,      /* each conv's layouts left to oneDNN (format_tag_any), then
                            propagated to the values around it */

@@ -12,7 +12,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "nn/engine_internal.h"
+#include "nn/engine_kernels.h"
 
 static inline int64_t row_index(const ls_view *v, int64_t n, int64_t cblk, int64_t h)
 {

@@ -1,10 +1,10 @@
-/* graph.c - the graph IR's storage, input discovery and statistics. */
+/* graph.c - the graph IR (graph.h): storage, the builder, op facts, input
+ * discovery and statistics. */
+#include "nn/graph.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "nn/lower.h"
-#include "nn/onnx.h"
 
 void ls_graph_destroy(ls_graph *g)
 {
@@ -24,6 +24,27 @@ int64_t ls_value_count(const ls_value *v)
     int64_t n = 1;
     for (int d = 0; d < v->ndim; d++) n *= v->dims[d];
     return n;
+}
+
+const char *ls_op_name(ls_op op)
+{
+    switch (op) {
+    case LS_OP_CONV: return "Conv";
+    case LS_OP_BATCHNORM: return "BatchNormalization";
+    case LS_OP_RELU: return "Relu";
+    case LS_OP_SIGMOID: return "Sigmoid";
+    case LS_OP_ADD: return "Add";
+    case LS_OP_CONCAT: return "Concat";
+    case LS_OP_RESIZE: return "Resize";
+    case LS_OP_PAD: return "Pad";
+    case LS_OP_RESHAPE: return "Reshape";
+    }
+    return "?";
+}
+
+int ls_conv_bias_input(const ls_node *n)
+{
+    return n->n_in >= 3 && n->attr.conv.residual != 2 && n->in[2] >= 0 ? 2 : -1;
 }
 
 int ls_builder_init(ls_graph_builder *b, int batch, ls_error *err)

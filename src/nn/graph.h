@@ -111,7 +111,53 @@ typedef struct ls_graph {
 
 void ls_graph_destroy(ls_graph *g);
 
-/* Number of elements of a value. */
+/* Number of elements of a value (the product of its dims). */
 int64_t ls_value_count(const ls_value *v);
+
+/* The ONNX name of an op ("Conv", "BatchNormalization", ...), for messages. */
+const char *ls_op_name(ls_op op);
+
+/* Index in n->in of a Conv node's bias, or -1 when it has none. */
+int ls_conv_bias_input(const ls_node *n);
+
+/* ---- building and rewriting (the loader: lower.c appends nodes in execution
+ * order, passes.c rewrites them in place) ---- */
+
+/* A graph under construction: its value and node arrays grow as needed. */
+typedef struct ls_graph_builder {
+    ls_graph *g;
+    int cap_values, cap_nodes;
+} ls_graph_builder;
+
+/* Starts an empty graph for `batch`. */
+int ls_builder_init(ls_graph_builder *b, int batch, ls_error *err);
+/* Appends a value; `data` (count elements) is copied when not NULL.
+ * Returns the value index or a negative status. */
+int ls_builder_add_value(ls_graph_builder *b, const char *name, int ndim, const int64_t *dims,
+                         const float *data, ls_error *err);
+/* Appends a node computing value `out`; returns its index or a negative status. */
+int ls_builder_add_node(ls_graph_builder *b, ls_op op, const char *name, int n_in, const int *in,
+                        int out, ls_error *err);
+
+/* Recomputes every value's producer and n_consumers from the nodes,
+ * skipping those flagged in `dead` (per node; NULL: none). */
+void ls_graph_relink(ls_graph *g, const char *dead);
+
+/* ---- queries ---- */
+
+/* Finds the graph input for a role by rank and shape whatever its name, or
+ * by explicit name if given. */
+typedef enum {
+    LS_ROLE_VISUAL,     /* [B,6,320,320] */
+    LS_ROLE_AUDIO_FEAT, /* [B,32,16,16] */
+    LS_ROLE_MEL         /* [B,1,80,16] */
+} ls_input_role;
+
+/* Index into g->inputs, or a negative ls_status (not found, ambiguous). */
+int ls_graph_find_input(const ls_graph *g, ls_input_role role, const char *name_or_null,
+                        ls_error *err);
+
+/* Multiply-accumulates of the graph's convolutions for its whole batch. */
+int64_t ls_graph_conv_macs(const ls_graph *g);
 
 #endif

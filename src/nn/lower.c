@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn/lower.h"
+#include "nn/graph.h"
+#include "nn/passes.h"
 #include "nn/onnx_internal.h"
 
 typedef enum sym_kind { SYM_CONST, SYM_ACT } sym_kind;

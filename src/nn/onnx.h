@@ -8,6 +8,8 @@
  * op or opset, a fixed batch that differs from the one asked for) returns a
  * negative ls_status with a message naming the node or tensor at fault.
  * A loaded model is immutable: several threads may build graphs from it.
+ * Loading and queries are onnx.c's; ls_graph_build and
+ * ls_graph_build_unoptimized are lower.c's (the passes: passes.h).
  */
 #ifndef LS_NN_ONNX_H
 #define LS_NN_ONNX_H
@@ -67,20 +69,5 @@ int ls_graph_build(const ls_onnx_model *m, int batch, ls_graph **out, ls_error *
  * its own node): for inspection and for checking the passes. */
 int ls_graph_build_unoptimized(const ls_onnx_model *m, int batch, ls_graph **out,
                                ls_error *err);
-
-/* Finds the graph input for a role by rank and shape whatever its name, or
- * by explicit name if given. */
-typedef enum {
-    LS_ROLE_VISUAL,     /* [B,6,320,320] */
-    LS_ROLE_AUDIO_FEAT, /* [B,32,16,16] */
-    LS_ROLE_MEL         /* [B,1,80,16] */
-} ls_input_role;
-
-/* Index into g->inputs, or a negative ls_status (not found, ambiguous). */
-int ls_graph_find_input(const ls_graph *g, ls_input_role role, const char *name_or_null,
-                        ls_error *err);
-
-/* Multiply-accumulates of the graph's convolutions for its whole batch. */
-int64_t ls_graph_conv_macs(const ls_graph *g);
 
 #endif

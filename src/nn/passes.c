@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn/lower.h"
+#include "nn/passes.h"
 
 typedef struct pass_ctx {
     ls_graph_builder *b;

@@ -19,7 +19,10 @@ add_library(lipsync_nn STATIC
   src/nn/onnx.c
   src/nn/lower.c
   src/nn/passes.c
-  src/nn/graph.c)
+  src/nn/graph.c
+  src/nn/shape.c
+  src/nn/plan.c
+  src/nn/resize_map.c)
 # Tests build models through the generated structs, hence PUBLIC.
 target_include_directories(lipsync_nn PUBLIC ${LS_GENERATED_DIR})
 target_link_libraries(lipsync_nn PUBLIC lipsync_core PkgConfig::PROTOBUF_C)

@@ -1,3 +1,5 @@
+# The storage planner alone (no oneDNN, no graph).
+ls_add_test(test_plan nn/test_plan.c)
 # The executors: reference op semantics, engine vs reference, allocations.
 ls_add_test(test_ref nn/test_ref.c nn/test_engine_graphs.c)
 ls_add_test(test_engine nn/test_engine.c nn/test_engine_graphs.c)

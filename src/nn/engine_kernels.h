@@ -1,4 +1,4 @@
-/* engine_internal.h - what engine.c and the engine's own kernels share.
+/* engine_kernels.h - the engine's own kernels (engine_kernels.c), over views.
  *
  * A tensor operand of a kernel is a view: item 0's first element, the
  * distance between items (larger than the item when the tensor is one slot
@@ -12,8 +12,8 @@
  *    tensor of its own, the whole concat's channels for one slot of a concat
  *    (the slot's base then points at its first channel).
  */
-#ifndef LS_NN_ENGINE_INTERNAL_H
-#define LS_NN_ENGINE_INTERNAL_H
+#ifndef LS_NN_ENGINE_KERNELS_H
+#define LS_NN_ENGINE_KERNELS_H
 
 #include <stdint.h>
 
