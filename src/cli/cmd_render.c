@@ -5,6 +5,7 @@
  * the audio into an H.264 MP4. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,10 +126,30 @@ static int parse_args(int argc, char **argv, render_args *a)
 static void progress(int64_t done, int64_t total, double elapsed)
 {
     int width = 40, filled = total ? (int)(width * done / total) : 0;
-    fprintf(stderr, "\r[%.*s%*s] %lld/%lld frames %.1f fps ", filled,
+    double fps = elapsed > 0 ? done / elapsed : 0.0;
+    char eta[32] = "";
+    if (done < total && fps > 0) snprintf(eta, sizeof eta, ", ETA %.0f s", (double)(total - done) / fps);
+    fprintf(stderr, "\r[%.*s%*s] %lld/%lld frames %.1f fps, %.0f s%s   ", filled,
             "########################################", width - filled, "", (long long)done,
-            (long long)total, elapsed > 0 ? done / elapsed : 0.0);
+            (long long)total, fps, elapsed, eta);
     fflush(stderr);
+}
+
+/* Ctrl-C (or SIGTERM) during a render stops the drive between chunks, and
+ * the MP4 is finished with the frames so far: the file always plays (never
+ * one without its index). Setting a flag is all a handler may do. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static int render_proceed(void *ctx, ls_error *err)
+{
+    (void)ctx;
+    (void)err;
+    return stop_signal ? LS_DRIVE_STOP : LS_OK;
 }
 
 typedef struct render_out {
@@ -229,6 +250,13 @@ int cmd_render(int argc, char **argv)
     if (a.verbose) ls_media_set_log_level(1);
     int show = !a.quiet && isatty(fileno(stderr));
 
+    /* From here on a Ctrl-C is ours until the end: a file, once open, is finished. */
+    struct sigaction stop = {.sa_handler = on_stop_signal}, old_int, old_term;
+    sigemptyset(&stop.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &stop, &old_int);
+    sigaction(SIGTERM, &stop, &old_term);
+
     ls_audio audio = {0};
     ls_pool *pool = NULL;
     ls_model *model = NULL;
@@ -287,16 +315,31 @@ int cmd_render(int argc, char **argv)
     out.expected = (int64_t)ls_mel_window_count(ls_mel_rows(audio.n)) + 2;
     out.show = show;
     out.t_run = ls_now();
-    ls_drive_options dopt = {.chunk = 16000, .finish = 1};
-    ls_drive_sink sink = {.frame = take_frame, .pulled = show_progress, .ctx = &out};
+    /* 0.2 s chunks: how soon a Ctrl-C is seen (chunking does not change frames). */
+    ls_drive_options dopt = {.chunk = 3200, .finish = 1};
+    ls_drive_sink sink = {.frame = take_frame, .pulled = show_progress, .proceed = render_proceed,
+                          .ctx = &out};
     if (ls_session_drive(session, audio.samples, audio.n, &dopt, &sink, &err)) {
         cli_fail("render", &err);
         goto done;
     }
     double t_run = out.t_run;
     if (show) {
-        progress(out.frames, out.frames, ls_now() - t_run);
+        progress(out.frames, stop_signal ? out.expected : out.frames, ls_now() - t_run);
         fputc('\n', stderr);
+    }
+    if (stop_signal) {
+        ls_video_writer *v = out.video;
+        out.video = NULL;
+        int vrc = ls_video_writer_close(v, &err);
+        fprintf(stderr, "lipsync: render: interrupted after %lld of %lld frames", (long long)out.frames,
+                (long long)out.expected);
+        if (a.output && !vrc)
+            fprintf(stderr, "; %s holds them (the rest of the sound over the last)", a.output);
+        fputc('\n', stderr);
+        if (vrc) cli_fail("video", &err);
+        status = 128 + stop_signal;
+        goto done;
     }
     if (out.video) {
         ls_video_writer *v = out.video;
@@ -335,5 +378,7 @@ done:
     ls_model_release(model);
     ls_pool_destroy(pool);
     ls_audio_free(&audio);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     return status;
 }

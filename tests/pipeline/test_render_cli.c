@@ -1,12 +1,17 @@
 /* `lipsync render` frame output on the demo model: --jpeg-dir creates missing
- * directories, --frame-format png writes exactly the session's pixels, and
- * FFmpeg's log lines stay off stderr unless -v asks for them. */
+ * directories, --frame-format png writes exactly the session's pixels,
+ * FFmpeg's log lines stay off stderr unless -v asks for them, and Ctrl-C
+ * leaves an MP4 that plays. */
 #include "support/test_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "audio/mel.h"
 #include "audio/windows.h"
@@ -186,10 +191,65 @@ static void test_frames_and_quiet(void **state)
     free(text);
 }
 
+/* Ctrl-C during a render: exit status 130, and the MP4 is finished (it has
+ * its index, and it plays the frames rendered before the signal). */
+static void test_interrupt_finishes_the_mp4(void **state)
+{
+    (void)state;
+    const char *tmp = test_tmp_dir();
+    size_t n = 16000 * 30; /* 30 s: far more than is rendered before the signal */
+    float *x = make_speech(n, 3);
+    const char *audio = test_write_tmp("long.f32", x, n * sizeof *x);
+    free(x);
+    assert_non_null(audio);
+    char long_path[512], dir[512], mp4[512], probe[1024], first[600];
+    snprintf(long_path, sizeof long_path, "%s", audio);
+    snprintf(dir, sizeof dir, "%s/interrupted", tmp);
+    snprintf(mp4, sizeof mp4, "%s/interrupted.mp4", tmp);
+    snprintf(first, sizeof first, "%s/frame_000008.jpg", dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execl(getenv("LS_BIN"), "lipsync", "render", getenv("LS_DEMO_MODEL"), long_path, "--raw",
+              "f32le:16000:1", "--batch", "4", "--threads", "2", "-o", mp4, "--frames-dir", dir,
+              "--frame-format", "jpeg", (char *)NULL);
+        _exit(127);
+    }
+    /* Interrupt once a few frames are out. */
+    for (int i = 0; i < 3000 && !exists(first); i++) nanosleep(&(struct timespec){0, 100000000}, NULL);
+    assert_true(exists(first));
+    kill(pid, SIGINT);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 130);
+    int written = 0;
+    char path[1024];
+    for (;; written++) {
+        snprintf(path, sizeof path, "%s/frame_%06d.jpg", dir, written);
+        if (!exists(path)) break;
+    }
+    assert_true(written >= 9 && written < 740);
+    /* FFmpeg reads the file back and finds every frame written. */
+    snprintf(probe, sizeof probe, "ffprobe -v error -count_frames -select_streams v:0 "
+             "-show_entries stream=nb_read_frames -of csv=p=0 '%s'", mp4);
+    FILE *f = popen(probe, "r");
+    assert_non_null(f);
+    int frames = -1;
+    if (fscanf(f, "%d", &frames) != 1) frames = -1;
+    pclose(f);
+    /* The writer holds the last frame until the sound ends: one more entry. */
+    if (frames != written && frames != written + 1)
+        fail_msg("the interrupted MP4 has %d frames, %d were rendered", frames, written);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frames_and_quiet),
+        cmocka_unit_test(test_interrupt_finishes_the_mp4),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
