@@ -90,6 +90,20 @@ static int model_dir(const ls_registry *r, const char *id, char *buf, size_t cap
     return stat(buf, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Clients see errors, and the server's folders are not theirs to know: the
+ * models root is cut from a loader's message ("ID/model.json: ..."), where
+ * it starts a path (ROOT/ after the start, a space, a quote or a bracket). */
+static void hide_root(const ls_registry *r, char *msg)
+{
+    size_t n = strlen(r->root);
+    for (char *p = msg; n && (p = strstr(p, r->root));) {
+        if (p[n] == '/' && (p == msg || strchr(" '\"(", p[-1])))
+            memmove(p, p + n + 1, strlen(p + n + 1) + 1);
+        else
+            p++;
+    }
+}
+
 /* Caller holds the lock. */
 static entry *find_entry(ls_registry *r, const char *id)
 {
@@ -158,7 +172,8 @@ int ls_registry_acquire(ls_registry *r, const char *id, ls_model **out, ls_error
         return ls_error_set(err, LS_ERR_INVALID_ARG, "invalid model id '%.80s'", id ? id : "");
     char dir[4096];
     if (!model_dir(r, id, dir, sizeof dir))
-        return ls_error_set(err, LS_ERR_NOT_FOUND, "unknown model '%s' (no directory %s)", id, dir);
+        return ls_error_set(err, LS_ERR_NOT_FOUND, "unknown model '%s' (no such folder in the models root)",
+                            id);
 
     pthread_mutex_lock(&r->lock);
     entry *e = get_entry(r, id);
@@ -196,6 +211,7 @@ int ls_registry_acquire(ls_registry *r, const char *id, ls_model **out, ls_error
     e->load_gen++;
     if (rc != LS_OK) {
         if (!lerr.msg[0]) ls_error_set(&lerr, rc, "load failed");
+        hide_root(r, lerr.msg);
         ls_error_prefix(&lerr, "loading model '%s'", id);
         lerr.code = rc;
         e->error = lerr;

@@ -163,6 +163,7 @@ static void test_bad_ids_and_unknown(void **state)
         assert_int_equal(ls_registry_acquire(r, bad[i], &m, &err), LS_ERR_INVALID_ARG);
     assert_int_equal(ls_registry_acquire(r, "nope", &m, &err), LS_ERR_NOT_FOUND);
     assert_non_null(strstr(err.msg, "nope"));
+    assert_null(strstr(err.msg, g_root)); /* the server's folders are not the client's to see */
     assert_int_equal(ls_registry_unload(r, "a", &err), LS_ERR_NOT_FOUND);
     assert_int_equal(atomic_load(&g_ctx->loads), 0);
     ls_registry_destroy(r);
@@ -265,10 +266,14 @@ static void test_failed_load_then_retry(void **state)
     assert_int_equal(ls_registry_acquire(r, "broken", &m, &err), LS_ERR_FORMAT);
     assert_null(m);
     assert_non_null(strstr(err.msg, "broken"));
+    /* The loader's message names the file; the models root is cut from it. */
+    assert_null(strstr(err.msg, g_root));
+    assert_non_null(strstr(err.msg, "broken/model.json: wants name"));
     ls_registry_entry e;
     assert_int_equal(ls_registry_state(r, "broken", &e, NULL), LS_OK);
     assert_int_equal(e.state, LS_MODEL_FAILED);
     assert_non_null(strstr(e.error, "wants name"));
+    assert_null(strstr(e.error, g_root));
     write_model("broken", "{\"name\":\"fixed\",\"bytes\":5}");
     assert_int_equal(ls_registry_acquire(r, "broken", &m, &err), LS_OK);
     assert_string_equal(m->name, "fixed");
