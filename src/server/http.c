@@ -30,6 +30,8 @@ typedef struct http_req {
     int headers_sent;        /* [loop] */
     size_t sent;             /* [loop] body bytes sent */
     int serving_file;        /* [loop] lws sends a file of the client */
+    char method[8], path[128]; /* [loop] for the verbose log */
+    double t0;               /* [loop] when the request head arrived */
 } http_req;
 
 /* Gives back the job's max_jobs / max_sessions slot. Done when the job's
@@ -103,7 +105,9 @@ static int http_write(struct lws *wsi, http_req *r)
         if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
         r->headers_sent = 1;
         ls_metrics_add(r->env->metrics, LS_M_REQUESTS, 1);
-        if (r->env->cfg.verbose) lwsl_user("%d %zu bytes\n", a->status, a->body.len);
+        if (r->env->cfg.verbose)
+            lwsl_user("%s %s %d %zu bytes %.1f ms\n", r->method, r->path, a->status, a->body.len,
+                      (ls_now() - r->t0) * 1e3);
         lws_callback_on_writable(wsi);
         return 0;
     }
@@ -164,6 +168,8 @@ static const http_route routes[] = {
     {{"GET", "/index.html"}, h_web, 1, LS_JOB_NONE},
     {{"GET", "/app.js"}, h_web, 1, LS_JOB_NONE},
     {{"GET", "/style.css"}, h_web, 1, LS_JOB_NONE},
+    {{"GET", "/favicon.svg"}, h_web, 1, LS_JOB_NONE},
+    {{"GET", "/favicon.ico"}, h_web, 1, LS_JOB_NONE},
     {{"GET", "/metrics"}, h_metrics, 0, LS_JOB_NONE},
     {{"GET", "/v1/models"}, h_models, 0, LS_JOB_NONE},
     {{"GET", "/v1/stream"}, h_stream, 0, LS_JOB_NONE},
@@ -227,6 +233,9 @@ static const struct {
     {"/index.html", "index.html", "text/html"},
     {"/app.js", "app.js", "application/javascript"},
     {"/style.css", "style.css", "text/css"},
+    {"/favicon.svg", "favicon.svg", "image/svg+xml"},
+    /* What browsers ask for unprompted: the same icon (they go by its type). */
+    {"/favicon.ico", "favicon.svg", "image/svg+xml"},
 };
 
 static next_step h_web(http_call *call)
@@ -239,6 +248,7 @@ static next_step h_web(http_call *call)
         struct stat st;
         if (!env->cfg.web_root[0] || stat(path, &st) != 0) break;
         call->r->serving_file = 1;
+        if (env->cfg.verbose) lwsl_user("GET %s 200 file %s\n", call->path, web_files[i].file);
         int n = lws_serve_http_file(call->wsi, path, web_files[i].mime, NULL, 0);
         if (n < 0) return FAIL;
         if (n > 0 && lws_http_transaction_completed(call->wsi)) return FAIL;
@@ -552,6 +562,9 @@ int ls_http_request(ls_env *env, struct lws *wsi, ls_socket *sock, const char *p
     r->job.resp = &r->resp;
     sock->conn = &r->c;
     http_call call = {env, wsi, r, ls_request_method(wsi), path, ""};
+    snprintf(r->method, sizeof r->method, "%s", call.method);
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->t0 = ls_now();
     switch (route_request(&call)) {
     case FAIL: return -1;
     case SERVING:

@@ -20,6 +20,7 @@
 #include "audio/decode.h"
 #include "audio/resample.h"
 #include "core/clock.h"
+#include "core/fps.h"
 #include "pipeline/drive.h"
 #include "pipeline/silence.h"
 #include "server/request.h"
@@ -73,6 +74,7 @@ typedef struct stream {
     msg *free_msgs;
     int close_when_sent;      /* end of stream or fatal error: close after the outbox */
     int going_away;           /* closed by a drain's deadline: close code 1001 */
+    char last_error[96];      /* the last error event's text, for the verbose log */
     ls_session *session;      /* set by the work; the loop interrupts it */
 
     /* [work]; the loop reads failed and finished once the work is back */
@@ -103,12 +105,18 @@ typedef struct stream {
     double pace_t0;           /* live pacing: send time of frame pace_i0 */
     int64_t pace_i0;
     int pacing;
+    /* [loop] the verbose log's line at the close */
+    uint64_t log_id;
+    double opened_t;
+    int64_t frames_sent;
+    char close_reason[96];
 } stream;
 
 struct ls_streams {
     ls_env *env;
     stream **list;            /* [loop] open streams, for the idle and drain scans */
     int n, cap;
+    uint64_t opened;          /* [loop] streams so far: their ids in the verbose log */
 };
 
 static const ls_conn_ops stream_ops;
@@ -434,7 +442,7 @@ static void speech_event(void *ctx, int start, int64_t window)
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", start ? "speech_start" : "speech_end");
     cJSON_AddNumberToObject(j, "frame", (double)window);
-    cJSON_AddNumberToObject(j, "time", (double)window / 25.0);
+    cJSON_AddNumberToObject(j, "time", (double)window / LS_VIDEO_FPS);
     queue_event(ctx, j);
 }
 
@@ -591,6 +599,9 @@ static void stream_error_locked(stream *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    size_t keep = strlen(text) < sizeof s->last_error ? strlen(text) : sizeof s->last_error - 1;
+    memcpy(s->last_error, text, keep);
+    s->last_error[keep] = 0;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", "error");
     cJSON_AddStringToObject(j, "message", text);
@@ -837,10 +848,12 @@ int ls_stream_writable(struct lws *wsi, ls_socket *sock)
         int close = s->close_when_sent, going_away = s->going_away;
         pthread_mutex_unlock(&s->lock);
         if (close && going_away) {
+            snprintf(s->close_reason, sizeof s->close_reason, "1001 draining");
             lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"draining", 8);
             return -1;
         }
         if (close) {
+            snprintf(s->close_reason, sizeof s->close_reason, "1000 done");
             lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"done", 4);
             return -1;
         }
@@ -854,7 +867,7 @@ int ls_stream_writable(struct lws *wsi, ls_socket *sock)
             s->pace_t0 = now;
             s->pace_i0 = m->frame_index;
         }
-        double due = s->pace_t0 + (double)(m->frame_index - s->pace_i0) / 25.0;
+        double due = s->pace_t0 + (double)(m->frame_index - s->pace_i0) / LS_VIDEO_FPS;
         if (due > now + 0.001) {
             pthread_mutex_unlock(&s->lock);
             lws_set_timer_usecs(wsi, (lws_usec_t)((due - now) * 1e6));
@@ -871,6 +884,7 @@ int ls_stream_writable(struct lws *wsi, ls_socket *sock)
 
     int n = lws_write(wsi, m->buf + LWS_PRE, m->len, m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
     if (m->binary) {
+        s->frames_sent++;
         ls_metrics_add(env->metrics, LS_M_FRAMES_SENT, 1);
         ls_metrics_observe_frame_latency(env->metrics, now - m->audio_t);
     }
@@ -891,6 +905,16 @@ void ls_stream_closed(ls_socket *sock)
     if (!s) return;
     sock->conn = NULL;
     streams_remove(s->set, s);
+    if (s->env->cfg.verbose) {
+        pthread_mutex_lock(&s->lock);
+        char last[sizeof s->last_error];
+        snprintf(last, sizeof last, "%s", s->last_error);
+        pthread_mutex_unlock(&s->lock);
+        lwsl_user("stream %llu closed after %.1f s: %lld frames sent, %s%s%s\n",
+                  (unsigned long long)s->log_id, ls_now() - s->opened_t, (long long)s->frames_sent,
+                  s->close_reason[0] ? s->close_reason : "by the client",
+                  last[0] ? "; last error: " : "", last);
+    }
     atomic_store(&s->c.closed, 1); /* before the interrupt: the work stops, not restarts */
     pthread_mutex_lock(&s->lock);
     /* Stop compute for a client that is gone. */
@@ -981,7 +1005,10 @@ int ls_stream_open(ls_streams *set, struct lws *wsi, ls_socket *sock)
     char id[LS_MODEL_ID_MAX + 8] = "";
     ls_request_arg(wsi, "model=", id, sizeof id);
     snprintf(s->model_id, sizeof s->model_id, "%s", id);
-    s->last_rx = ls_now();
+    s->last_rx = s->opened_t = ls_now();
+    s->log_id = ++set->opened;
+    if (env->cfg.verbose)
+        lwsl_user("stream %llu open: model %s\n", (unsigned long long)s->log_id, s->model_id);
     sock->conn = &s->c;
     atomic_fetch_add(&env->active_streams, 1);
     ls_metrics_add(env->metrics, LS_M_SESSIONS_TOTAL, 1);

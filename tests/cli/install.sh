@@ -12,7 +12,7 @@ prefix="$work/prefix"
 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log"
 lipsync="$prefix/bin/lipsync"
 web="$(cd "$prefix/share/lipsync/web" && pwd -P)"
-for f in "$lipsync" "$web/index.html" "$web/app.js" "$web/style.css"; do
+for f in "$lipsync" "$web/index.html" "$web/app.js" "$web/style.css" "$web/favicon.svg"; do
   [ -e "$f" ] || { echo "install: $f was not installed"; cat "$work/install.log"; exit 1; }
 done
 # The settings' environment variables would override the default under test.
@@ -41,6 +41,14 @@ else
 fi
 cmp "$work/index.html" "$web/index.html" ||
   { echo "install: GET / is not the installed index.html"; exit 1; }
+# The icon browsers ask for on their own.
+/usr/bin/python3 - "${url}favicon.ico" "$web/favicon.svg" <<'PY' || exit 1
+import sys, urllib.request
+r = urllib.request.urlopen(sys.argv[1], timeout=30)
+body = r.read()
+if r.status != 200 or r.headers["Content-Type"] != "image/svg+xml" or body != open(sys.argv[2], "rb").read():
+    sys.exit("install: /favicon.ico is %d %s, not the installed favicon.svg" % (r.status, r.headers["Content-Type"]))
+PY
 kill $pid
 wait $pid || { echo "install: the server did not drain cleanly"; cat "$log"; exit 1; }
 trap - EXIT

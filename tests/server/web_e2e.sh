@@ -37,7 +37,7 @@ write(sys.argv[3], 2.0, 0.0)
 PY
 
 log="$work/serve.log"
-"$lipsync" serve --models-root "$root" --preload "$model" --port 0 --token e2e-token --web-root "$here/../../web" \
+"$lipsync" serve --models-root "$root" --preload "$model" --port 0 --token e2e-token --web-root "$here/../../web" --verbose 1 \
   >"$log" 2>&1 &
 pid=$!
 trap 'kill -CONT $pid 2>/dev/null || true; kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
@@ -56,4 +56,11 @@ rc=0
 timeout 420 node "$here/web_e2e.mjs" "http://127.0.0.1:$port/" e2e-token "$model" \
   "$work/speech.wav" "$work/short.wav" "$work/mic.wav" "$work" "$pid" || rc=$?
 [ $rc -eq 0 ] || { echo "web_e2e: server log:"; tail -n 40 "$log"; }
+# --verbose 1: a line per request (method, path, status, bytes, duration)
+# and per stream (open; at the close its frames and why it closed).
+for want in "GET / 200 file index.html" "GET /v1/models 200 [0-9]+ bytes [0-9.]+ ms" \
+            "POST /v1/batch 200 [0-9]+ bytes [0-9.]+ ms" "stream [0-9]+ open: model $model" \
+            "stream [0-9]+ closed after [0-9.]+ s: [1-9][0-9]* frames sent, 1000 done"; do
+  grep -qE "$want" "$log" || { echo "web_e2e: no '$want' in the verbose server log"; rc=1; }
+done
 exit $rc
