@@ -11,26 +11,24 @@ struct ls_painter {
     ls_image work; /* the composited frame before encoding */
 };
 
-ls_painter *ls_painter_create(ls_avatar *av, ls_error *err)
+int ls_painter_create(ls_avatar *av, ls_painter **out, ls_error *err)
 {
-    if (!av) {
-        ls_error_set(err, LS_ERR_INVALID_ARG, "painter: no avatar");
-        return NULL;
-    }
+    *out = NULL;
+    if (!av) return ls_error_set(err, LS_ERR_INVALID_ARG, "painter: no avatar");
     ls_painter *p = calloc(1, sizeof *p);
-    if (!p) {
-        ls_error_set(err, LS_ERR_NOMEM, "painter");
-        return NULL;
-    }
+    if (!p) return ls_error_set(err, LS_ERR_NOMEM, "painter");
     ls_avatar_info info;
     ls_avatar_get_info(av, &info);
     p->av = av;
-    if (!(p->comp = ls_compositor_create(err)) || !(p->enc = ls_jpeg_encoder_create(err)) ||
-        ls_image_alloc(&p->work, info.width, info.height, 3, err) != LS_OK) {
+    int rc = ls_compositor_create(&p->comp, err);
+    if (rc == LS_OK) rc = ls_jpeg_encoder_create(&p->enc, err);
+    if (rc == LS_OK) rc = ls_image_alloc(&p->work, info.width, info.height, 3, err);
+    if (rc != LS_OK) {
         ls_painter_destroy(p);
-        return NULL;
+        return rc;
     }
-    return p;
+    *out = p;
+    return LS_OK;
 }
 
 void ls_painter_destroy(ls_painter *p)

@@ -33,7 +33,8 @@ typedef struct ls_paint_options {
 
 typedef struct ls_painter ls_painter;
 
-ls_painter *ls_painter_create(ls_avatar *av, ls_error *err);
+/* The painter borrows av (which must outlive it); *out is NULL on failure. */
+int ls_painter_create(ls_avatar *av, ls_painter **out, ls_error *err);
 void ls_painter_destroy(ls_painter *p);
 
 /* Bytes an output buffer needs for this avatar and format (size the ls_buffer_pool so). */

@@ -207,22 +207,24 @@ static int init_compress(ls_jpeg_encoder *enc, arena_mgr *m, ls_error *err)
     return LS_OK;
 }
 
-ls_jpeg_encoder *ls_jpeg_encoder_create(ls_error *err)
+int ls_jpeg_encoder_create(ls_jpeg_encoder **out, ls_error *err)
 {
+    *out = NULL;
     ls_jpeg_encoder *enc = calloc(1, sizeof *enc);
     arena_mgr *m = calloc(1, sizeof *m);
     if (!enc || !m) {
         free(enc);
         free(m);
-        ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a JPEG encoder");
-        return NULL;
+        return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a JPEG encoder");
     }
-    if (init_compress(enc, m, err) != LS_OK) {
+    int rc = init_compress(enc, m, err);
+    if (rc != LS_OK) {
         free(m);
         free(enc);
-        return NULL;
+        return rc;
     }
-    return enc;
+    *out = enc;
+    return LS_OK;
 }
 
 void ls_jpeg_encoder_destroy(ls_jpeg_encoder *enc)
@@ -329,15 +331,16 @@ static int jpeg_failed(ls_image_decoder *dec, ls_error *err, const char *what)
     return rc;
 }
 
-ls_image_decoder *ls_image_decoder_create(ls_error *err)
+int ls_image_decoder_create(ls_image_decoder **out, ls_error *err)
 {
+    *out = NULL;
     ls_image_decoder *dec = calloc(1, sizeof *dec);
     if (!dec || !(dec->tj = tjInitDecompress())) {
         free(dec);
-        ls_error_set(err, LS_ERR_NOMEM, "cannot create an image decoder");
-        return NULL;
+        return ls_error_set(err, LS_ERR_NOMEM, "cannot create an image decoder");
     }
-    return dec;
+    *out = dec;
+    return LS_OK;
 }
 
 void ls_image_decoder_destroy(ls_image_decoder *dec)

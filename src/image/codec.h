@@ -23,7 +23,8 @@
 
 typedef struct ls_jpeg_encoder ls_jpeg_encoder;
 
-ls_jpeg_encoder *ls_jpeg_encoder_create(ls_error *err);
+/* *out is NULL on failure. */
+int ls_jpeg_encoder_create(ls_jpeg_encoder **out, ls_error *err);
 void ls_jpeg_encoder_destroy(ls_jpeg_encoder *enc);
 
 /* Worst-case size of the JPEG of a width x height image (4:2:0). */
@@ -52,7 +53,8 @@ ls_image_format ls_image_sniff(const uint8_t *bytes, size_t len);
 
 typedef struct ls_image_decoder ls_image_decoder;
 
-ls_image_decoder *ls_image_decoder_create(ls_error *err);
+/* *out is NULL on failure. */
+int ls_image_decoder_create(ls_image_decoder **out, ls_error *err);
 void ls_image_decoder_destroy(ls_image_decoder *dec);
 
 /* Reads the size from the header; fails on anything but a readable JPEG or PNG. */

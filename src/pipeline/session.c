@@ -557,11 +557,11 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
     s->feat_cap = 2 * batch + 64;
     rc = ls_engine_ctx_create(eng->unet, &s->unet_ctx, err);
     if (!rc) rc = ls_engine_ctx_create(eng->enc, &s->enc_ctx, err);
-    if (!rc && !(s->painter = ls_painter_create(s->avatar, err))) rc = err ? err->code : LS_ERR_NOMEM;
-    if (!rc && !(s->mel = ls_mel_create(err))) rc = err ? err->code : LS_ERR_NOMEM;
+    if (!rc) rc = ls_painter_create(s->avatar, &s->painter, err);
+    if (!rc) rc = ls_mel_create(&s->mel, err);
     if (!rc) {
         size_t cap = ls_painter_output_size(s->avatar, s->paint.format);
-        if (!(s->out_buffers = ls_buffer_pool_create(cap, 0, err))) rc = err ? err->code : LS_ERR_NOMEM;
+        rc = ls_buffer_pool_create(cap, 0, &s->out_buffers, err);
     }
     if (!rc) {
         s->mel_ring = calloc((size_t)MEL_RING * LS_MEL_BINS, sizeof(float));
