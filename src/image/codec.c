@@ -505,22 +505,25 @@ int ls_png_encode(const ls_image *img, uint8_t **out, size_t *len, ls_error *err
     return rc;
 }
 
-size_t ls_raw_size(int width, int height, ls_raw_format fmt)
+size_t ls_raw_size(int width, int height, ls_frame_format fmt)
 {
-    return (size_t)width * (size_t)height * (fmt == LS_RAW_RGBA ? 4u : 3u);
+    return (size_t)width * (size_t)height * (fmt == LS_FRAME_RGBA ? 4u : 3u);
 }
 
-int ls_raw_write(const ls_image *img, ls_raw_format fmt, uint8_t *out, size_t cap, size_t *len,
+int ls_raw_write(const ls_image *img, ls_frame_format fmt, uint8_t *out, size_t cap, size_t *len,
                  ls_error *err)
 {
     *len = 0;
     if (!img || img->channels != 3 || !out)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "raw output wants a 3-channel image");
+    if (fmt != LS_FRAME_BGR && fmt != LS_FRAME_RGBA)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "raw output format %d is not BGR or RGBA",
+                            (int)fmt);
     size_t need = ls_raw_size(img->width, img->height, fmt);
     if (need > cap)
         return ls_error_set(err, LS_ERR_RANGE, "raw output needs %zu bytes, buffer has %zu",
                             need, cap);
-    if (fmt == LS_RAW_BGR) {
+    if (fmt == LS_FRAME_BGR) {
         ls_image dst = ls_image_view(out, img->width, img->height, 3);
         ls_image_copy(img, &dst);
     } else {

@@ -45,8 +45,7 @@ struct ls_session {
     ls_avatar *avatar;
     ls_painter *painter;
     ls_buffer_pool *out_buffers;
-    ls_paint_options paint;
-    ls_frame_format format;
+    ls_paint_options paint; /* paint.format: the frames' format */
     int batch, n_avatar;
     int64_t start_frame;
 
@@ -465,7 +464,7 @@ int ls_session_pull_frame(ls_session *s, ls_frame *frame)
     frame->timestamp = (double)q.index / LS_VIDEO_FPS;
     frame->avatar_frame = q.avatar_frame;
     frame->silent = q.silent;
-    frame->format = s->format;
+    frame->format = s->paint.format;
     frame->width = q.buf->width;
     frame->height = q.buf->height;
     frame->data = q.buf->data;
@@ -546,9 +545,7 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
     s->start_frame = opt->start_frame;
     s->n_avatar = info.n_frames;
     s->avatar = ls_model_avatar(model);
-    s->format = opt->format;
-    s->paint.format = opt->format == LS_FRAME_JPEG ? LS_PAINT_JPEG
-                      : opt->format == LS_FRAME_BGR ? LS_PAINT_BGR : LS_PAINT_RGBA;
+    s->paint.format = opt->format;
     s->paint.jpeg_quality = opt->jpeg_quality;
     s->n_windows = -1;
     s->silence_energy = (double)opt->silence_rms * opt->silence_rms;

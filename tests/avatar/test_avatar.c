@@ -516,7 +516,7 @@ static void test_painter(void **state)
     for (size_t i = 0; i < LS_OUTPUT_FLOATS; i++) out[i] = (float)test_rand_uniform(&seed);
     ls_buffer_pool *bufs;
     assert_int_equal(
-        ls_buffer_pool_create(ls_painter_output_size(av, LS_PAINT_RGBA), 0, &bufs, NULL), LS_OK);
+        ls_buffer_pool_create(ls_painter_output_size(av, LS_FRAME_RGBA), 0, &bufs, NULL), LS_OK);
     ls_error err;
     assert_int_equal(ls_painter_input(p, NULL, 2, slot, &err), LS_OK);
     assert_int_equal(ls_face_input(NULL, ls_avatar_crop(av, 2), want, NULL), LS_OK);
@@ -536,18 +536,18 @@ static void test_painter(void **state)
         ls_pool *pool;
         assert_int_equal(ls_pool_create(threads, &pool, NULL), LS_OK);
         ls_buffer *b;
-        ls_paint_options o = {LS_PAINT_BGR, 0, 0};
+        ls_paint_options o = {LS_FRAME_BGR, 0, 0};
         assert_int_equal(ls_painter_output(p, pool, 2, out, &o, bufs, &b, &err), LS_OK);
         assert_int_equal(b->len, (size_t)FIX_W * FIX_H * 3);
         assert_int_equal(b->channels, 3);
         assert_memory_equal(b->data, expect.data, b->len);
         ls_buffer_put(b);
-        o.format = LS_PAINT_RGBA;
+        o.format = LS_FRAME_RGBA;
         assert_int_equal(ls_painter_output(p, pool, 2, out, &o, bufs, &b, &err), LS_OK);
         assert_int_equal(b->len, (size_t)FIX_W * FIX_H * 4);
         assert_int_equal(b->data[4 * 10], expect.data[3 * 10 + 2]);
         ls_buffer_put(b);
-        o.format = LS_PAINT_JPEG;
+        o.format = LS_FRAME_JPEG;
         o.jpeg_quality = 90;
         assert_int_equal(ls_painter_output(p, pool, 2, out, &o, bufs, &b, &err), LS_OK);
         if (!jpeg_ref) {
@@ -569,7 +569,7 @@ static void test_painter(void **state)
     ls_buffer_put(jpeg_ref);
     /* Bad frame index, bad quality, buffers too small. */
     ls_buffer *b;
-    ls_paint_options o = {LS_PAINT_JPEG, 0, 0};
+    ls_paint_options o = {LS_FRAME_JPEG, 0, 0};
     assert_int_equal(ls_painter_output(p, NULL, 4, out, &o, bufs, &b, &err), LS_ERR_RANGE);
     assert_int_equal(ls_painter_input(p, NULL, -1, slot, &err), LS_ERR_RANGE);
     o.jpeg_quality = 101;

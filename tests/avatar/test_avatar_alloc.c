@@ -24,11 +24,11 @@ static void test_painter_no_alloc(void **state)
         assert_int_equal(ls_painter_create(av, &p, &err), LS_OK);
         ls_buffer_pool *bufs;
         assert_int_equal(
-            ls_buffer_pool_create(ls_painter_output_size(av, LS_PAINT_JPEG), 0, &bufs, NULL),
+            ls_buffer_pool_create(ls_painter_output_size(av, LS_FRAME_JPEG), 0, &bufs, NULL),
             LS_OK);
         float *slot = malloc(LS_INPUT_FLOATS * sizeof(float));
         float *out = calloc(LS_OUTPUT_FLOATS, sizeof(float));
-        ls_paint_options o = {LS_PAINT_JPEG, 85, 0};
+        ls_paint_options o = {LS_FRAME_JPEG, 85, 0};
         long before = 0;
         for (int k = 0; k < 15; k++) {
             if (k == 5) before = alloc_count(); /* 5 frames of warm-up */

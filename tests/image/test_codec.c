@@ -213,17 +213,19 @@ static void test_raw_output(void **state)
     uint8_t out[9 * 4 * 4];
     size_t len;
     ls_error err;
-    assert_int_equal(ls_raw_write(&img, LS_RAW_RGBA, out, sizeof out, &len, &err), LS_OK);
+    assert_int_equal(ls_raw_write(&img, LS_FRAME_RGBA, out, sizeof out, &len, &err), LS_OK);
     assert_int_equal(len, 9 * 4 * 4);
     for (int i = 0; i < 36; i++) {
         assert_int_equal(out[i * 4], img.data[i * 3 + 2]);
         assert_int_equal(out[i * 4 + 2], img.data[i * 3]);
         assert_int_equal(out[i * 4 + 3], 255);
     }
-    assert_int_equal(ls_raw_write(&img, LS_RAW_BGR, out, sizeof out, &len, &err), LS_OK);
+    assert_int_equal(ls_raw_write(&img, LS_FRAME_BGR, out, sizeof out, &len, &err), LS_OK);
     assert_int_equal(len, 9 * 4 * 3);
     assert_memory_equal(out, img.data, len);
-    assert_int_equal(ls_raw_write(&img, LS_RAW_RGBA, out, 100, &len, &err), LS_ERR_RANGE);
+    assert_int_equal(ls_raw_write(&img, LS_FRAME_RGBA, out, 100, &len, &err), LS_ERR_RANGE);
+    assert_int_equal(ls_raw_write(&img, LS_FRAME_JPEG, out, sizeof out, &len, &err),
+                     LS_ERR_INVALID_ARG);
     ls_image_free(&img);
 }
 

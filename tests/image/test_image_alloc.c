@@ -40,7 +40,7 @@ static void one_frame(frame_state *s, ls_pool *pool, int feather)
                                        s->out, feather, 85, jb->data, jb->cap, &jb->len, &err),
                      LS_OK);
     size_t len;
-    assert_int_equal(ls_raw_write(&dst, LS_RAW_RGBA, jb->data, jb->cap, &len, &err), LS_OK);
+    assert_int_equal(ls_raw_write(&dst, LS_FRAME_RGBA, jb->data, jb->cap, &len, &err), LS_OK);
     ls_buffer_put(fb);
     ls_buffer_put(jb);
 }
@@ -58,7 +58,7 @@ static void run(int threads)
     assert_int_equal(ls_resizer_create(&s.rz, NULL), LS_OK);
     assert_int_equal(ls_jpeg_encoder_create(&s.enc, NULL), LS_OK);
     assert_int_equal(ls_buffer_pool_create((size_t)640 * 360 * 3, 0, &s.frames, NULL), LS_OK);
-    size_t jcap = ls_jpeg_bound(640, 360), rcap = ls_raw_size(640, 360, LS_RAW_RGBA);
+    size_t jcap = ls_jpeg_bound(640, 360), rcap = ls_raw_size(640, 360, LS_FRAME_RGBA);
     assert_int_equal(ls_buffer_pool_create(jcap > rcap ? jcap : rcap, 0, &s.jpegs, NULL), LS_OK);
     ls_pool *pool = NULL;
     if (threads > 1) assert_int_equal(ls_pool_create(threads, &pool, NULL), LS_OK);
