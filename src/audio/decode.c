@@ -78,8 +78,8 @@ static int sink_init(audio_sink *k, int in_rate, const ls_audio_limits *lim, ls_
         if (m < (double)SIZE_MAX) k->in_max = (size_t)m;
     }
     if (lim && lim->out_rate && lim->out_rate != in_rate) {
-        if (!(k->rs = ls_resampler_create(in_rate, lim->out_rate, err)))
-            return err ? err->code : LS_ERR_INTERNAL;
+        int rc = ls_resampler_create(in_rate, lim->out_rate, &k->rs, err);
+        if (rc) return rc;
         k->out_rate = lim->out_rate;
     }
     return LS_OK;

@@ -78,14 +78,12 @@ struct ls_mel {
 static pthread_once_t fftw_once = PTHREAD_ONCE_INIT;
 static void fftw_init_threadsafe(void) { fftw_make_planner_thread_safe(); }
 
-ls_mel *ls_mel_create(ls_error *err)
+int ls_mel_create(ls_mel **out, ls_error *err)
 {
+    *out = NULL;
     pthread_once(&fftw_once, fftw_init_threadsafe);
     ls_mel *m = calloc(1, sizeof *m);
-    if (!m) {
-        ls_error_set(err, LS_ERR_NOMEM, "cannot allocate mel state");
-        return NULL;
-    }
+    if (!m) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate mel state");
     for (int k = 0; k < LS_MEL_N_FFT; k++)
         m->window[k] = 0.5 - 0.5 * cos(2.0 * M_PI * k / LS_MEL_N_FFT);
     ls_mel_filterbank(&m->weights[0][0]);
@@ -103,11 +101,11 @@ ls_mel *ls_mel_create(ls_error *err)
         m->plan = fftw_plan_dft_r2c_1d(LS_MEL_N_FFT, m->frame, m->spec, FFTW_ESTIMATE);
     if (!m->plan) {
         ls_mel_destroy(m);
-        ls_error_set(err, LS_ERR_NOMEM, "cannot create FFT plan");
-        return NULL;
+        return ls_error_set(err, LS_ERR_NOMEM, "cannot create FFT plan");
     }
     ls_mel_reset(m);
-    return m;
+    *out = m;
+    return LS_OK;
 }
 
 void ls_mel_destroy(ls_mel *m)
@@ -251,13 +249,14 @@ int ls_mel_compute(const float *x, size_t n, float **mel, size_t *rows, ls_error
     size_t total = ls_mel_rows(n);
     float *out = malloc(total * LS_MEL_BINS * sizeof *out);
     if (!out) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate %zu mel rows", total);
-    ls_mel *m = ls_mel_create(err);
-    if (!m) {
+    ls_mel *m;
+    int rc = ls_mel_create(&m, err);
+    if (rc) {
         free(out);
-        return err ? err->code : LS_ERR_NOMEM;
+        return rc;
     }
     size_t a = 0, b = 0;
-    int rc = ls_mel_push(m, x, n, out, total, &a, err);
+    rc = ls_mel_push(m, x, n, out, total, &a, err);
     if (!rc) rc = ls_mel_flush(m, out + a * LS_MEL_BINS, total - a, &b, err);
     ls_mel_destroy(m);
     if (rc) {

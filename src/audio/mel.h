@@ -37,7 +37,8 @@ int ls_mel_compute(const float *x, size_t n, float **mel, size_t *rows, ls_error
 
 typedef struct ls_mel ls_mel;
 
-ls_mel *ls_mel_create(ls_error *err);
+/* *out is NULL on failure. */
+int ls_mel_create(ls_mel **out, ls_error *err);
 void ls_mel_destroy(ls_mel *m);
 /* Forgets all audio: the next push starts a new stream (and clears the skip). */
 void ls_mel_reset(ls_mel *m);

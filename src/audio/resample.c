@@ -10,32 +10,28 @@ struct ls_resampler {
     int in_rate, out_rate;
 };
 
-ls_resampler *ls_resampler_create(int in_rate, int out_rate, ls_error *err)
+int ls_resampler_create(int in_rate, int out_rate, ls_resampler **out, ls_error *err)
 {
+    *out = NULL;
     if (in_rate < LS_AUDIO_MIN_RATE || in_rate > LS_AUDIO_MAX_RATE || out_rate < LS_AUDIO_MIN_RATE ||
-        out_rate > LS_AUDIO_MAX_RATE) {
-        ls_error_set(err, LS_ERR_RANGE, "resample %d -> %d Hz: rate outside %d..%d", in_rate,
-                     out_rate, LS_AUDIO_MIN_RATE, LS_AUDIO_MAX_RATE);
-        return NULL;
-    }
+        out_rate > LS_AUDIO_MAX_RATE)
+        return ls_error_set(err, LS_ERR_RANGE, "resample %d -> %d Hz: rate outside %d..%d",
+                            in_rate, out_rate, LS_AUDIO_MIN_RATE, LS_AUDIO_MAX_RATE);
     ls_resampler *r = calloc(1, sizeof *r);
-    if (!r) {
-        ls_error_set(err, LS_ERR_NOMEM, "cannot allocate resampler");
-        return NULL;
-    }
+    if (!r) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate resampler");
     soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
     soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
     soxr_runtime_spec_t rt = soxr_runtime_spec(1); /* our pool owns the cores */
     soxr_error_t e;
     r->soxr = soxr_create(in_rate, out_rate, 1, &e, &io, &q, &rt);
     if (!r->soxr) {
-        ls_error_set(err, LS_ERR_INTERNAL, "soxr_create: %s", e ? e : "failed");
         free(r);
-        return NULL;
+        return ls_error_set(err, LS_ERR_INTERNAL, "soxr_create: %s", e ? e : "failed");
     }
     r->in_rate = in_rate;
     r->out_rate = out_rate;
-    return r;
+    *out = r;
+    return LS_OK;
 }
 
 void ls_resampler_destroy(ls_resampler *r)
@@ -76,8 +72,9 @@ int ls_resample(const float *in, size_t n, int in_rate, int out_rate, ls_audio *
                 ls_error *err)
 {
     memset(out, 0, sizeof *out);
-    ls_resampler *r = ls_resampler_create(in_rate, out_rate, err);
-    if (!r) return err ? err->code : LS_ERR_INTERNAL;
+    ls_resampler *r;
+    int rc = ls_resampler_create(in_rate, out_rate, &r, err);
+    if (rc) return rc;
     size_t cap = ls_resampler_max_out(r, n);
     float *buf = malloc(cap * sizeof *buf);
     if (!buf) {
@@ -85,7 +82,7 @@ int ls_resample(const float *in, size_t n, int in_rate, int out_rate, ls_audio *
         return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate %zu samples", cap);
     }
     size_t got = 0, tail = 0;
-    int rc = ls_resampler_process(r, in, n, buf, cap, &got, err);
+    rc = ls_resampler_process(r, in, n, buf, cap, &got, err);
     if (!rc) rc = ls_resampler_process(r, NULL, 0, buf + got, cap - got, &tail, err);
     ls_resampler_destroy(r);
     if (rc) {

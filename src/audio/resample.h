@@ -14,7 +14,9 @@
 
 typedef struct ls_resampler ls_resampler;
 
-ls_resampler *ls_resampler_create(int in_rate, int out_rate, ls_error *err);
+/* Rates within LS_AUDIO_MIN_RATE..LS_AUDIO_MAX_RATE (else LS_ERR_RANGE); *out is NULL on
+ * failure. */
+int ls_resampler_create(int in_rate, int out_rate, ls_resampler **out, ls_error *err);
 void ls_resampler_destroy(ls_resampler *r);
 
 /* Upper bound of output samples for n_in more input samples (incl. flush). */

@@ -88,10 +88,11 @@ static void load_band(void *ctx, int begin, int end, int band)
     load_job *j = ctx;
     ls_avatar *av = j->av;
     ls_error *err = &j->errors[band];
-    ls_image_decoder *dec = ls_image_decoder_create(err);
-    ls_resizer *rz = ls_resizer_create(err);
+    ls_image_decoder *dec = NULL;
+    ls_resizer *rz = NULL;
     ls_image scratch = {0};
-    int rc = dec && rz ? LS_OK : LS_ERR_NOMEM;
+    int rc = ls_image_decoder_create(&dec, err);
+    if (rc == LS_OK) rc = ls_resizer_create(&rz, err);
     if (rc == LS_OK && !av->frame_pixels)
         rc = ls_image_alloc(&scratch, av->width, av->height, 3, err);
     if (rc != LS_OK) j->bad_frame[band] = begin;
@@ -170,10 +171,11 @@ int ls_avatar_load(const char *dir, const ls_avatar_options *opt, ls_pool *pool,
         rc = ls_error_set(err, LS_ERR_NOMEM, "avatar");
     if (rc == LS_OK) rc = read_files(av, files, err);
     if (rc == LS_OK) {
-        ls_image_decoder *dec = ls_image_decoder_create(err);
-        rc = dec ? ls_image_decode_size(dec, files[0].bytes, files[0].len, &av->width,
-                                        &av->height, err)
-                 : LS_ERR_NOMEM;
+        ls_image_decoder *dec;
+        rc = ls_image_decoder_create(&dec, err);
+        if (rc == LS_OK)
+            rc = ls_image_decode_size(dec, files[0].bytes, files[0].len, &av->width,
+                                      &av->height, err);
         ls_image_decoder_destroy(dec);
         if (rc != LS_OK) ls_error_prefix(err, "frame 0 (%s)", av->layout.paths[0]);
     }
@@ -278,12 +280,12 @@ const ls_image *ls_avatar_crop(const ls_avatar *av, int i)
 
 /* ---- frame access ---- */
 
-static ls_image_decoder *take_decoder(frame_cache *c, ls_error *err)
+static int take_decoder(frame_cache *c, ls_image_decoder **out, ls_error *err)
 {
     pthread_mutex_lock(&c->lock);
-    ls_image_decoder *d = c->n_decoders ? c->decoders[--c->n_decoders] : NULL;
+    *out = c->n_decoders ? c->decoders[--c->n_decoders] : NULL;
     pthread_mutex_unlock(&c->lock);
-    return d ? d : ls_image_decoder_create(err);
+    return *out ? LS_OK : ls_image_decoder_create(out, err);
 }
 
 static void return_decoder(frame_cache *c, ls_image_decoder *d)
@@ -309,10 +311,11 @@ static void return_decoder(frame_cache *c, ls_image_decoder *d)
 static int fill_slot(ls_avatar *av, int s, int i, ls_error *err)
 {
     frame_cache *c = av->cache;
-    ls_image_decoder *dec = take_decoder(c, err);
-    int rc = dec ? ls_image_decode_into(dec, av->files[i].bytes, av->files[i].len,
-                                        &c->slots[s].img, err)
-                 : LS_ERR_NOMEM;
+    ls_image_decoder *dec;
+    int rc = take_decoder(c, &dec, err);
+    if (rc == LS_OK)
+        rc = ls_image_decode_into(dec, av->files[i].bytes, av->files[i].len, &c->slots[s].img,
+                                  err);
     if (dec) return_decoder(c, dec);
     if (rc != LS_OK) ls_error_prefix(err, "frame %d (%s)", i, av->layout.paths[i]);
     pthread_mutex_lock(&c->lock);

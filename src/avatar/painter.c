@@ -11,26 +11,24 @@ struct ls_painter {
     ls_image work; /* the composited frame before encoding */
 };
 
-ls_painter *ls_painter_create(ls_avatar *av, ls_error *err)
+int ls_painter_create(ls_avatar *av, ls_painter **out, ls_error *err)
 {
-    if (!av) {
-        ls_error_set(err, LS_ERR_INVALID_ARG, "painter: no avatar");
-        return NULL;
-    }
+    *out = NULL;
+    if (!av) return ls_error_set(err, LS_ERR_INVALID_ARG, "painter: no avatar");
     ls_painter *p = calloc(1, sizeof *p);
-    if (!p) {
-        ls_error_set(err, LS_ERR_NOMEM, "painter");
-        return NULL;
-    }
+    if (!p) return ls_error_set(err, LS_ERR_NOMEM, "painter");
     ls_avatar_info info;
     ls_avatar_get_info(av, &info);
     p->av = av;
-    if (!(p->comp = ls_compositor_create(err)) || !(p->enc = ls_jpeg_encoder_create(err)) ||
-        ls_image_alloc(&p->work, info.width, info.height, 3, err) != LS_OK) {
+    int rc = ls_compositor_create(&p->comp, err);
+    if (rc == LS_OK) rc = ls_jpeg_encoder_create(&p->enc, err);
+    if (rc == LS_OK) rc = ls_image_alloc(&p->work, info.width, info.height, 3, err);
+    if (rc != LS_OK) {
         ls_painter_destroy(p);
-        return NULL;
+        return rc;
     }
-    return p;
+    *out = p;
+    return LS_OK;
 }
 
 void ls_painter_destroy(ls_painter *p)
@@ -42,15 +40,12 @@ void ls_painter_destroy(ls_painter *p)
     free(p);
 }
 
-size_t ls_painter_output_size(const ls_avatar *av, ls_paint_format format)
+size_t ls_painter_output_size(const ls_avatar *av, ls_frame_format format)
 {
     ls_avatar_info info;
     ls_avatar_get_info(av, &info);
-    switch (format) {
-    case LS_PAINT_JPEG: return ls_jpeg_bound(info.width, info.height);
-    case LS_PAINT_BGR: return ls_raw_size(info.width, info.height, LS_RAW_BGR);
-    default: return ls_raw_size(info.width, info.height, LS_RAW_RGBA);
-    }
+    if (format == LS_FRAME_JPEG) return ls_jpeg_bound(info.width, info.height);
+    return ls_raw_size(info.width, info.height, format);
 }
 
 static int check_frame(const ls_painter *p, int frame, ls_error *err)
@@ -76,10 +71,13 @@ int ls_painter_output(ls_painter *p, ls_pool *pool, int frame, const float *mode
                       ls_error *err)
 {
     *out = NULL;
-    static const ls_paint_options defaults = {LS_PAINT_JPEG, 0, 0};
+    static const ls_paint_options defaults = {LS_FRAME_JPEG, 0, 0};
     if (!opt) opt = &defaults;
     if (!p || !buffers)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "painter: missing argument");
+    if (opt->format != LS_FRAME_JPEG && opt->format != LS_FRAME_BGR && opt->format != LS_FRAME_RGBA)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "painter: unknown frame format %d",
+                            (int)opt->format);
     int rc = check_frame(p, frame, err);
     if (rc != LS_OK) return rc;
     int quality = opt->jpeg_quality ? opt->jpeg_quality : LS_JPEG_DEFAULT_QUALITY;
@@ -99,23 +97,22 @@ int ls_painter_output(ls_painter *p, ls_pool *pool, int frame, const float *mode
     const ls_image *crop = ls_avatar_crop(p->av, frame);
     ls_rect rect = ls_avatar_rect(p->av, frame);
     if (!model_out) {
-        if (opt->format == LS_PAINT_JPEG)
+        if (opt->format == LS_FRAME_JPEG)
             rc = ls_jpeg_encode(p->enc, &src, quality, buf->data, buf->cap, &buf->len, err);
         else
-            rc = ls_raw_write(&src, opt->format == LS_PAINT_BGR ? LS_RAW_BGR : LS_RAW_RGBA,
-                              buf->data, buf->cap, &buf->len, err);
-    } else if (opt->format == LS_PAINT_JPEG) {
+            rc = ls_raw_write(&src, opt->format, buf->data, buf->cap, &buf->len, err);
+    } else if (opt->format == LS_FRAME_JPEG) {
         rc = ls_composite_jpeg(p->comp, p->enc, pool, &src, crop, rect, model_out, opt->feather,
                                quality, buf->data, buf->cap, &buf->len, err);
     } else {
         /* Raw BGR is the composite itself: paint straight into the output buffer. */
-        ls_image dst = opt->format == LS_PAINT_BGR
+        ls_image dst = opt->format == LS_FRAME_BGR
                            ? ls_image_view(buf->data, src.width, src.height, 3)
                            : p->work;
         rc = ls_composite(p->comp, pool, &src, crop, rect, model_out, opt->feather, &dst, err);
-        if (rc == LS_OK && opt->format == LS_PAINT_BGR) buf->len = need;
+        if (rc == LS_OK && opt->format == LS_FRAME_BGR) buf->len = need;
         else if (rc == LS_OK)
-            rc = ls_raw_write(&dst, LS_RAW_RGBA, buf->data, buf->cap, &buf->len, err);
+            rc = ls_raw_write(&dst, LS_FRAME_RGBA, buf->data, buf->cap, &buf->len, err);
     }
     ls_avatar_release_frame(p->av, frame);
     if (rc != LS_OK) {
@@ -125,7 +122,7 @@ int ls_painter_output(ls_painter *p, ls_pool *pool, int frame, const float *mode
     }
     buf->width = src.width;
     buf->height = src.height;
-    buf->channels = opt->format == LS_PAINT_JPEG ? 0 : (opt->format == LS_PAINT_BGR ? 3 : 4);
+    buf->channels = opt->format == LS_FRAME_JPEG ? 0 : (opt->format == LS_FRAME_BGR ? 3 : 4);
     *out = buf;
     return LS_OK;
 }

@@ -19,25 +19,20 @@
 #include "core/threadpool.h"
 #include "image/codec.h"
 
-typedef enum ls_paint_format {
-    LS_PAINT_JPEG = 0,
-    LS_PAINT_BGR,
-    LS_PAINT_RGBA
-} ls_paint_format;
-
 typedef struct ls_paint_options {
-    ls_paint_format format;
+    ls_frame_format format; /* image/codec.h */
     int jpeg_quality; /* 1..100; 0: 85 */
     int feather;      /* pixels blended at the rectangle's edge; 0: exact reference paste */
 } ls_paint_options;
 
 typedef struct ls_painter ls_painter;
 
-ls_painter *ls_painter_create(ls_avatar *av, ls_error *err);
+/* The painter borrows av (which must outlive it); *out is NULL on failure. */
+int ls_painter_create(ls_avatar *av, ls_painter **out, ls_error *err);
 void ls_painter_destroy(ls_painter *p);
 
 /* Bytes an output buffer needs for this avatar and format (size the ls_buffer_pool so). */
-size_t ls_painter_output_size(const ls_avatar *av, ls_paint_format format);
+size_t ls_painter_output_size(const ls_avatar *av, ls_frame_format format);
 
 int ls_painter_input(ls_painter *p, ls_pool *pool, int frame, float *slot, ls_error *err);
 

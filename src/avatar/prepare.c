@@ -229,7 +229,7 @@ static int prepare_from_video(const char *src, const char *out, const ls_prepare
     if (n_lms < 0) return n_lms;
     video_job j = {.out = out, .lms_dir = opt->landmarks_dir, .opt = opt};
     int rc = make_output_dir(out, err);
-    if (rc == LS_OK && !(j.enc = ls_jpeg_encoder_create(err))) rc = LS_ERR_NOMEM;
+    if (rc == LS_OK) rc = ls_jpeg_encoder_create(&j.enc, err);
     double fps = 0;
     int n = 0;
     if (rc == LS_OK) rc = ls_video_decode(src, on_video_frame, &j, &fps, &n, err);

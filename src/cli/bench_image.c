@@ -49,10 +49,14 @@ static int run_threads(int threads, int runs, const ls_image *frame, ls_rect rec
                        stage_times *med)
 {
     ls_error err = {0};
-    ls_pool *pool = threads > 1 ? ls_pool_create(threads, &err) : NULL;
-    ls_resizer *rz = ls_resizer_create(&err);
-    ls_compositor *comp = ls_compositor_create(&err);
-    ls_jpeg_encoder *enc = ls_jpeg_encoder_create(&err);
+    ls_pool *pool = NULL;
+    ls_resizer *rz = NULL;
+    ls_compositor *comp = NULL;
+    ls_jpeg_encoder *enc = NULL;
+    int rc = threads > 1 ? ls_pool_create(threads, &pool, &err) : LS_OK;
+    if (!rc) rc = ls_resizer_create(&rz, &err);
+    if (!rc) rc = ls_compositor_create(&comp, &err);
+    if (!rc) rc = ls_jpeg_encoder_create(&enc, &err);
     tjhandle tj = tjInitCompress();
     ls_image crop = {0}, dst = {0};
     size_t cap = ls_jpeg_bound(frame->width, frame->height);
@@ -61,7 +65,7 @@ static int run_threads(int threads, int runs, const ls_image *frame, ls_rect rec
     float *out = malloc(LS_OUTPUT_FLOATS * sizeof(float));
     double *t = calloc((size_t)runs * 5, sizeof(double));
     int status = 0;
-    if ((threads > 1 && !pool) || !rz || !comp || !enc || !tj || !jpeg || !slot || !out || !t ||
+    if (rc || !tj || !jpeg || !slot || !out || !t ||
         ls_image_alloc(&crop, LS_CROP_SIDE, LS_CROP_SIDE, 3, &err) ||
         ls_image_alloc(&dst, frame->width, frame->height, 3, &err) ||
         ls_face_crop(rz, pool, frame, rect, &crop, &err)) {

@@ -55,8 +55,9 @@ int bench_mel(int argc, char **argv)
     double *t_whole = calloc((size_t)runs, sizeof(double));
     double *t_stream = calloc((size_t)runs, sizeof(double));
     ls_error err = {0};
-    ls_mel *m = ls_mel_create(&err);
-    if (!x || !rows || !t_whole || !t_stream || !m) {
+    ls_mel *m;
+    int rc = ls_mel_create(&m, &err);
+    if (rc || !x || !rows || !t_whole || !t_stream) {
         free(x); free(rows); free(t_whole); free(t_stream); ls_mel_destroy(m);
         return cli_fail("bench mel", &err);
     }

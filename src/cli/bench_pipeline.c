@@ -103,10 +103,10 @@ int bench_pipeline(int argc, char **argv)
         }
     }
     if (!dir || n_batches == 0) return usage(stderr, 2);
-    ls_pool *pool = ls_pool_create(threads, &err);
+    ls_pool *pool;
     ls_model *model = NULL;
     ls_model_options mo = {.engine_threads = threads, .precision = precision};
-    if (!pool || ls_model_load(dir, &mo, pool, &model, &err)) {
+    if (ls_pool_create(threads, &pool, &err) || ls_model_load(dir, &mo, pool, &model, &err)) {
         ls_pool_destroy(pool);
         return cli_fail("bench pipeline", &err);
     }

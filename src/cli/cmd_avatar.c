@@ -116,8 +116,8 @@ int cmd_avatar(int argc, char **argv)
                                  prepare ? "SRC (a dataset folder or a video)" : "DIR");
     if (prepare && !out) return cli_missing("avatar prepare", "-o DIR");
     ls_error err = {0};
-    ls_pool *pool = ls_pool_create(threads, &err);
-    if (!pool) return cli_fail("avatar", &err);
+    ls_pool *pool;
+    if (ls_pool_create(threads, &pool, &err)) return cli_fail("avatar", &err);
     int status;
     if (prepare) {
         av_log_set_level(AV_LOG_ERROR); /* FFmpeg's own chatter; our errors say what failed */

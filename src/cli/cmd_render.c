@@ -270,7 +270,7 @@ int cmd_render(int argc, char **argv)
         else cli_fail_audio(a.audio, &err);
         goto done;
     }
-    if (!(pool = ls_pool_create(a.threads, &err))) {
+    if (ls_pool_create(a.threads, &pool, &err)) {
         cli_fail("threads", &err);
         goto done;
     }
@@ -306,7 +306,7 @@ int cmd_render(int argc, char **argv)
     if (a.frames_dir && a.frame_format == FRAMES_JPEG) {
         out.jpeg_cap = ls_jpeg_bound(info.width, info.height);
         out.jpeg_buf = malloc(out.jpeg_cap);
-        if (!out.jpeg_buf || !(out.jpeg = ls_jpeg_encoder_create(&err))) {
+        if (!out.jpeg_buf || ls_jpeg_encoder_create(&out.jpeg, &err)) {
             cli_fail("jpeg", &err);
             goto done;
         }

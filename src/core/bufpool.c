@@ -13,21 +13,18 @@ struct ls_buffer_pool {
     int n_all, all_cap;
 };
 
-ls_buffer_pool *ls_buffer_pool_create(size_t cap, int max_buffers, ls_error *err)
+int ls_buffer_pool_create(size_t cap, int max_buffers, ls_buffer_pool **out, ls_error *err)
 {
-    if (cap < 1 || max_buffers < 0) {
-        ls_error_set(err, LS_ERR_INVALID_ARG, "buffer pool needs cap >= 1 and max >= 0");
-        return NULL;
-    }
+    *out = NULL;
+    if (cap < 1 || max_buffers < 0)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "buffer pool needs cap >= 1 and max >= 0");
     ls_buffer_pool *pool = calloc(1, sizeof *pool);
-    if (!pool) {
-        ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a buffer pool");
-        return NULL;
-    }
+    if (!pool) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a buffer pool");
     pool->cap = cap;
     pool->max_buffers = max_buffers;
     pthread_mutex_init(&pool->lock, NULL);
-    return pool;
+    *out = pool;
+    return LS_OK;
 }
 
 void ls_buffer_pool_destroy(ls_buffer_pool *pool)

@@ -26,8 +26,9 @@ typedef struct ls_buffer {
     struct ls_buffer *next; /* free-list link, owned by the pool */
 } ls_buffer;
 
-/* cap: bytes per buffer (>= 1). max_buffers: cap on live buffers, 0 for no cap. */
-ls_buffer_pool *ls_buffer_pool_create(size_t cap, int max_buffers, ls_error *err);
+/* cap: bytes per buffer (>= 1). max_buffers: cap on live buffers, 0 for no cap. *out is NULL
+ * on failure. */
+int ls_buffer_pool_create(size_t cap, int max_buffers, ls_buffer_pool **out, ls_error *err);
 void ls_buffer_pool_destroy(ls_buffer_pool *pool);
 
 size_t ls_buffer_pool_capacity(const ls_buffer_pool *pool);

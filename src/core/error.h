@@ -4,6 +4,10 @@
  * ls_status. When the caller passes an ls_error, it receives a human-readable
  * message naming what was wrong (the file, the frame, the node...). No global
  * or thread-local error state exists: the message travels with the call.
+ *
+ * Every constructor has one shape: int ls_x_create(inputs..., ls_x **out,
+ * ls_error *err) returns a status and stores the new object in *out, which is
+ * NULL whenever the status is not LS_OK; ls_x_destroy(NULL) does nothing.
  */
 #ifndef LS_CORE_ERROR_H
 #define LS_CORE_ERROR_H

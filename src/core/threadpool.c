@@ -70,17 +70,13 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-ls_pool *ls_pool_create(int n_threads, ls_error *err)
+int ls_pool_create(int n_threads, ls_pool **out, ls_error *err)
 {
-    if (n_threads < 1 || n_threads > 1024) {
-        ls_error_set(err, LS_ERR_RANGE, "thread count %d outside 1..1024", n_threads);
-        return NULL;
-    }
+    *out = NULL;
+    if (n_threads < 1 || n_threads > 1024)
+        return ls_error_set(err, LS_ERR_RANGE, "thread count %d outside 1..1024", n_threads);
     ls_pool *pool = calloc(1, sizeof *pool);
-    if (!pool) {
-        ls_error_set(err, LS_ERR_NOMEM, "cannot allocate thread pool");
-        return NULL;
-    }
+    if (!pool) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate thread pool");
     pool->n_threads = n_threads;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->work_cv, NULL);
@@ -89,19 +85,18 @@ ls_pool *ls_pool_create(int n_threads, ls_error *err)
         pool->threads = calloc((size_t)n_threads - 1, sizeof *pool->threads);
         if (!pool->threads) {
             ls_pool_destroy(pool);
-            ls_error_set(err, LS_ERR_NOMEM, "cannot allocate thread pool");
-            return NULL;
+            return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate thread pool");
         }
         for (int i = 0; i < n_threads - 1; i++) {
             if (pthread_create(&pool->threads[i], NULL, worker_main, pool) != 0) {
                 ls_pool_destroy(pool);
-                ls_error_set(err, LS_ERR_INTERNAL, "cannot start worker thread %d", i);
-                return NULL;
+                return ls_error_set(err, LS_ERR_INTERNAL, "cannot start worker thread %d", i);
             }
             pool->n_started++;
         }
     }
-    return pool;
+    *out = pool;
+    return LS_OK;
 }
 
 void ls_pool_destroy(ls_pool *pool)

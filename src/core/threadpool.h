@@ -33,8 +33,8 @@ typedef struct ls_pool_job {
     struct ls_pool_job *next_job;
 } ls_pool_job;
 
-/* n_threads >= 1 total workers (the caller counts as one). */
-ls_pool *ls_pool_create(int n_threads, ls_error *err);
+/* n_threads in 1..1024 total workers (the caller counts as one); *out is NULL on failure. */
+int ls_pool_create(int n_threads, ls_pool **out, ls_error *err);
 void ls_pool_destroy(ls_pool *pool);
 int ls_pool_threads(const ls_pool *pool);
 

@@ -207,22 +207,24 @@ static int init_compress(ls_jpeg_encoder *enc, arena_mgr *m, ls_error *err)
     return LS_OK;
 }
 
-ls_jpeg_encoder *ls_jpeg_encoder_create(ls_error *err)
+int ls_jpeg_encoder_create(ls_jpeg_encoder **out, ls_error *err)
 {
+    *out = NULL;
     ls_jpeg_encoder *enc = calloc(1, sizeof *enc);
     arena_mgr *m = calloc(1, sizeof *m);
     if (!enc || !m) {
         free(enc);
         free(m);
-        ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a JPEG encoder");
-        return NULL;
+        return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a JPEG encoder");
     }
-    if (init_compress(enc, m, err) != LS_OK) {
+    int rc = init_compress(enc, m, err);
+    if (rc != LS_OK) {
         free(m);
         free(enc);
-        return NULL;
+        return rc;
     }
-    return enc;
+    *out = enc;
+    return LS_OK;
 }
 
 void ls_jpeg_encoder_destroy(ls_jpeg_encoder *enc)
@@ -329,15 +331,16 @@ static int jpeg_failed(ls_image_decoder *dec, ls_error *err, const char *what)
     return rc;
 }
 
-ls_image_decoder *ls_image_decoder_create(ls_error *err)
+int ls_image_decoder_create(ls_image_decoder **out, ls_error *err)
 {
+    *out = NULL;
     ls_image_decoder *dec = calloc(1, sizeof *dec);
     if (!dec || !(dec->tj = tjInitDecompress())) {
         free(dec);
-        ls_error_set(err, LS_ERR_NOMEM, "cannot create an image decoder");
-        return NULL;
+        return ls_error_set(err, LS_ERR_NOMEM, "cannot create an image decoder");
     }
-    return dec;
+    *out = dec;
+    return LS_OK;
 }
 
 void ls_image_decoder_destroy(ls_image_decoder *dec)
@@ -502,22 +505,25 @@ int ls_png_encode(const ls_image *img, uint8_t **out, size_t *len, ls_error *err
     return rc;
 }
 
-size_t ls_raw_size(int width, int height, ls_raw_format fmt)
+size_t ls_raw_size(int width, int height, ls_frame_format fmt)
 {
-    return (size_t)width * (size_t)height * (fmt == LS_RAW_RGBA ? 4u : 3u);
+    return (size_t)width * (size_t)height * (fmt == LS_FRAME_RGBA ? 4u : 3u);
 }
 
-int ls_raw_write(const ls_image *img, ls_raw_format fmt, uint8_t *out, size_t cap, size_t *len,
+int ls_raw_write(const ls_image *img, ls_frame_format fmt, uint8_t *out, size_t cap, size_t *len,
                  ls_error *err)
 {
     *len = 0;
     if (!img || img->channels != 3 || !out)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "raw output wants a 3-channel image");
+    if (fmt != LS_FRAME_BGR && fmt != LS_FRAME_RGBA)
+        return ls_error_set(err, LS_ERR_INVALID_ARG, "raw output format %d is not BGR or RGBA",
+                            (int)fmt);
     size_t need = ls_raw_size(img->width, img->height, fmt);
     if (need > cap)
         return ls_error_set(err, LS_ERR_RANGE, "raw output needs %zu bytes, buffer has %zu",
                             need, cap);
-    if (fmt == LS_RAW_BGR) {
+    if (fmt == LS_FRAME_BGR) {
         ls_image dst = ls_image_view(out, img->width, img->height, 3);
         ls_image_copy(img, &dst);
     } else {

@@ -21,9 +21,18 @@
 
 #define LS_JPEG_DEFAULT_QUALITY 85
 
+/* The bytes an output frame is delivered as: the one format enum of the painter, the session,
+ * the server and the CLI. */
+typedef enum ls_frame_format {
+    LS_FRAME_JPEG = 0, /* JPEG bytes (4:2:0, a quality 1..100) */
+    LS_FRAME_BGR,      /* width*height*3 bytes, BGR */
+    LS_FRAME_RGBA      /* width*height*4 bytes, RGBA (alpha 255) */
+} ls_frame_format;
+
 typedef struct ls_jpeg_encoder ls_jpeg_encoder;
 
-ls_jpeg_encoder *ls_jpeg_encoder_create(ls_error *err);
+/* *out is NULL on failure. */
+int ls_jpeg_encoder_create(ls_jpeg_encoder **out, ls_error *err);
 void ls_jpeg_encoder_destroy(ls_jpeg_encoder *enc);
 
 /* Worst-case size of the JPEG of a width x height image (4:2:0). */
@@ -52,7 +61,8 @@ ls_image_format ls_image_sniff(const uint8_t *bytes, size_t len);
 
 typedef struct ls_image_decoder ls_image_decoder;
 
-ls_image_decoder *ls_image_decoder_create(ls_error *err);
+/* *out is NULL on failure. */
+int ls_image_decoder_create(ls_image_decoder **out, ls_error *err);
 void ls_image_decoder_destroy(ls_image_decoder *dec);
 
 /* Reads the size from the header; fails on anything but a readable JPEG or PNG. */
@@ -71,10 +81,11 @@ int ls_image_decode(ls_image_decoder *dec, const uint8_t *bytes, size_t len, ls_
  * not hot paths). */
 int ls_png_encode(const ls_image *img, uint8_t **out, size_t *len, ls_error *err);
 
-/* Writes img as 3-channel BGR or 4-channel RGBA (alpha 255), tightly packed, into out. */
-typedef enum ls_raw_format { LS_RAW_BGR = 0, LS_RAW_RGBA } ls_raw_format;
-size_t ls_raw_size(int width, int height, ls_raw_format fmt);
-int ls_raw_write(const ls_image *img, ls_raw_format fmt, uint8_t *out, size_t cap, size_t *len,
+/* Writes img as 3-channel BGR (LS_FRAME_BGR) or 4-channel RGBA (LS_FRAME_RGBA, alpha 255),
+ * tightly packed, into out; LS_FRAME_JPEG is not raw (LS_ERR_INVALID_ARG). ls_raw_size is the
+ * byte count of either raw format. */
+size_t ls_raw_size(int width, int height, ls_frame_format fmt);
+int ls_raw_write(const ls_image *img, ls_frame_format fmt, uint8_t *out, size_t cap, size_t *len,
                  ls_error *err);
 
 #endif

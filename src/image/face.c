@@ -93,19 +93,19 @@ struct ls_compositor {
     ls_image strip; /* the frame rows the rectangle spans, for ls_composite_jpeg */
 };
 
-ls_compositor *ls_compositor_create(ls_error *err)
+int ls_compositor_create(ls_compositor **out, ls_error *err)
 {
+    *out = NULL;
     ls_compositor *c = calloc(1, sizeof *c);
-    if (!c) {
-        ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a compositor");
-        return NULL;
-    }
-    if (!(c->rz = ls_resizer_create(err)) ||
-        ls_image_alloc(&c->work, LS_CROP_SIDE, LS_CROP_SIDE, 3, err) != LS_OK) {
+    if (!c) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a compositor");
+    int rc = ls_resizer_create(&c->rz, err);
+    if (rc == LS_OK) rc = ls_image_alloc(&c->work, LS_CROP_SIDE, LS_CROP_SIDE, 3, err);
+    if (rc != LS_OK) {
         ls_compositor_destroy(c);
-        return NULL;
+        return rc;
     }
-    return c;
+    *out = c;
+    return LS_OK;
 }
 
 void ls_compositor_destroy(ls_compositor *c)

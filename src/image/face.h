@@ -39,7 +39,8 @@ int ls_face_input(ls_pool *pool, const ls_image *crop328, float *slot, ls_error 
 
 typedef struct ls_compositor ls_compositor;
 
-ls_compositor *ls_compositor_create(ls_error *err);
+/* *out is NULL on failure. */
+int ls_compositor_create(ls_compositor **out, ls_error *err);
 void ls_compositor_destroy(ls_compositor *c);
 
 /* dst (same size as frame, not overlapping it) = frame with the model output composited

@@ -37,11 +37,11 @@ struct ls_resizer {
     int n_rings, row_cap, wide_cap; /* rings allocated, floats per ring row / source row */
 };
 
-ls_resizer *ls_resizer_create(ls_error *err)
+int ls_resizer_create(ls_resizer **out, ls_error *err)
 {
-    ls_resizer *rz = calloc(1, sizeof *rz);
-    if (!rz) ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a resizer");
-    return rz;
+    *out = calloc(1, sizeof **out);
+    if (!*out) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate a resizer");
+    return LS_OK;
 }
 
 static void free_taps(axis_taps *t)

@@ -20,7 +20,8 @@
 
 typedef struct ls_resizer ls_resizer;
 
-ls_resizer *ls_resizer_create(ls_error *err);
+/* *out is NULL on failure. */
+int ls_resizer_create(ls_resizer **out, ls_error *err);
 void ls_resizer_destroy(ls_resizer *rz);
 
 /* Resizes src into dst (their views give the sizes; channels 1..4 and equal). dst must not

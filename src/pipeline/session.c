@@ -45,8 +45,7 @@ struct ls_session {
     ls_avatar *avatar;
     ls_painter *painter;
     ls_buffer_pool *out_buffers;
-    ls_paint_options paint;
-    ls_frame_format format;
+    ls_paint_options paint; /* paint.format: the frames' format */
     int batch, n_avatar;
     int64_t start_frame;
     int64_t range_first, range_end; /* output indices made (first_frame, frame_count) */
@@ -502,7 +501,7 @@ int ls_session_pull_frame(ls_session *s, ls_frame *frame)
     frame->timestamp = (double)q.index / LS_VIDEO_FPS;
     frame->avatar_frame = q.avatar_frame;
     frame->silent = q.silent;
-    frame->format = s->format;
+    frame->format = s->paint.format;
     frame->width = q.buf->width;
     frame->height = q.buf->height;
     frame->data = q.buf->data;
@@ -588,9 +587,7 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
     s->range_end = opt->frame_count ? opt->first_frame + opt->frame_count : INT64_MAX;
     s->n_avatar = info.n_frames;
     s->avatar = ls_model_avatar(model);
-    s->format = opt->format;
-    s->paint.format = opt->format == LS_FRAME_JPEG ? LS_PAINT_JPEG
-                      : opt->format == LS_FRAME_BGR ? LS_PAINT_BGR : LS_PAINT_RGBA;
+    s->paint.format = opt->format;
     s->paint.jpeg_quality = opt->jpeg_quality;
     s->n_windows = -1;
     s->silence_energy = (double)opt->silence_rms * opt->silence_rms;
@@ -599,11 +596,11 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
     s->feat_cap = 2 * batch + 64;
     rc = ls_engine_ctx_create(eng->unet, &s->unet_ctx, err);
     if (!rc) rc = ls_engine_ctx_create(eng->enc, &s->enc_ctx, err);
-    if (!rc && !(s->painter = ls_painter_create(s->avatar, err))) rc = err ? err->code : LS_ERR_NOMEM;
-    if (!rc && !(s->mel = ls_mel_create(err))) rc = err ? err->code : LS_ERR_NOMEM;
+    if (!rc) rc = ls_painter_create(s->avatar, &s->painter, err);
+    if (!rc) rc = ls_mel_create(&s->mel, err);
     if (!rc) {
         size_t cap = ls_painter_output_size(s->avatar, s->paint.format);
-        if (!(s->out_buffers = ls_buffer_pool_create(cap, 0, err))) rc = err ? err->code : LS_ERR_NOMEM;
+        rc = ls_buffer_pool_create(cap, 0, &s->out_buffers, err);
     }
     if (!rc) {
         s->mel_ring = calloc((size_t)MEL_RING * LS_MEL_BINS, sizeof(float));

@@ -38,20 +38,15 @@
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "image/codec.h"
 #include "pipeline/model.h"
 
 typedef struct ls_session ls_session;
 
-typedef enum ls_frame_format {
-    LS_FRAME_JPEG, /* JPEG bytes (quality jpeg_quality, 4:2:0) */
-    LS_FRAME_BGR,  /* width*height*3 bytes, BGR */
-    LS_FRAME_RGBA  /* width*height*4 bytes, RGBA */
-} ls_frame_format;
-
 typedef struct ls_session_options {
     int64_t start_frame;    /* avatar position of output frame 0 (>= 0) */
     int batch;              /* 0: the model's default */
-    ls_frame_format format;
+    ls_frame_format format; /* image/codec.h; JPEG at quality jpeg_quality */
     int jpeg_quality;       /* 1..100; 0: 85 */
     float silence_rms;      /* > 0: quieter frames skip inference (see above); 0: off */
     /* frame_count > 0: only output frames first_frame .. first_frame +

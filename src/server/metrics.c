@@ -46,11 +46,14 @@ static const struct {
     {"lipsync_silent_frames_total", "Stream frames sent as the avatar's own frame, without inference."},
 };
 
-ls_metrics *ls_metrics_create(void)
+int ls_metrics_create(ls_metrics **out, ls_error *err)
 {
+    *out = NULL;
     ls_metrics *m = calloc(1, sizeof *m);
-    if (m) pthread_mutex_init(&m->lock, NULL);
-    return m;
+    if (!m) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate metrics");
+    pthread_mutex_init(&m->lock, NULL);
+    *out = m;
+    return LS_OK;
 }
 
 void ls_metrics_destroy(ls_metrics *m)

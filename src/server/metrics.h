@@ -53,7 +53,8 @@ typedef struct ls_metrics_gauges {
     int64_t model_loads, model_evictions, model_load_failures;
 } ls_metrics_gauges;
 
-ls_metrics *ls_metrics_create(void);
+/* *out is NULL on failure. */
+int ls_metrics_create(ls_metrics **out, ls_error *err);
 void ls_metrics_destroy(ls_metrics *m);
 
 void ls_metrics_add(ls_metrics *m, ls_counter c, double v);

@@ -164,10 +164,8 @@ int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *
     ls_env *env = &srv->env;
     env->cfg = *config;
     env->started_at = ls_now();
-    int rc = LS_OK;
-    env->metrics = ls_metrics_create();
-    if (!env->metrics) rc = ls_error_set(err, LS_ERR_NOMEM, "server: out of memory");
-    if (!rc && !(env->pool = ls_pool_create(config->threads, err))) rc = LS_ERR_NOMEM;
+    int rc = ls_metrics_create(&env->metrics, err);
+    if (!rc) rc = ls_pool_create(config->threads, &env->pool, err);
     /* Jobs run to completion on a worker each: they may hold at most
      * workers - 1, so one is always there for the streams (workq.h). */
     int jobs_cap = config->workers > 1 ? config->workers - 1 : 1;

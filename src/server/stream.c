@@ -407,7 +407,7 @@ static void do_start(stream *s)
         return;
     }
     if (s->cfg.rate != LS_AUDIO_MODEL_RATE &&
-        !(s->resampler = ls_resampler_create(s->cfg.rate, LS_AUDIO_MODEL_RATE, &err))) {
+        ls_resampler_create(s->cfg.rate, LS_AUDIO_MODEL_RATE, &s->resampler, &err)) {
         fail(s, &err, "resampler");
         return;
     }

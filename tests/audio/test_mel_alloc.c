@@ -10,7 +10,8 @@ static void test_stream_allocates_nothing(void **state)
 {
     (void)state;
     ls_error err;
-    ls_mel *m = ls_mel_create(&err);
+    ls_mel *m;
+    assert_int_equal(ls_mel_create(&m, &err), LS_OK);
     assert_non_null(m);
     static float x[16000], rows[200 * LS_MEL_BINS];
     for (int i = 0; i < 16000; i++) x[i] = (float)sin(i * 0.05);

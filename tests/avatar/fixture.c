@@ -60,7 +60,8 @@ void fixture_write_image(const char *path, int i, int png)
     if (png) {
         assert_int_equal(ls_png_encode(&im, &bytes, &len, NULL), LS_OK);
     } else {
-        ls_jpeg_encoder *enc = ls_jpeg_encoder_create(NULL);
+        ls_jpeg_encoder *enc;
+        assert_int_equal(ls_jpeg_encoder_create(&enc, NULL), LS_OK);
         size_t cap = ls_jpeg_bound(FIX_W, FIX_H);
         bytes = malloc(cap);
         assert_int_equal(ls_jpeg_encode(enc, &im, 95, bytes, cap, &len, NULL), LS_OK);

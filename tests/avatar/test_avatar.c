@@ -68,7 +68,8 @@ static void check_against_fixture(ls_avatar *av, int n, int lossless)
     assert_int_equal(in.n_frames, n);
     assert_int_equal(in.width, FIX_W);
     assert_int_equal(in.height, FIX_H);
-    ls_resizer *rz = ls_resizer_create(NULL);
+    ls_resizer *rz;
+    assert_int_equal(ls_resizer_create(&rz, NULL), LS_OK);
     ls_image crop;
     assert_int_equal(ls_image_alloc(&crop, LS_CROP_SIDE, LS_CROP_SIDE, 3, NULL), LS_OK);
     for (int i = 0; i < n; i++) {
@@ -97,7 +98,8 @@ static void test_dataset_layout(void **state)
 {
     (void)state;
     const char *dir = fixture_dataset("dataset", 7);
-    ls_pool *pool = ls_pool_create(3, NULL);
+    ls_pool *pool;
+    assert_int_equal(ls_pool_create(3, &pool, NULL), LS_OK);
     ls_avatar *av = load(dir, 0, pool);
     ls_avatar_info in = expect_info(av, LS_LAYOUT_DATASET, "dataset", 25.0);
     assert_int_equal(in.cached_frames, 7);
@@ -130,7 +132,8 @@ static void test_load_thread_invariance(void **state)
     const char *dir = fixture_dataset("threads", 9);
     ls_avatar *ref = load(dir, 0, NULL);
     for (int t = 2; t <= 16; t *= 2) {
-        ls_pool *pool = ls_pool_create(t, NULL);
+        ls_pool *pool;
+        assert_int_equal(ls_pool_create(t, &pool, NULL), LS_OK);
         ls_avatar *av = load(dir, 0, pool);
         expect_same_crops(av, ref, 9);
         ls_avatar_destroy(av);
@@ -503,15 +506,17 @@ static void test_painter(void **state)
     (void)state;
     const char *dir = fixture_frames("paint", 4, 0);
     ls_avatar *av = load(dir, 0, NULL);
-    ls_painter *p = ls_painter_create(av, NULL);
+    ls_painter *p;
+    assert_int_equal(ls_painter_create(av, &p, NULL), LS_OK);
     assert_non_null(p);
     float *slot = malloc(LS_INPUT_FLOATS * sizeof(float));
     float *want = malloc(LS_INPUT_FLOATS * sizeof(float));
     float *out = malloc(LS_OUTPUT_FLOATS * sizeof(float));
     uint64_t seed = 9;
     for (size_t i = 0; i < LS_OUTPUT_FLOATS; i++) out[i] = (float)test_rand_uniform(&seed);
-    ls_buffer_pool *bufs =
-        ls_buffer_pool_create(ls_painter_output_size(av, LS_PAINT_RGBA), 0, NULL);
+    ls_buffer_pool *bufs;
+    assert_int_equal(
+        ls_buffer_pool_create(ls_painter_output_size(av, LS_FRAME_RGBA), 0, &bufs, NULL), LS_OK);
     ls_error err;
     assert_int_equal(ls_painter_input(p, NULL, 2, slot, &err), LS_OK);
     assert_int_equal(ls_face_input(NULL, ls_avatar_crop(av, 2), want, NULL), LS_OK);
@@ -520,27 +525,29 @@ static void test_painter(void **state)
     ls_image frame, expect;
     assert_int_equal(ls_image_alloc(&expect, FIX_W, FIX_H, 3, NULL), LS_OK);
     assert_int_equal(ls_avatar_acquire_frame(av, 2, &frame, NULL), LS_OK);
-    ls_compositor *comp = ls_compositor_create(NULL);
+    ls_compositor *comp;
+    assert_int_equal(ls_compositor_create(&comp, NULL), LS_OK);
     assert_int_equal(ls_composite(comp, NULL, &frame, ls_avatar_crop(av, 2), ls_avatar_rect(av, 2),
                                   out, 0, &expect, NULL),
                      LS_OK);
     ls_avatar_release_frame(av, 2);
     ls_buffer *jpeg_ref = NULL;
     for (int threads = 1; threads <= 4; threads += 3) {
-        ls_pool *pool = ls_pool_create(threads, NULL);
+        ls_pool *pool;
+        assert_int_equal(ls_pool_create(threads, &pool, NULL), LS_OK);
         ls_buffer *b;
-        ls_paint_options o = {LS_PAINT_BGR, 0, 0};
+        ls_paint_options o = {LS_FRAME_BGR, 0, 0};
         assert_int_equal(ls_painter_output(p, pool, 2, out, &o, bufs, &b, &err), LS_OK);
         assert_int_equal(b->len, (size_t)FIX_W * FIX_H * 3);
         assert_int_equal(b->channels, 3);
         assert_memory_equal(b->data, expect.data, b->len);
         ls_buffer_put(b);
-        o.format = LS_PAINT_RGBA;
+        o.format = LS_FRAME_RGBA;
         assert_int_equal(ls_painter_output(p, pool, 2, out, &o, bufs, &b, &err), LS_OK);
         assert_int_equal(b->len, (size_t)FIX_W * FIX_H * 4);
         assert_int_equal(b->data[4 * 10], expect.data[3 * 10 + 2]);
         ls_buffer_put(b);
-        o.format = LS_PAINT_JPEG;
+        o.format = LS_FRAME_JPEG;
         o.jpeg_quality = 90;
         assert_int_equal(ls_painter_output(p, pool, 2, out, &o, bufs, &b, &err), LS_OK);
         if (!jpeg_ref) {
@@ -552,7 +559,8 @@ static void test_painter(void **state)
         }
         ls_pool_destroy(pool);
     }
-    ls_image_decoder *dec = ls_image_decoder_create(NULL);
+    ls_image_decoder *dec;
+    assert_int_equal(ls_image_decoder_create(&dec, NULL), LS_OK);
     int w, h;
     assert_int_equal(ls_image_decode_size(dec, jpeg_ref->data, jpeg_ref->len, &w, &h, NULL), LS_OK);
     assert_int_equal(w, FIX_W);
@@ -561,12 +569,13 @@ static void test_painter(void **state)
     ls_buffer_put(jpeg_ref);
     /* Bad frame index, bad quality, buffers too small. */
     ls_buffer *b;
-    ls_paint_options o = {LS_PAINT_JPEG, 0, 0};
+    ls_paint_options o = {LS_FRAME_JPEG, 0, 0};
     assert_int_equal(ls_painter_output(p, NULL, 4, out, &o, bufs, &b, &err), LS_ERR_RANGE);
     assert_int_equal(ls_painter_input(p, NULL, -1, slot, &err), LS_ERR_RANGE);
     o.jpeg_quality = 101;
     assert_int_equal(ls_painter_output(p, NULL, 1, out, &o, bufs, &b, &err), LS_ERR_RANGE);
-    ls_buffer_pool *tiny = ls_buffer_pool_create(100, 0, NULL);
+    ls_buffer_pool *tiny;
+    assert_int_equal(ls_buffer_pool_create(100, 0, &tiny, NULL), LS_OK);
     o.jpeg_quality = 0;
     assert_int_equal(ls_painter_output(p, NULL, 1, out, &o, tiny, &b, &err), LS_ERR_RANGE);
     ls_buffer_pool_destroy(tiny);

@@ -15,16 +15,20 @@ static void test_painter_no_alloc(void **state)
     (void)state;
     const char *dir = fixture_dataset("alloc", 5);
     for (int threads = 1; threads <= 3; threads += 2) {
-        ls_pool *pool = threads > 1 ? ls_pool_create(threads, NULL) : NULL;
+        ls_pool *pool = NULL;
+        if (threads > 1) assert_int_equal(ls_pool_create(threads, &pool, NULL), LS_OK);
         ls_avatar *av;
         ls_error err;
         assert_int_equal(ls_avatar_load(dir, NULL, pool, &av, &err), LS_OK);
-        ls_painter *p = ls_painter_create(av, &err);
-        ls_buffer_pool *bufs =
-            ls_buffer_pool_create(ls_painter_output_size(av, LS_PAINT_JPEG), 0, NULL);
+        ls_painter *p;
+        assert_int_equal(ls_painter_create(av, &p, &err), LS_OK);
+        ls_buffer_pool *bufs;
+        assert_int_equal(
+            ls_buffer_pool_create(ls_painter_output_size(av, LS_FRAME_JPEG), 0, &bufs, NULL),
+            LS_OK);
         float *slot = malloc(LS_INPUT_FLOATS * sizeof(float));
         float *out = calloc(LS_OUTPUT_FLOATS, sizeof(float));
-        ls_paint_options o = {LS_PAINT_JPEG, 85, 0};
+        ls_paint_options o = {LS_FRAME_JPEG, 85, 0};
         long before = 0;
         for (int k = 0; k < 15; k++) {
             if (k == 5) before = alloc_count(); /* 5 frames of warm-up */

@@ -88,7 +88,8 @@ static void test_crop_matches_reference(void **state)
         face_ref r = get_case(cases[i]);
         ls_image crop;
         assert_int_equal(ls_image_alloc(&crop, LS_CROP_SIDE, LS_CROP_SIDE, 3, NULL), LS_OK);
-        ls_resizer *rz = ls_resizer_create(NULL);
+        ls_resizer *rz;
+        assert_int_equal(ls_resizer_create(&rz, NULL), LS_OK);
         ls_error err;
         assert_int_equal(ls_face_crop(rz, NULL, &r.frame, r.rect, &crop, &err), LS_OK);
         int mx;
@@ -136,7 +137,8 @@ static void test_input_exact(void **state)
 static void test_composite_exact(void **state)
 {
     (void)state;
-    ls_compositor *c = ls_compositor_create(NULL);
+    ls_compositor *c;
+    assert_int_equal(ls_compositor_create(&c, NULL), LS_OK);
     assert_non_null(c);
     for (size_t i = 0; i < 2; i++) {
         face_ref r = get_case(cases[i]);
@@ -166,9 +168,11 @@ static void test_thread_invariance(void **state)
     assert_int_equal(ls_image_alloc(&dst, r.frame.width, r.frame.height, 3, NULL), LS_OK);
     ls_image soft_ref;
     assert_int_equal(ls_image_alloc(&soft_ref, r.frame.width, r.frame.height, 3, NULL), LS_OK);
-    ls_compositor *c = ls_compositor_create(NULL);
+    ls_compositor *c;
+    assert_int_equal(ls_compositor_create(&c, NULL), LS_OK);
     for (int t = 1; t <= 16; t = NEXT_THREADS(t)) {
-        ls_pool *pool = ls_pool_create(t, NULL);
+        ls_pool *pool;
+        assert_int_equal(ls_pool_create(t, &pool, NULL), LS_OK);
         memset(slot, 0xFF, LS_INPUT_FLOATS * sizeof(float));
         assert_int_equal(ls_face_input(pool, &r.crop, slot, NULL), LS_OK);
         assert_memory_equal(slot, r.input.data, LS_INPUT_FLOATS * sizeof(float));
@@ -201,7 +205,8 @@ static void test_feather(void **state)
     ls_image plain, soft;
     assert_int_equal(ls_image_alloc(&plain, r.frame.width, r.frame.height, 3, NULL), LS_OK);
     assert_int_equal(ls_image_alloc(&soft, r.frame.width, r.frame.height, 3, NULL), LS_OK);
-    ls_compositor *c = ls_compositor_create(NULL);
+    ls_compositor *c;
+    assert_int_equal(ls_compositor_create(&c, NULL), LS_OK);
     assert_int_equal(ls_composite(c, NULL, &r.frame, &r.crop, r.rect, r.out.data, 0, &plain,
                                   NULL),
                      LS_OK);
@@ -246,9 +251,12 @@ static void test_composite_jpeg(void **state)
 {
     (void)state;
     face_ref r = get_case("r183x181");
-    ls_compositor *c = ls_compositor_create(NULL);
-    ls_jpeg_encoder *enc = ls_jpeg_encoder_create(NULL);
-    ls_pool *pool = ls_pool_create(3, NULL);
+    ls_compositor *c;
+    assert_int_equal(ls_compositor_create(&c, NULL), LS_OK);
+    ls_jpeg_encoder *enc;
+    assert_int_equal(ls_jpeg_encoder_create(&enc, NULL), LS_OK);
+    ls_pool *pool;
+    assert_int_equal(ls_pool_create(3, &pool, NULL), LS_OK);
     size_t cap = ls_jpeg_bound(r.frame.width, r.frame.height), la, lb;
     uint8_t *a = malloc(cap), *b = malloc(cap);
     ls_image dst, before;
@@ -285,7 +293,8 @@ static void test_bad_arguments(void **state)
 {
     (void)state;
     face_ref r = get_case("r182");
-    ls_compositor *c = ls_compositor_create(NULL);
+    ls_compositor *c;
+    assert_int_equal(ls_compositor_create(&c, NULL), LS_OK);
     ls_image dst;
     assert_int_equal(ls_image_alloc(&dst, r.frame.width, r.frame.height, 3, NULL), LS_OK);
     ls_error err;
@@ -303,7 +312,8 @@ static void test_bad_arguments(void **state)
     assert_int_equal(ls_composite(c, NULL, &r.frame, &r.crop, r.rect, r.out.data, 0, &small, &err),
                      LS_ERR_INVALID_ARG);
     assert_int_equal(ls_face_input(NULL, &small, r.input.data, &err), LS_ERR_INVALID_ARG);
-    ls_resizer *rz = ls_resizer_create(NULL);
+    ls_resizer *rz;
+    assert_int_equal(ls_resizer_create(&rz, NULL), LS_OK);
     assert_int_equal(ls_face_crop(rz, NULL, &r.frame, outside, &r.crop, &err), LS_ERR_RANGE);
     ls_resizer_destroy(rz);
     ls_compositor_destroy(c);

@@ -40,7 +40,7 @@ static void one_frame(frame_state *s, ls_pool *pool, int feather)
                                        s->out, feather, 85, jb->data, jb->cap, &jb->len, &err),
                      LS_OK);
     size_t len;
-    assert_int_equal(ls_raw_write(&dst, LS_RAW_RGBA, jb->data, jb->cap, &len, &err), LS_OK);
+    assert_int_equal(ls_raw_write(&dst, LS_FRAME_RGBA, jb->data, jb->cap, &len, &err), LS_OK);
     ls_buffer_put(fb);
     ls_buffer_put(jb);
 }
@@ -54,13 +54,14 @@ static void run(int threads)
     s.out = malloc(LS_OUTPUT_FLOATS * sizeof(float));
     uint64_t seed = 3;
     for (size_t i = 0; i < LS_OUTPUT_FLOATS; i++) s.out[i] = (float)test_rand_uniform(&seed);
-    s.comp = ls_compositor_create(NULL);
-    s.rz = ls_resizer_create(NULL);
-    s.enc = ls_jpeg_encoder_create(NULL);
-    s.frames = ls_buffer_pool_create((size_t)640 * 360 * 3, 0, NULL);
-    size_t jcap = ls_jpeg_bound(640, 360), rcap = ls_raw_size(640, 360, LS_RAW_RGBA);
-    s.jpegs = ls_buffer_pool_create(jcap > rcap ? jcap : rcap, 0, NULL);
-    ls_pool *pool = threads > 1 ? ls_pool_create(threads, NULL) : NULL;
+    assert_int_equal(ls_compositor_create(&s.comp, NULL), LS_OK);
+    assert_int_equal(ls_resizer_create(&s.rz, NULL), LS_OK);
+    assert_int_equal(ls_jpeg_encoder_create(&s.enc, NULL), LS_OK);
+    assert_int_equal(ls_buffer_pool_create((size_t)640 * 360 * 3, 0, &s.frames, NULL), LS_OK);
+    size_t jcap = ls_jpeg_bound(640, 360), rcap = ls_raw_size(640, 360, LS_FRAME_RGBA);
+    assert_int_equal(ls_buffer_pool_create(jcap > rcap ? jcap : rcap, 0, &s.jpegs, NULL), LS_OK);
+    ls_pool *pool = NULL;
+    if (threads > 1) assert_int_equal(ls_pool_create(threads, &pool, NULL), LS_OK);
     ls_rect rects[2] = {{200, 80, 382, 262}, {100, 150, 283, 331}};
     /* Warm-up: every size and option once. */
     for (int k = 0; k < 2; k++) {

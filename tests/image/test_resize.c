@@ -27,7 +27,8 @@ static void resize_case(const char *name, ls_pool *pool, ls_image *got, ls_image
     *want = ref_load_image(buf);
     assert_int_equal(ls_image_alloc(got, want->width, want->height, 3, NULL), LS_OK);
     ls_error err;
-    ls_resizer *rz = ls_resizer_create(&err);
+    ls_resizer *rz;
+    assert_int_equal(ls_resizer_create(&rz, &err), LS_OK);
     assert_non_null(rz);
     assert_int_equal(ls_resize_cubic(rz, pool, &src, got, &err), LS_OK);
     ls_resizer_destroy(rz);
@@ -67,9 +68,11 @@ static void test_thread_invariance(void **state)
     ls_image_free(&want);
     ls_image src[2] = {ref_load_image("resize_down183x181_src"),
                        ref_load_image("resize_up182_src")};
-    ls_resizer *rz = ls_resizer_create(NULL);
+    ls_resizer *rz;
+    assert_int_equal(ls_resizer_create(&rz, NULL), LS_OK);
     for (int t = 1; t <= 16; t = NEXT_THREADS(t)) {
-        ls_pool *pool = ls_pool_create(t, NULL);
+        ls_pool *pool;
+        assert_int_equal(ls_pool_create(t, &pool, NULL), LS_OK);
         assert_non_null(pool);
         for (int k = 0; k < 2; k++) {
             ls_image got;
@@ -102,7 +105,8 @@ static void test_strided_views(void **state)
     assert_int_equal(ls_image_alloc(&canvas, 200, 160, 3, NULL), LS_OK);
     memset(canvas.data, 0xAB, (size_t)200 * 160 * 3);
     ls_image b = ls_image_sub(&canvas, (ls_rect){10, 5, 160, 145});
-    ls_resizer *rz = ls_resizer_create(NULL);
+    ls_resizer *rz;
+    assert_int_equal(ls_resizer_create(&rz, NULL), LS_OK);
     assert_int_equal(ls_resize_cubic(rz, NULL, &packed, &a, NULL), LS_OK);
     assert_int_equal(ls_resize_cubic(rz, NULL, &sub, &b, NULL), LS_OK);
     assert_int_equal(image_diff(&a, &b, NULL), 0);
@@ -123,7 +127,8 @@ static void test_bad_arguments(void **state)
     (void)state;
     ls_image a = make_test_image(8, 8, 1), b;
     assert_int_equal(ls_image_alloc(&b, 4, 4, 1, NULL), LS_OK);
-    ls_resizer *rz = ls_resizer_create(NULL);
+    ls_resizer *rz;
+    assert_int_equal(ls_resizer_create(&rz, NULL), LS_OK);
     ls_error err;
     assert_int_equal(ls_resize_cubic(rz, NULL, &a, &b, &err), LS_ERR_INVALID_ARG);
     assert_non_null(strstr(err.msg, "channels"));

@@ -54,9 +54,8 @@ static inline int load_demo_model(int batch, ls_pool **pool, ls_model **model)
     const char *dir = getenv("LS_DEMO_MODEL");
     ls_error err = {0};
     *model = NULL;
-    *pool = ls_pool_create(2, &err);
     ls_model_options mo = {.batch = batch};
-    if (!*pool || !dir || ls_model_load(dir, &mo, *pool, model, &err)) {
+    if (ls_pool_create(2, pool, &err) || !dir || ls_model_load(dir, &mo, *pool, model, &err)) {
         fprintf(stderr, "cannot load the demo model (%s): %s\n", dir ? dir : "LS_DEMO_MODEL unset",
                 err.msg);
         return -1;

@@ -151,7 +151,8 @@ static void test_frames_and_quiet(void **state)
     ls_error err = {0};
     if (run_session(model, pool2, &o, speech, SPEECH_N, 16000, 0, &f, &err)) fail_msg("%s", err.msg);
     assert_int_equal(f.n, n);
-    ls_image_decoder *dec = ls_image_decoder_create(&err);
+    ls_image_decoder *dec;
+    assert_int_equal(ls_image_decoder_create(&dec, &err), LS_OK);
     assert_non_null(dec);
     ls_model_info info;
     ls_model_get_info(model, &info);

@@ -116,7 +116,8 @@ static void test_thread_count_invariant(void **state)
 {
     (void)state;
     ls_error err;
-    ls_pool *pool1 = ls_pool_create(1, &err);
+    ls_pool *pool1;
+    assert_int_equal(ls_pool_create(1, &pool1, &err), LS_OK);
     ls_session_options o = {0};
     frame_list one, two;
     assert_int_equal(run_session(model, pool1, &o, speech, speech_n, 0, 0, &one, &err), LS_OK);

@@ -39,7 +39,8 @@ static void test_steady_state_allocates_nothing(void **state)
 {
     (void)state;
     ls_error err;
-    ls_pool *pool = ls_pool_create(2, &err);
+    ls_pool *pool;
+    assert_int_equal(ls_pool_create(2, &pool, &err), LS_OK);
     ls_model *m;
     ls_model_options mo = {.batch = 2};
     if (ls_model_load(getenv("LS_DEMO_MODEL"), &mo, pool, &m, &err)) fail_msg("%s", err.msg);

@@ -92,7 +92,8 @@ static void test_mjpeg_multipart_base64(void **state)
 static void test_metrics_text(void **state)
 {
     (void)state;
-    ls_metrics *m = ls_metrics_create();
+    ls_metrics *m;
+    assert_int_equal(ls_metrics_create(&m, NULL), LS_OK);
     ls_metrics_add(m, LS_M_FRAMES_SENT, 3);
     ls_metrics_observe_stage(m, LS_STAGE_UNET, 0.03);
     ls_metrics_observe_stage(m, LS_STAGE_UNET, 0.5);

@@ -51,7 +51,8 @@ static void test_no_allocations_after_warmup(void **state)
     (void)state;
     ls_workq *q;
     assert_int_equal(ls_workq_create(2, 1, &q, NULL), LS_OK);
-    ls_metrics *m = ls_metrics_create();
+    ls_metrics *m;
+    assert_int_equal(ls_metrics_create(&m, NULL), LS_OK);
     ls_buf b = {0};
     done_counter d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     run_round(q, m, &b, &d, 50); /* warm-up: the ring and the buffer reach their size */
