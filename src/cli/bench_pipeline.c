@@ -5,11 +5,12 @@
  * batch, the work the pipeline cannot avoid) measured in the same run,
  * interleaved, medians over the runs. The ratio says how much of the rest
  * (mel, model inputs, compositing, JPEG) the pipeline hides. */
+#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <math.h>
 
 #include "cli/commands.h"
 #include "core/clock.h"
@@ -82,26 +83,33 @@ int bench_pipeline(int argc, char **argv)
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     ls_precision precision = LS_PREC_FP32;
     ls_error err = {0};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout, 0);
-        if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
-            if ((runs = cli_parse_int("--runs", argv[++i], 1, 100)) < 0) return 2;
-        } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-            if ((seconds = cli_parse_int("--seconds", argv[++i], 1, 600)) < 0) return 2;
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            if ((threads = cli_parse_int("--threads", argv[++i], 1, 256)) < 0) return 2;
-        } else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
-            if (ls_precision_parse(argv[++i], &precision, &err)) return cli_fail("--precision", &err);
-        } else if (!strcmp(argv[i], "--batches") && i + 1 < argc) {
-            n_batches = 0;
-            for (char *tok = strtok(argv[++i], ","); tok && n_batches < 8; tok = strtok(NULL, ","))
-                if ((batches[n_batches++] = cli_parse_int("--batches", tok, 1, 64)) < 0) return 2;
-        } else if (!dir && argv[i][0] != '-') {
-            dir = argv[i];
-        } else {
-            return usage(stderr, 2);
+    enum { O_BATCHES = 256, O_RUNS, O_SECONDS, O_THREADS, O_PREC };
+    static const struct option opts[] = {
+        {"batches", required_argument, 0, O_BATCHES}, {"runs", required_argument, 0, O_RUNS},
+        {"seconds", required_argument, 0, O_SECONDS}, {"threads", required_argument, 0, O_THREADS},
+        {"precision", required_argument, 0, O_PREC},  {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    /* The leading ':' : getopt reports, we print (cli_option_error). */
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_BATCHES:
+            if ((n_batches = cli_parse_int_list("--batches", optarg, 1, 64, batches, 8)) < 0) return 2;
+            break;
+        case O_RUNS: if ((runs = cli_parse_int("--runs", optarg, 1, 100)) < 0) return 2; break;
+        case O_SECONDS: if ((seconds = cli_parse_int("--seconds", optarg, 1, 600)) < 0) return 2; break;
+        case O_THREADS: if ((threads = cli_parse_int("--threads", optarg, 1, 256)) < 0) return 2; break;
+        case O_PREC:
+            if (ls_precision_parse(optarg, &precision, &err)) return cli_fail("--precision", &err);
+            break;
+        case 'h': return usage(stdout, 0);
+        default: return cli_option_error("bench pipeline", c, argv);
         }
     }
+    if (optind == argc) return cli_missing("bench pipeline", "MODEL_DIR");
+    if (optind < argc - 1) return cli_unexpected("bench pipeline", argv[optind + 1]);
+    dir = argv[optind];
     if (!dir || n_batches == 0) return usage(stderr, 2);
     ls_pool *pool;
     ls_model *model = NULL;

@@ -398,12 +398,10 @@ int bench_serve(int argc, char **argv)
         fprintf(stderr, "lipsync: bench serve: --mode %s: want live, fast, both or batch\n", mode);
         return 2;
     }
-    int sizes[16], n_sizes = 0;
-    char size_list[64];
-    snprintf(size_list, sizeof size_list, "%s", batch_sizes);
-    for (char *s = NULL, *tok = strtok_r(size_list, ",", &s); tok && n_sizes < 16;
-         tok = strtok_r(NULL, ",", &s))
-        if ((sizes[n_sizes++] = cli_parse_int("--batch-sizes", tok, 1, 32)) < 0) return 2;
+    int sizes[16], counts[16];
+    int n_sizes = cli_parse_int_list("--batch-sizes", batch_sizes, 1, 32, sizes, 16);
+    int n_counts = cli_parse_int_list("--clients", clients, 1, 64, counts, 16);
+    if (n_sizes < 0 || n_counts < 0) return 2;
     ls_error err = {0};
     ls_audio audio = {0};
     float *synth = NULL;
@@ -416,12 +414,6 @@ int bench_serve(int argc, char **argv)
     } else {
         x = synth = synth_speech(seconds, &n);
     }
-    int counts[16], n_counts = 0;
-    char list[64];
-    snprintf(list, sizeof list, "%s", clients);
-    for (char *s = NULL, *tok = strtok_r(list, ",", &s); tok && n_counts < 16;
-         tok = strtok_r(NULL, ",", &s))
-        if ((counts[n_counts++] = cli_parse_int("--clients", tok, 1, 64)) < 0) return 2;
     int max_clients = 1;
     for (int i = 0; i < n_counts; i++)
         if (counts[i] > max_clients) max_clients = counts[i];

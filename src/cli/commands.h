@@ -36,6 +36,9 @@ int cli_option_error(const char *cmd, int c, char **argv);
 int cli_fail_audio(const char *path, const ls_error *err);
 /* Parses a positive int option value; prints an error and returns -1 if bad. */
 int cli_parse_int(const char *opt, const char *text, int min, int max);
+/* Parses a list like "1,8,25" into out[0..cap): returns how many, or -1
+ * after printing what is wrong (a bad item, none, more than cap). */
+int cli_parse_int_list(const char *opt, const char *text, int min, int max, int *out, int cap);
 
 int cmd_bench(int argc, char **argv);
 int cmd_avatar(int argc, char **argv);

@@ -143,6 +143,26 @@ int cli_parse_int(const char *opt, const char *text, int min, int max)
     return (int)v;
 }
 
+int cli_parse_int_list(const char *opt, const char *text, int min, int max, int *out, int cap)
+{
+    char item[32];
+    int n = 0;
+    for (const char *p = text ? text : "";; p++) {
+        size_t len = strcspn(p, ",");
+        if (n == cap) {
+            fprintf(stderr, "lipsync: %s takes at most %d values, got '%s'\n", opt, cap, text);
+            return -1;
+        }
+        snprintf(item, sizeof item, "%.*s", (int)(len < sizeof item ? len : sizeof item - 1), p);
+        if (len >= sizeof item || (out[n++] = cli_parse_int(opt, item, min, max)) < 0) {
+            if (len >= sizeof item) cli_parse_int(opt, p, min, max); /* names the whole item */
+            return -1;
+        }
+        p += len;
+        if (!*p) return n;
+    }
+}
+
 /* oneDNN runs on libgomp here, whose idle threads spin for a long while by
  * default. On cores shared with our own pool (and other sessions) that costs
  * up to 4x (see bench/README.md); sleeping at once costs too: a thread woken
