@@ -9,6 +9,7 @@
  * per-frame cost in units of a bare TurboJPEG encode (robust to machine load). The bar:
  * model input + composite + JPEG <= 6 ms on one thread, checked on the painter's path
  * (input + one-pass). */
+#include <getopt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -122,22 +123,28 @@ done:
 
 int bench_image(int argc, char **argv)
 {
-    int runs = 200, quality = LS_JPEG_DEFAULT_QUALITY, max_threads = 2;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
-            if ((runs = cli_parse_int("--runs", argv[++i], 1, 100000)) < 0) return 2;
-        } else if (!strcmp(argv[i], "--quality") && i + 1 < argc) {
-            if ((quality = cli_parse_int("--quality", argv[++i], 1, 100)) < 0) return 2;
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            if ((max_threads = cli_parse_int("--threads", argv[++i], 1, 64)) < 0) return 2;
-        } else {
+    int runs = 200, quality = LS_JPEG_DEFAULT_QUALITY, max_threads = 2, c;
+    static const struct option opts[] = {{"runs", required_argument, 0, 'r'},
+                                         {"quality", required_argument, 0, 'q'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': if ((runs = cli_parse_int("--runs", optarg, 1, 100000)) < 0) return 2; break;
+        case 'q': if ((quality = cli_parse_int("--quality", optarg, 1, 100)) < 0) return 2; break;
+        case 't': if ((max_threads = cli_parse_int("--threads", optarg, 1, 64)) < 0) return 2; break;
+        case 'h':
             printf("usage: lipsync bench image [--runs N] [--quality Q] [--threads T]\n"
                    "Per-frame model-input build, composite and JPEG encode of a 1280x720\n"
                    "frame with a 182x182 face, medians over N runs, on 1..T threads (default\n"
                    "2), next to TurboJPEG's tjCompress2 of the same frame.\n");
-            return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
+            return 0;
+        default: return cli_option_error("bench image", c, argv);
         }
     }
+    if (optind < argc) return cli_unexpected("bench image", argv[optind]);
     ls_image frame;
     ls_error err = {0};
     if (ls_image_alloc(&frame, 1280, 720, 3, &err)) return cli_fail("bench image", &err);

@@ -35,19 +35,25 @@ static void synth_audio(float *x, size_t n)
 
 int bench_mel(int argc, char **argv)
 {
-    int runs = 15, seconds = 60;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
-            if ((runs = cli_parse_int("--runs", argv[++i], 1, 1000)) < 0) return 2;
-        } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-            if ((seconds = cli_parse_int("--seconds", argv[++i], 1, 3600)) < 0) return 2;
-        } else {
+    int runs = 15, seconds = 60, c;
+    static const struct option opts[] = {{"runs", required_argument, 0, 'r'},
+                                         {"seconds", required_argument, 0, 's'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': if ((runs = cli_parse_int("--runs", optarg, 1, 1000)) < 0) return 2; break;
+        case 's': if ((seconds = cli_parse_int("--seconds", optarg, 1, 3600)) < 0) return 2; break;
+        case 'h':
             printf("usage: lipsync bench mel [--runs N] [--seconds S]\n"
                    "Real-time factor (audio seconds per compute second) of the mel\n"
                    "spectrogram on one thread, whole-file and streamed in 20 ms chunks.\n");
-            return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
+            return 0;
+        default: return cli_option_error("bench mel", c, argv);
         }
     }
+    if (optind < argc) return cli_unexpected("bench mel", argv[optind]);
     size_t n = (size_t)seconds * 16000;
     float *x = malloc(n * sizeof *x);
     size_t rows_cap = ls_mel_rows(n);

@@ -1,4 +1,5 @@
 /* cmd_info.c - `lipsync info MODEL.onnx`: what a model holds and costs. */
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,21 +89,16 @@ int cmd_info(int argc, char **argv)
         return 0;
     }
     const char *path = NULL;
-    int batch = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
-            if ((batch = cli_parse_int("--batch", argv[++i], 1, 4096)) < 0) return 2;
-        } else if (argv[i][0] != '-' && !path) {
-            path = argv[i];
-        } else {
-            usage(stderr);
-            return 2;
-        }
+    int batch = 0, c;
+    static const struct option opts[] = {{"batch", required_argument, 0, 'b'}, {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c != 'b') return cli_option_error("info", c, argv);
+        if ((batch = cli_parse_int("--batch", optarg, 1, 4096)) < 0) return 2;
     }
-    if (!path) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind == argc) return cli_missing("info", "MODEL.onnx");
+    if (optind < argc - 1) return cli_unexpected("info", argv[optind + 1]);
+    path = argv[optind];
     ls_error err = {0};
     ls_onnx_model *m;
     if (ls_onnx_load(path, &m, &err)) return cli_fail("info", &err);
