@@ -218,11 +218,15 @@ static void test_interrupt_finishes_the_mp4(void **state)
               "--frame-format", "jpeg", (char *)NULL);
         _exit(127);
     }
-    /* Interrupt once a few frames are out. */
-    for (int i = 0; i < 3000 && !exists(first); i++) nanosleep(&(struct timespec){0, 100000000}, NULL);
+    /* Interrupt once a few frames are out (or stop waiting if it died). */
+    int st, gone = 0;
+    for (int i = 0; i < 3000 && !exists(first) && !gone; i++) {
+        nanosleep(&(struct timespec){0, 100000000}, NULL);
+        gone = waitpid(pid, &st, WNOHANG) == pid;
+    }
+    if (gone) fail_msg("render exited (status %d) before its 9th frame", st);
     assert_true(exists(first));
     kill(pid, SIGINT);
-    int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 130);
