@@ -82,12 +82,34 @@ void ls_registry_destroy(ls_registry *r)
     free(r);
 }
 
-static int model_dir(const ls_registry *r, const char *id, char *buf, size_t cap)
+/* What the root's entry `id` is: a model directory (a folder with a
+ * model.json), another folder, or nothing we use. buf gets its path. */
+enum { ENTRY_NONE, ENTRY_MODEL, ENTRY_FOLDER };
+static int entry_kind(const ls_registry *r, const char *id, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "%s/%s", r->root, id);
-    if (n < 0 || (size_t)n >= cap) return 0;
+    if (n < 0 || (size_t)n + sizeof "/model.json" > cap) return ENTRY_NONE;
     struct stat st;
-    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode);
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) return ENTRY_NONE;
+    char json[4096 + 16];
+    snprintf(json, sizeof json, "%s/model.json", buf);
+    return stat(json, &st) == 0 && S_ISREG(st.st_mode) ? ENTRY_MODEL : ENTRY_FOLDER;
+}
+
+static int model_dir(const ls_registry *r, const char *id, char *buf, size_t cap)
+{
+    return entry_kind(r, id, buf, cap) == ENTRY_MODEL;
+}
+
+/* Why id names no model: no such folder, or a folder without model.json. */
+static int not_a_model(const ls_registry *r, const char *id, ls_error *err)
+{
+    char dir[4096];
+    if (entry_kind(r, id, dir, sizeof dir) == ENTRY_FOLDER)
+        return ls_error_set(err, LS_ERR_NOT_FOUND,
+                            "'%s' is not a model directory (it has no model.json)", id);
+    return ls_error_set(err, LS_ERR_NOT_FOUND, "unknown model '%s' (no such folder in the models root)",
+                        id);
 }
 
 /* Clients see errors, and the server's folders are not theirs to know: the
@@ -171,9 +193,7 @@ int ls_registry_acquire(ls_registry *r, const char *id, ls_model **out, ls_error
     if (!ls_registry_valid_id(id))
         return ls_error_set(err, LS_ERR_INVALID_ARG, "invalid model id '%.80s'", id ? id : "");
     char dir[4096];
-    if (!model_dir(r, id, dir, sizeof dir))
-        return ls_error_set(err, LS_ERR_NOT_FOUND, "unknown model '%s' (no such folder in the models root)",
-                            id);
+    if (!model_dir(r, id, dir, sizeof dir)) return not_a_model(r, id, err);
 
     pthread_mutex_lock(&r->lock);
     entry *e = get_entry(r, id);
@@ -331,13 +351,44 @@ int ls_registry_list(ls_registry *r, ls_registry_entry *out, int cap)
     return n;
 }
 
+int ls_registry_survey(const ls_registry *r, char *others, size_t cap)
+{
+    if (cap) others[0] = 0;
+    DIR *d = opendir(r->root);
+    if (!d) return 0;
+    int models = 0, full = cap == 0;
+    size_t len = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char path[4096];
+        int kind = ls_registry_valid_id(de->d_name) ? entry_kind(r, de->d_name, path, sizeof path)
+                                                    : ENTRY_NONE;
+        if (kind == ENTRY_MODEL) {
+            models++;
+            continue;
+        }
+        if (full) continue;
+        int n = snprintf(others + len, cap - len, "%s%s%s", len ? ", " : "", de->d_name,
+                         kind == ENTRY_FOLDER ? "/ (no model.json)" : "");
+        if (n < 0 || (size_t)n >= cap - len) { /* no room: end the list with "..." */
+            others[len] = 0;
+            if (len + 4 < cap) memcpy(others + len, "...", 4);
+            full = 1;
+            continue;
+        }
+        len += (size_t)n;
+    }
+    closedir(d);
+    return models;
+}
+
 int ls_registry_state(ls_registry *r, const char *id, ls_registry_entry *out, ls_error *err)
 {
     if (!ls_registry_valid_id(id))
         return ls_error_set(err, LS_ERR_INVALID_ARG, "invalid model id '%.80s'", id ? id : "");
     char dir[4096];
-    if (!model_dir(r, id, dir, sizeof dir))
-        return ls_error_set(err, LS_ERR_NOT_FOUND, "unknown model '%s'", id);
+    if (!model_dir(r, id, dir, sizeof dir)) return not_a_model(r, id, err);
     pthread_mutex_lock(&r->lock);
     fill_entry(r, id, out, ls_now());
     pthread_mutex_unlock(&r->lock);

@@ -94,6 +94,11 @@ int ls_registry_unload(ls_registry *r, const char *id, ls_error *err);
  * id: fills up to cap entries and returns how many exist (may exceed cap). */
 int ls_registry_list(ls_registry *r, ls_registry_entry *out, int cap);
 
+/* The root's model directories, counted; the names of its other entries
+ * ("name/ (no model.json)" for folders) go to others, cut at cap. For the
+ * warning a server gives when its root holds no model. */
+int ls_registry_survey(const ls_registry *r, char *others, size_t cap);
+
 /* State of one id (LS_MODEL_AVAILABLE when unknown but on disk). */
 int ls_registry_state(ls_registry *r, const char *id, ls_registry_entry *out, ls_error *err);
 

@@ -189,6 +189,14 @@ int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *
                                   ls_registry_pipeline_ops(&srv->loader)};
         rc = ls_registry_create(&ro, &env->registry, err);
     }
+    if (!rc) {
+        /* A root without a model is most likely the wrong folder: say what is there. */
+        char others[512];
+        if (ls_registry_survey(env->registry, others, sizeof others) == 0)
+            fprintf(stderr, "lipsync: warning: models root %s holds no model directory (a folder "
+                            "with model.json)%s%s\n", config->models_root,
+                    others[0] ? "; it has: " : "; it is empty", others);
+    }
     if (!rc) rc = preload(srv, err);
     if (!rc) {
         lws_set_log_level(config->verbose > 1 ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_USER

@@ -383,6 +383,45 @@ static void test_concurrent_churn(void **state)
     assert_int_equal(atomic_load(&lc->frees), atomic_load(&lc->loads));
 }
 
+/* A folder without model.json is not a model: not listed, not loaded (an
+ * error that says so, 404 on the server), and the survey a server warns
+ * with names it; an empty root surveys as nothing. */
+static void test_folders_that_are_not_models(void **state)
+{
+    (void)state;
+    write_model("empty", NULL);
+    ls_registry *r = make(2);
+    ls_model *m;
+    ls_error err = {0};
+    assert_int_equal(ls_registry_acquire(r, "empty", &m, &err), LS_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "'empty' is not a model directory"));
+    ls_registry_entry st;
+    assert_int_equal(ls_registry_state(r, "empty", &st, &err), LS_ERR_NOT_FOUND);
+    assert_int_equal(atomic_load(&g_ctx->loads), 0);
+    ls_registry_entry e[16];
+    int n = ls_registry_list(r, e, 16);
+    assert_int_equal(n, 5); /* a, b, broken, c, slow */
+    for (int i = 0; i < n; i++) assert_string_not_equal(e[i].id, "empty");
+    char others[256];
+    assert_int_equal(ls_registry_survey(r, others, sizeof others), 5);
+    assert_non_null(strstr(others, "empty/ (no model.json)"));
+    assert_non_null(strstr(others, "not_a_dir"));
+    assert_null(strstr(others, "hidden"));
+    char tiny[12];
+    assert_int_equal(ls_registry_survey(r, tiny, sizeof tiny), 5); /* cut, still a string */
+    assert_true(strlen(tiny) < sizeof tiny);
+    ls_registry_destroy(r);
+
+    char root[600];
+    snprintf(root, sizeof root, "%s-empty", g_root);
+    mkdir(root, 0755);
+    ls_registry_options o = {root, 1, {test_load, test_retain, test_release, test_info, g_ctx}};
+    assert_int_equal(ls_registry_create(&o, &r, &err), LS_OK);
+    assert_int_equal(ls_registry_survey(r, others, sizeof others), 0);
+    assert_string_equal(others, "");
+    ls_registry_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +432,7 @@ int main(void)
         cmocka_unit_test_setup(test_failed_load_then_retry, setup),
         cmocka_unit_test_setup(test_loading_blocks_only_its_model, setup),
         cmocka_unit_test_setup(test_concurrent_churn, setup),
+        cmocka_unit_test_setup(test_folders_that_are_not_models, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
