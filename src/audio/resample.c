@@ -10,6 +10,19 @@ struct ls_resampler {
     int in_rate, out_rate;
 };
 
+/* One soxr stream at the project's settings: float in and out, high
+ * quality, one thread (our pool owns the cores). */
+static soxr_t new_soxr(int in_rate, int out_rate, ls_error *err)
+{
+    soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+    soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
+    soxr_runtime_spec_t rt = soxr_runtime_spec(1);
+    soxr_error_t e = NULL;
+    soxr_t s = soxr_create(in_rate, out_rate, 1, &e, &io, &q, &rt);
+    if (!s) ls_error_set(err, LS_ERR_INTERNAL, "soxr_create: %s", e ? e : "failed");
+    return s;
+}
+
 int ls_resampler_create(int in_rate, int out_rate, ls_resampler **out, ls_error *err)
 {
     *out = NULL;
@@ -19,19 +32,20 @@ int ls_resampler_create(int in_rate, int out_rate, ls_resampler **out, ls_error 
                             in_rate, out_rate, LS_AUDIO_MIN_RATE, LS_AUDIO_MAX_RATE);
     ls_resampler *r = calloc(1, sizeof *r);
     if (!r) return ls_error_set(err, LS_ERR_NOMEM, "cannot allocate resampler");
-    soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
-    soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
-    soxr_runtime_spec_t rt = soxr_runtime_spec(1); /* our pool owns the cores */
-    soxr_error_t e;
-    r->soxr = soxr_create(in_rate, out_rate, 1, &e, &io, &q, &rt);
-    if (!r->soxr) {
+    if (!(r->soxr = new_soxr(in_rate, out_rate, err))) {
         free(r);
-        return ls_error_set(err, LS_ERR_INTERNAL, "soxr_create: %s", e ? e : "failed");
+        return err ? err->code : LS_ERR_INTERNAL;
     }
     r->in_rate = in_rate;
     r->out_rate = out_rate;
     *out = r;
     return LS_OK;
+}
+
+int ls_resampler_reset(ls_resampler *r, ls_error *err)
+{
+    soxr_error_t e = soxr_clear(r->soxr);
+    return e ? ls_error_set(err, LS_ERR_INTERNAL, "soxr_clear: %s", e) : LS_OK;
 }
 
 void ls_resampler_destroy(ls_resampler *r)

@@ -19,6 +19,11 @@ typedef struct ls_resampler ls_resampler;
 int ls_resampler_create(int in_rate, int out_rate, ls_resampler **out, ls_error *err);
 void ls_resampler_destroy(ls_resampler *r);
 
+/* Forgets the stream so far (input held in the filter, its tail): the next
+ * process call starts a new stream, as from a new resampler (also after a
+ * flush, which otherwise ends the resampler's use). */
+int ls_resampler_reset(ls_resampler *r, ls_error *err);
+
 /* Upper bound of output samples for n_in more input samples (incl. flush). */
 size_t ls_resampler_max_out(const ls_resampler *r, size_t n_in);
 

@@ -535,6 +535,11 @@ static void stream_work(ls_conn *c)
     /* Audio after an interrupt starts on a sample frame of its own: the
      * bytes of a frame split before it are dropped with the rest. */
     if (s->pcm && s->pcm_epoch != epoch) ls_pcm_decoder_reset(s->pcm);
+    /* And the resampler forgets the old audio still in its filter, which
+     * would otherwise open the new audio (streams not at 16 kHz). */
+    ls_error rerr = {0};
+    if (s->resampler && s->pcm_epoch != epoch && ls_resampler_reset(s->resampler, &rerr))
+        fail(s, &rerr, "resample");
     s->pcm_epoch = epoch;
     s->drive_epoch = epoch;
     s->drive_audio_t = in->audio_t;

@@ -1413,6 +1413,61 @@ static void test_interrupt(void **state)
     wait_idle(g_srv.port);
 }
 
+/* An interrupt on a 48 kHz stream: the audio after it is resampled as a new
+ * stream (the resampler forgets what it held of the old audio), so its
+ * frames are those of a new stream of that audio from the same avatar frame. */
+static void test_interrupt_resampled_stream(void **state)
+{
+    (void)state;
+    size_t na, nb;
+    float *a = test_audio(48000, 1.0, 12, &na);
+    float *b = test_audio(48000, 0.5, 13, &nb);
+    const char *start = "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":48000}";
+    stream_result res = {0};
+    ls_ws_client *c = open_stream(g_srv.port);
+    send_text(c, start);
+    assert_int_equal(ls_ws_client_send(c, 1, a, na * 4, NULL), LS_OK);
+    while (res.frames.n < 2 && !res.closed) take(c, &res, 5.0);
+    send_text(c, "{\"type\":\"interrupt\"}");
+    double t0 = ls_now();
+    while (!res.interrupted && ls_now() - t0 < WAIT_S) take(c, &res, 1.0);
+    assert_int_equal(res.interrupted, 1);
+    t0 = ls_now();
+    while (ls_now() - t0 < 0.5) take(c, &res, 0.1);
+    size_t before = res.frames.n;
+    assert_int_equal(ls_ws_client_send(c, 1, b, nb * 4, NULL), LS_OK);
+    send_text(c, "{\"type\":\"end\"}");
+    t0 = ls_now();
+    while (!res.closed && ls_now() - t0 < 120) take(c, &res, 1.0);
+    assert_int_equal(res.done, 1);
+    ls_ws_client_destroy(c);
+    size_t after = res.frames.n - before;
+    assert_true(after > 5);
+    int64_t k = res.frames.frames[before].index;
+    /* Avatar frame of output i is pingpong(start + i): the same for both
+     * streams while k + after stays below the test avatar's 50 frames. */
+    assert_true(k + (int64_t)after + 1 < 50);
+    char fresh_start[160];
+    snprintf(fresh_start, sizeof fresh_start,
+             "{\"type\":\"start\",\"format\":\"f32le\",\"rate\":48000,\"start_frame\":%lld}",
+             (long long)k);
+    stream_result fresh;
+    run_stream(g_srv.port, fresh_start, (const uint8_t *)b, nb * 4, 5, &fresh);
+    assert_int_equal(fresh.done, 1);
+    assert_int_equal(fresh.frames.n, after);
+    for (size_t i = 0; i < after; i++) {
+        const ls_jpeg_frame *x = &res.frames.frames[before + i], *y = &fresh.frames.frames[i];
+        assert_int_equal(x->index, k + (int64_t)i);
+        if (x->size != y->size || memcmp(x->data, y->data, x->size))
+            fail_msg("frame %zu after the interrupt differs from a new stream's", i);
+    }
+    ls_jpeg_list_free(&fresh.frames);
+    ls_jpeg_list_free(&res.frames);
+    free(a);
+    free(b);
+    wait_idle(g_srv.port);
+}
+
 /* Live mode skips inference where the audio is silent: 0.4 s of speech,
  * then 1.2 s of zeros. Frames whose audio window (0.8 s around them) holds
  * speech are inferred; the frames deep in the silence carry flag bit 0. */
@@ -1759,6 +1814,7 @@ int main(void)
         cmocka_unit_test(test_disconnect_mid_stream),
         cmocka_unit_test(test_concurrent_streams),
         cmocka_unit_test(test_interrupt),
+        cmocka_unit_test(test_interrupt_resampled_stream),
         cmocka_unit_test(test_live_silence),
         cmocka_unit_test(test_stream_start_types),
         cmocka_unit_test(test_idle_timeout),
