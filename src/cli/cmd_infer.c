@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/npy.h"
 #include "nn/engine.h"
+#include "nn/lower.h"
 #include "nn/onnx.h"
 #include "nn/ref.h"
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "nn/lower.h"
 #include "nn/onnx.h"
 
 static void usage(FILE *out)

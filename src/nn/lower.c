@@ -6,6 +6,8 @@
  * shapes of activations) or to an activation value of the graph. Shape
  * plumbing therefore evaluates here, and only compute nodes reach the graph.
  */
+#include "nn/lower.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

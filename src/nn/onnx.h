@@ -1,15 +1,11 @@
-/* onnx.h - load ONNX models and lower them into the graph IR (graph.h).
+/* onnx.h - load ONNX models and answer questions about them.
  *
  * ls_onnx_load parses a model file (protobuf-c over Debian's onnx.proto) and
  * decodes its initializers (raw_data or typed fields); it never reads
- * external data files. ls_graph_build then lowers the model for one batch
- * size: shapes become concrete, shape plumbing is folded into constants and
- * the passes of graph.h run. Every failure (malformed bytes, an unsupported
- * op or opset, a fixed batch that differs from the one asked for) returns a
- * negative ls_status with a message naming the node or tensor at fault.
- * A loaded model is immutable: several threads may build graphs from it.
- * Loading and queries are onnx.c's; ls_graph_build and
- * ls_graph_build_unoptimized are lower.c's (the passes: passes.h).
+ * external data files. lower.h turns a loaded model into the graph IR. Every
+ * failure (malformed bytes, an unsupported op or opset) returns a negative
+ * ls_status with a message naming the node or tensor at fault. A loaded
+ * model is immutable: several threads may build graphs from it.
  */
 #ifndef LS_NN_ONNX_H
 #define LS_NN_ONNX_H
@@ -54,20 +50,5 @@ int ls_onnx_fixed_batch(const ls_onnx_model *m);
  * Add take as operands, each tensor counted once - the count torch's
  * model.parameters() gives. -1 if out of memory. */
 int64_t ls_onnx_param_count(const ls_onnx_model *m);
-
-/* Lowers the model for one batch size: concrete shapes, folded shape
- * plumbing, BN folded into Conv, zero Pads dropped, Conv+Relu / Conv+Add
- * fused. The graph owns copies of its constants. In the result every value
- * is used, nodes are in execution order, and n_consumers counts the node
- * inputs that read a value (graph outputs are not counted). A fused Conv's
- * residual tensor is an extra input (attr.conv.residual is its index in
- * node->in), added after the bias and before the ReLU. A model whose inputs
- * fix the batch size only builds for that size (LS_ERR_INVALID_ARG else). */
-int ls_graph_build(const ls_onnx_model *m, int batch, ls_graph **out, ls_error *err);
-
-/* Lowers without the passes (every BatchNormalization, Pad, Relu and Add as
- * its own node): for inspection and for checking the passes. */
-int ls_graph_build_unoptimized(const ls_onnx_model *m, int batch, ls_graph **out,
-                               ls_error *err);
 
 #endif

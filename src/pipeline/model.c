@@ -9,6 +9,7 @@
 
 #include "core/fps.h"
 #include "core/npy.h"
+#include "nn/lower.h"
 #include "nn/onnx.h"
 #include "pipeline/model_internal.h"
 

@@ -14,6 +14,7 @@
 #include "audio/resample.h"
 #include "audio/windows.h"
 #include "core/clock.h"
+#include "core/fps.h"
 #include "media/video_writer.h"
 #include "pipeline/drive.h"
 #include "pipeline/features.h"
@@ -281,7 +282,7 @@ static int render_take_bgr(void *ctx, const ls_frame *f, ls_error *err)
     if (!rs->writer) {
         rs->wo.width = f->width;
         rs->wo.height = f->height;
-        rs->wo.fps = 25;
+        rs->wo.fps = LS_VIDEO_FPS;
         rs->wo.audio_rate = rs->audio->rate;
         int rc = ls_video_writer_open(rs->path, &rs->wo, &rs->writer, err);
         if (rc) return rc;
@@ -367,7 +368,7 @@ static void job_render(ls_env *env, ls_job *r)
             cJSON *m = cJSON_CreateObject();
             cJSON_AddStringToObject(m, "model", r->model);
             cJSON_AddNumberToObject(m, "start_frame", (double)r->start_frame);
-            cJSON_AddNumberToObject(m, "fps", 25);
+            cJSON_AddNumberToObject(m, "fps", LS_VIDEO_FPS);
             cJSON_AddNumberToObject(m, "frames", (double)rs.frames.n);
             cJSON_AddItemToObject(m, "timings", timings_json(&times, decode_s, ls_now() - t0));
             char *manifest = cJSON_PrintUnformatted(m);

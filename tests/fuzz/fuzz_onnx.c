@@ -5,6 +5,7 @@
  * execution order, constants with all their data. */
 #include "fuzz_util.h"
 #include "nn/graph.h"
+#include "nn/lower.h"
 #include "nn/onnx.h"
 
 static void check_graph(const ls_graph *g, int batch)

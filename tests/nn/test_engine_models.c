@@ -12,6 +12,7 @@
 
 #include "core/npy.h"
 #include "nn/engine.h"
+#include "nn/lower.h"
 #include "nn/onnx.h"
 
 static const char *models_dir(void)

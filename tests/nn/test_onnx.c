@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/npy.h"
+#include "nn/lower.h"
 #include "nn/onnx.h"
 #include "support/test_util.h"
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/npy.h"
+#include "nn/lower.h"
 #include "nn/onnx.h"
 #include "nn/onnx_internal.h"
 #include "onnx/onnx.pb-c.h"
