@@ -25,26 +25,31 @@ static inline void frames_free(frame_list *l)
     memset(l, 0, sizeof *l);
 }
 
+/* Appends a copy of frame f. */
+static inline void frames_add(frame_list *l, const ls_frame *f)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->index = realloc(l->index, (size_t)l->cap * sizeof *l->index);
+        l->avatar = realloc(l->avatar, (size_t)l->cap * sizeof *l->avatar);
+        l->silent = realloc(l->silent, (size_t)l->cap * sizeof *l->silent);
+        l->bytes = realloc(l->bytes, (size_t)l->cap * sizeof *l->bytes);
+        l->size = realloc(l->size, (size_t)l->cap * sizeof *l->size);
+    }
+    l->index[l->n] = f->index;
+    l->avatar[l->n] = f->avatar_frame;
+    l->silent[l->n] = f->silent;
+    l->bytes[l->n] = malloc(f->size);
+    memcpy(l->bytes[l->n], f->data, f->size);
+    l->size[l->n] = f->size;
+    l->n++;
+}
+
+/* Pulls every ready frame of s into l. */
 static inline void frames_take(ls_session *s, frame_list *l)
 {
     ls_frame f;
-    while (ls_session_pull_frame(s, &f)) {
-        if (l->n == l->cap) {
-            l->cap = l->cap ? 2 * l->cap : 64;
-            l->index = realloc(l->index, (size_t)l->cap * sizeof *l->index);
-            l->avatar = realloc(l->avatar, (size_t)l->cap * sizeof *l->avatar);
-            l->silent = realloc(l->silent, (size_t)l->cap * sizeof *l->silent);
-            l->bytes = realloc(l->bytes, (size_t)l->cap * sizeof *l->bytes);
-            l->size = realloc(l->size, (size_t)l->cap * sizeof *l->size);
-        }
-        l->index[l->n] = f.index;
-        l->avatar[l->n] = f.avatar_frame;
-        l->silent[l->n] = f.silent;
-        l->bytes[l->n] = malloc(f.size);
-        memcpy(l->bytes[l->n], f.data, f.size);
-        l->size[l->n] = f.size;
-        l->n++;
-    }
+    while (ls_session_pull_frame(s, &f)) frames_add(l, &f);
 }
 
 /* The demo model of the build tree ($LS_DEMO_MODEL) at `batch` on a new

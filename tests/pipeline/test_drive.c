@@ -56,22 +56,7 @@ static int take(void *ctx, const ls_frame *f, ls_error *err)
         return ls_error_set(err, LS_ERR_IO, "sink full");
     assert_true(f->index == st->last_index + 1);
     st->last_index = f->index;
-    frame_list *l = &st->got;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 64;
-        l->index = realloc(l->index, (size_t)l->cap * sizeof *l->index);
-        l->avatar = realloc(l->avatar, (size_t)l->cap * sizeof *l->avatar);
-        l->silent = realloc(l->silent, (size_t)l->cap * sizeof *l->silent);
-        l->bytes = realloc(l->bytes, (size_t)l->cap * sizeof *l->bytes);
-        l->size = realloc(l->size, (size_t)l->cap * sizeof *l->size);
-    }
-    l->index[l->n] = f->index;
-    l->avatar[l->n] = f->avatar_frame;
-    l->silent[l->n] = f->silent;
-    l->bytes[l->n] = malloc(f->size);
-    memcpy(l->bytes[l->n], f->data, f->size);
-    l->size[l->n] = f->size;
-    l->n++;
+    frames_add(&st->got, f);
     return LS_OK;
 }
 
