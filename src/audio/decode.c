@@ -48,11 +48,6 @@ int ls_raw_spec_parse(const char *text, ls_raw_spec *spec, ls_error *err)
     return LS_OK;
 }
 
-size_t ls_raw_frame_bytes(const ls_raw_spec *spec)
-{
-    return (size_t)spec->channels * (spec->format == LS_PCM_S16LE ? 2 : 4);
-}
-
 /* ------------------------------------------------------------------ sink
  *
  * Where decoded mono blocks go: appended as they are, or through a resampler

@@ -24,38 +24,18 @@
 
 #include <stddef.h>
 
+#include "audio/audio.h"
+#include "audio/pcm.h"
 #include "core/error.h"
-
-/* The sample rate every model of this family was trained on. */
-#define LS_AUDIO_MODEL_RATE 16000
-
-/* Rates outside this range are rejected as absurd. */
-#define LS_AUDIO_MIN_RATE 1000
-#define LS_AUDIO_MAX_RATE 768000
-
-typedef struct ls_audio {
-    float *samples; /* mono, owned */
-    size_t n;       /* sample count */
-    int rate;       /* Hz */
-} ls_audio;
-
-typedef enum ls_pcm_format { LS_PCM_S16LE, LS_PCM_F32LE } ls_pcm_format;
-
-typedef struct ls_raw_spec {
-    ls_pcm_format format;
-    int rate;
-    int channels;
-} ls_raw_spec;
 
 typedef struct ls_audio_limits {
     double max_seconds; /* longer audio: LS_ERR_TOO_LARGE; 0 = no limit */
     int out_rate;       /* resample to this rate while decoding; 0 = the input's rate */
 } ls_audio_limits;
 
-/* Parses "FORMAT:RATE:CHANNELS", e.g. "s16le:48000:2". */
+/* Parses "FORMAT:RATE:CHANNELS", e.g. "s16le:48000:2" (the rate checked as
+ * every decode checks it). */
 int ls_raw_spec_parse(const char *text, ls_raw_spec *spec, ls_error *err);
-/* Bytes per frame (all channels) of a raw spec. */
-size_t ls_raw_frame_bytes(const ls_raw_spec *spec);
 
 /* lim may be NULL: no limit, the input's rate. */
 int ls_audio_decode_file(const char *path, const ls_audio_limits *lim, ls_audio *out,

@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t ls_raw_frame_bytes(const ls_raw_spec *spec)
+{
+    return (size_t)spec->channels * (spec->format == LS_PCM_S16LE ? 2 : 4);
+}
+
 struct ls_pcm_decoder {
     ls_pcm_format format;
     int channels;

@@ -16,10 +16,21 @@
 
 #include <stddef.h>
 
-#include "audio/decode.h"
 #include "core/error.h"
 
 #define LS_PCM_MAX_ABS 64.0f
+
+typedef enum ls_pcm_format { LS_PCM_S16LE, LS_PCM_F32LE } ls_pcm_format;
+
+/* A raw stream's layout: sample format, rate, interleaved channels. */
+typedef struct ls_raw_spec {
+    ls_pcm_format format;
+    int rate;
+    int channels;
+} ls_raw_spec;
+
+/* Bytes per frame (all channels) of a raw spec. */
+size_t ls_raw_frame_bytes(const ls_raw_spec *spec);
 
 typedef struct ls_pcm_decoder ls_pcm_decoder;
 

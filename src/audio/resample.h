@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "audio/decode.h"
+#include "audio/audio.h"
 #include "core/error.h"
 
 typedef struct ls_resampler ls_resampler;

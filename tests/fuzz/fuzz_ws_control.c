@@ -3,6 +3,7 @@
  * its "type", and a start's format, rate, channels, start_frame, batch, live
  * and skip_silence. Checks that an accepted start is within the documented
  * ranges and makes a valid raw PCM decoder. */
+#include "audio/audio.h"
 #include "audio/pcm.h"
 #include "fuzz_util.h"
 #include "server/stream.h"
