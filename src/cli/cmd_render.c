@@ -13,8 +13,6 @@
 #include <unistd.h>
 
 #include "audio/decode.h"
-#include "audio/mel.h"
-#include "audio/windows.h"
 #include "cli/commands.h"
 #include "core/clock.h"
 #include "core/fps.h"
@@ -24,6 +22,7 @@
 #include "media/video_writer.h"
 #include "nn/engine.h"
 #include "pipeline/drive.h"
+#include "pipeline/features.h"
 #include "pipeline/session.h"
 
 static void usage(FILE *out)
@@ -311,8 +310,8 @@ int cmd_render(int argc, char **argv)
             goto done;
         }
     }
-    /* N + 2 frames for N windows of T = 1 + n/200 mel rows. */
-    out.expected = (int64_t)ls_mel_window_count(ls_mel_rows(audio.n)) + 2;
+    /* The frames the audio gives, for the progress bar. */
+    out.expected = ls_feature_frames_for_samples(audio.n);
     out.show = show;
     out.t_run = ls_now();
     /* 0.2 s chunks: how soon a Ctrl-C is seen (chunking does not change frames). */

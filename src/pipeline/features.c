@@ -2,9 +2,17 @@
 
 #include <string.h>
 
+#include "audio/mel.h"
+#include "audio/windows.h"
+
 int64_t ls_feature_frame_count(int64_t n_windows)
 {
     return n_windows > 0 ? n_windows + 2 : 0;
+}
+
+int64_t ls_feature_frames_for_samples(size_t n_samples)
+{
+    return ls_feature_frame_count((int64_t)ls_mel_window_count(ls_mel_rows(n_samples)));
 }
 
 int64_t ls_feature_window_of(int64_t j, int64_t n_windows)

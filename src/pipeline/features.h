@@ -18,8 +18,12 @@
 #define LS_FEATURE_ROWS 16                 /* F rows per frame: i-8 .. i+7 */
 #define LS_FEATURE_FLOATS (LS_FEATURE_DIM * LS_FEATURE_ROWS) /* 32*16*16 */
 
-/* Output frames for N mel windows: N + 2. */
+/* Output frames for N mel windows: N + 2 (0 when N is 0). */
 int64_t ls_feature_frame_count(int64_t n_windows);
+
+/* Output frames a whole clip of n 16 kHz samples gives: its mel rows
+ * (mel.h), their windows (windows.h), N + 2; 0 when too short for one. */
+int64_t ls_feature_frames_for_samples(size_t n_samples);
 
 /* The window E[k] that row j of F repeats, or -1 for a zero row.
  * n_windows < 0 means N is not known yet: rows j <= N can still be named

@@ -12,7 +12,6 @@
 #include "audio/decode.h"
 #include "audio/pcm.h"
 #include "audio/resample.h"
-#include "audio/windows.h"
 #include "core/clock.h"
 #include "core/fps.h"
 #include "media/video_writer.h"
@@ -193,13 +192,12 @@ static void job_batch(ls_env *env, ls_job *r)
     ls_stage_times times = {0};
     ls_error err = {0};
     double decode_s = ls_now() - t0;
-    /* Frames the whole clip gives (features.h, windows.h); the session makes
+    /* Frames the whole clip gives (features.h); the session makes
      * only the requested ones, so a client walking a clip in batches pays for
      * each frame once. */
-    size_t windows = ls_mel_window_count(ls_mel_rows(n));
-    int64_t total = windows ? ls_feature_frame_count((int64_t)windows) : 0;
+    int64_t total = ls_feature_frames_for_samples(n);
     int rc = LS_OK;
-    if (windows && r->start_frame >= total)
+    if (total && r->start_frame >= total)
         rc = ls_error_set(&err, LS_ERR_RANGE,
                           "start_frame %lld is past the end: %zu samples give %lld frames",
                           (long long)r->start_frame, n, (long long)total);
