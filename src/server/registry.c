@@ -101,11 +101,11 @@ static int model_dir(const ls_registry *r, const char *id, char *buf, size_t cap
     return entry_kind(r, id, buf, cap) == ENTRY_MODEL;
 }
 
-/* Why id names no model: no such folder, or a folder without model.json. */
-static int not_a_model(const ls_registry *r, const char *id, ls_error *err)
+/* Why id names no model, from its entry_kind: a folder without model.json,
+ * or no such folder. */
+static int not_a_model(const char *id, int kind, ls_error *err)
 {
-    char dir[4096];
-    if (entry_kind(r, id, dir, sizeof dir) == ENTRY_FOLDER)
+    if (kind == ENTRY_FOLDER)
         return ls_error_set(err, LS_ERR_NOT_FOUND,
                             "'%s' is not a model directory (it has no model.json)", id);
     return ls_error_set(err, LS_ERR_NOT_FOUND, "unknown model '%s' (no such folder in the models root)",
@@ -193,7 +193,8 @@ int ls_registry_acquire(ls_registry *r, const char *id, ls_model **out, ls_error
     if (!ls_registry_valid_id(id))
         return ls_error_set(err, LS_ERR_INVALID_ARG, "invalid model id '%.80s'", id ? id : "");
     char dir[4096];
-    if (!model_dir(r, id, dir, sizeof dir)) return not_a_model(r, id, err);
+    int kind = entry_kind(r, id, dir, sizeof dir);
+    if (kind != ENTRY_MODEL) return not_a_model(id, kind, err);
 
     pthread_mutex_lock(&r->lock);
     entry *e = get_entry(r, id);
@@ -388,7 +389,8 @@ int ls_registry_state(ls_registry *r, const char *id, ls_registry_entry *out, ls
     if (!ls_registry_valid_id(id))
         return ls_error_set(err, LS_ERR_INVALID_ARG, "invalid model id '%.80s'", id ? id : "");
     char dir[4096];
-    if (!model_dir(r, id, dir, sizeof dir)) return not_a_model(r, id, err);
+    int kind = entry_kind(r, id, dir, sizeof dir);
+    if (kind != ENTRY_MODEL) return not_a_model(id, kind, err);
     pthread_mutex_lock(&r->lock);
     fill_entry(r, id, out, ls_now());
     pthread_mutex_unlock(&r->lock);
