@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "audio/audio.h"
 #include "audio/decode.h"
 #include "audio/pcm.h"
 #include "audio/resample.h"
@@ -18,7 +19,12 @@
 #include "pipeline/drive.h"
 #include "pipeline/features.h"
 
-#define PUSH_CHUNK 16000 /* push 1 s at a time to notice hang-ups */
+/* Audio pushed at a time: 8 frames' worth, so a hang-up is noticed and the
+ * job gives way to streams (job_proceed) about once per batch. */
+#define PUSH_CHUNK (LS_AUDIO_MODEL_RATE / LS_VIDEO_FPS * 8)
+/* The longest a job waits for streams' work at one turn: streams come
+ * first, but a server saturated by streams still moves its jobs on. */
+#define YIELD_MAX_S 2.0
 
 cJSON *ls_model_entry_json(const ls_registry_entry *e)
 {
@@ -85,6 +91,7 @@ static void job_model(ls_env *env, ls_job *r)
 /* The drive's sink for a job: frames to the job's own sink, and a hang-up
  * stops the job between chunks. */
 typedef struct job_drive {
+    ls_env *env;
     const ls_job *job;
     int (*take)(void *ctx, const ls_frame *f, ls_error *err);
     void *ctx;
@@ -99,6 +106,8 @@ static int job_frame(void *arg, const ls_frame *f, ls_error *err)
 static int job_proceed(void *arg, ls_error *err)
 {
     job_drive *d = arg;
+    if (atomic_load(d->job->cancelled)) return ls_error_set(err, LS_ERR_STATE, "client went away");
+    ls_workq_yield_to_streams(d->env->workq, YIELD_MAX_S);
     if (atomic_load(d->job->cancelled)) return ls_error_set(err, LS_ERR_STATE, "client went away");
     return LS_OK;
 }
@@ -123,7 +132,7 @@ static int run_session(ls_env *env, const ls_job *r, const float *x, size_t n,
     ls_session *s = NULL;
     rc = ls_session_create(model, env->pool, &so, &s, err);
     if (!rc) {
-        job_drive d = {r, take, ctx};
+        job_drive d = {env, r, take, ctx};
         ls_drive_options dopt = {.chunk = PUSH_CHUNK, .finish = 1};
         ls_drive_sink sink = {.frame = job_frame, .proceed = job_proceed, .ctx = &d};
         rc = ls_session_drive(s, x, n, &dopt, &sink, err);

@@ -1,7 +1,9 @@
 #include "server/workq.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 typedef struct task {
     ls_task_fn fn;
@@ -17,6 +19,7 @@ typedef struct task_ring {
 struct ls_workq {
     pthread_mutex_t lock;
     pthread_cond_t work;
+    pthread_cond_t streams_idle; /* no stream task queued or running */
     task_ring queue[LS_TASK_CLASSES];
     int running[LS_TASK_CLASSES];
     int max_running_jobs;
@@ -43,6 +46,11 @@ static int take(ls_workq *q, task *t, ls_task_class *cls)
     return 0;
 }
 
+static int streams_busy(const ls_workq *q)
+{
+    return q->queue[LS_TASK_STREAM].count > 0 || q->running[LS_TASK_STREAM] > 0;
+}
+
 static void *worker_main(void *arg)
 {
     ls_workq *q = arg;
@@ -62,6 +70,7 @@ static void *worker_main(void *arg)
         t.fn(t.arg);
         pthread_mutex_lock(&q->lock);
         q->running[cls]--;
+        if (cls == LS_TASK_STREAM && !streams_busy(q)) pthread_cond_broadcast(&q->streams_idle);
     }
     /* Others may wait for the queue to empty. */
     pthread_cond_broadcast(&q->work);
@@ -94,6 +103,11 @@ int ls_workq_create(int n_workers, int max_running_jobs, ls_workq **out, ls_erro
     }
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->work, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->streams_idle, &ca);
+    pthread_condattr_destroy(&ca);
     for (int i = 0; i < n_workers; i++) {
         if (pthread_create(&q->threads[i], NULL, worker_main, q) != 0) {
             ls_workq_destroy(q);
@@ -111,9 +125,11 @@ void ls_workq_destroy(ls_workq *q)
     pthread_mutex_lock(&q->lock);
     q->stopping = 1;
     pthread_cond_broadcast(&q->work);
+    pthread_cond_broadcast(&q->streams_idle);
     pthread_mutex_unlock(&q->lock);
     for (int i = 0; i < q->n_threads; i++) pthread_join(q->threads[i], NULL);
     pthread_cond_destroy(&q->work);
+    pthread_cond_destroy(&q->streams_idle);
     pthread_mutex_destroy(&q->lock);
     free(q->threads);
     for (int c = 0; c < LS_TASK_CLASSES; c++) free(q->queue[c].items);
@@ -146,6 +162,30 @@ int ls_workq_submit(ls_workq *q, ls_task_class cls, ls_task_fn fn, void *arg)
     pthread_cond_broadcast(&q->work);
     pthread_mutex_unlock(&q->lock);
     return LS_OK;
+}
+
+int ls_workq_yield_to_streams(ls_workq *q, double max_wait_s)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    double whole = (double)(long)max_wait_s;
+    until.tv_sec += (time_t)whole;
+    until.tv_nsec += (long)((max_wait_s - whole) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    int waited = 0;
+    pthread_mutex_lock(&q->lock);
+    /* Waiting only helps while some worker not held by a job can run the
+     * streams' tasks. */
+    while (max_wait_s > 0 && !q->stopping && streams_busy(q) &&
+           q->running[LS_TASK_JOB] < q->n_threads) {
+        waited = 1;
+        if (pthread_cond_timedwait(&q->streams_idle, &q->lock, &until) == ETIMEDOUT) break;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return waited;
 }
 
 void ls_workq_get_stats(ls_workq *q, ls_workq_stats *out)

@@ -15,7 +15,8 @@
  *   batch call, a model load). At most max_running_jobs run at once; the
  *   others wait in their queue. With max_running_jobs < n_workers, jobs can
  *   never hold every worker, so a stream task waits for other streams'
- *   turns at most, never for a job to end.
+ *   turns at most, never for a job to end. And a running job gives way
+ *   between its batches while streams work (ls_workq_yield_to_streams).
  */
 #ifndef LS_SERVER_WORKQ_H
 #define LS_SERVER_WORKQ_H
@@ -33,6 +34,13 @@ int ls_workq_create(int n_workers, int max_running_jobs, ls_workq **out, ls_erro
 void ls_workq_destroy(ls_workq *q);
 
 int ls_workq_submit(ls_workq *q, ls_task_class cls, ls_task_fn fn, void *arg);
+
+/* For a running job, between its batches: waits while stream tasks are
+ * queued or running, at most max_wait_s, so real-time work gets the cores
+ * the job would otherwise share with it (priority at batch granularity).
+ * Returns at once where no worker is free of jobs to run the streams, or
+ * the queue is stopping. Returns 1 when it waited, else 0. */
+int ls_workq_yield_to_streams(ls_workq *q, double max_wait_s);
 
 /* Tasks of each class queued and not yet started, and running now. */
 typedef struct ls_workq_stats {

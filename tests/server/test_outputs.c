@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zip.h>
 
+#include "core/clock.h"
 #include "server/metrics.h"
 #include "server/outputs.h"
 #include "server/workq.h"
@@ -231,6 +232,81 @@ static void test_workq_streams_ahead_of_jobs(void **state)
     assert_memory_equal(h.order, "abJ", 3);
 }
 
+/* A job that gives way to streams: logs 'j', yields, logs 'J'. */
+typedef struct yielding_job {
+    gate *g;
+    ls_workq *q;
+    double max_wait_s;
+    int waited;
+    double wait_s;
+    step *submit; /* a stream task to queue first, or NULL */
+} yielding_job;
+
+static void run_yielding_job(void *arg)
+{
+    yielding_job *y = arg;
+    pthread_mutex_lock(&y->g->lock);
+    y->g->order[y->g->n++] = 'j';
+    pthread_cond_broadcast(&y->g->cond);
+    pthread_mutex_unlock(&y->g->lock);
+    if (y->submit) ls_workq_submit(y->q, LS_TASK_STREAM, run_step, y->submit);
+    double t0 = ls_now();
+    y->waited = ls_workq_yield_to_streams(y->q, y->max_wait_s);
+    y->wait_s = ls_now() - t0;
+    pthread_mutex_lock(&y->g->lock);
+    y->g->order[y->g->n++] = 'J';
+    pthread_cond_broadcast(&y->g->cond);
+    pthread_mutex_unlock(&y->g->lock);
+}
+
+/* A job's yield waits while a stream works (up to its bound), returns when
+ * the streams are idle, and does not wait where no worker could run them. */
+static void test_workq_job_yields_to_streams(void **state)
+{
+    (void)state;
+    ls_workq *q;
+    /* A stream holds a worker; the job's yield runs into its bound. */
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}, 0};
+    step strm = {&g, 's', 1};
+    assert_int_equal(ls_workq_create(2, 1, &q, NULL), LS_OK);
+    yielding_job y = {&g, q, 0.2, -1, 0, NULL};
+    assert_int_equal(ls_workq_submit(q, LS_TASK_STREAM, run_step, &strm), LS_OK);
+    wait_started(&g, 1);
+    assert_int_equal(ls_workq_submit(q, LS_TASK_JOB, run_yielding_job, &y), LS_OK);
+    wait_started(&g, 3);
+    assert_int_equal(y.waited, 1);
+    assert_true(y.wait_s >= 0.19);
+    open_gate(&g);
+    ls_workq_destroy(q);
+
+    /* The stream ends while the job waits: the yield returns long before
+     * its bound. */
+    gate h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}, 0};
+    step strm2 = {&h, 's', 1};
+    assert_int_equal(ls_workq_create(2, 1, &q, NULL), LS_OK);
+    yielding_job y2 = {&h, q, 60.0, -1, 0, NULL};
+    assert_int_equal(ls_workq_submit(q, LS_TASK_STREAM, run_step, &strm2), LS_OK);
+    wait_started(&h, 1);
+    assert_int_equal(ls_workq_submit(q, LS_TASK_JOB, run_yielding_job, &y2), LS_OK);
+    wait_started(&h, 2);
+    open_gate(&h);
+    wait_started(&h, 3);
+    assert_true(y2.wait_s < 30.0);
+    ls_workq_destroy(q);
+    assert_memory_equal(h.order, "sjJ", 3);
+
+    /* One worker, held by the job: the stream it queues cannot run before
+     * the job ends, so the yield does not wait. */
+    gate k = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}, 0};
+    step strm3 = {&k, 's', 0};
+    assert_int_equal(ls_workq_create(1, 1, &q, NULL), LS_OK);
+    yielding_job y3 = {&k, q, 60.0, -1, 0, &strm3};
+    assert_int_equal(ls_workq_submit(q, LS_TASK_JOB, run_yielding_job, &y3), LS_OK);
+    ls_workq_destroy(q);
+    assert_int_equal(y3.waited, 0);
+    assert_memory_equal(k.order, "jJs", 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_metrics_text),
         cmocka_unit_test(test_workq_runs_everything),
         cmocka_unit_test(test_workq_streams_ahead_of_jobs),
+        cmocka_unit_test(test_workq_job_yields_to_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
