@@ -65,3 +65,17 @@ if(NOT LS_SANITIZE)
   set_tests_properties(bench_serve_batch PROPERTIES TIMEOUT 300
     PASS_REGULAR_EXPRESSION "batch +8 +3 +[0-9.]+ +[0-9.]+ +[0-9.]+ +24")
 endif()
+
+# A soak (soak.sh, soak.py): one server under 150 s of renders, batch calls
+# and streams mixed with abrupt disconnects, slow readers, interrupt storms,
+# bad control messages and malformed HTTP. Every good session's frames are
+# byte-identical to a quiet run's, a stream's first frame stays within 2x of
+# its quiet latency while jobs run, RSS plateaus, and the server drains and
+# exits 0. It serves the trained demo (fast enough to be real-time on two
+# cores). Plain builds only: latency means nothing under a sanitizer.
+if(LS_SANITIZE STREQUAL "")
+  add_test(NAME test_soak
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/server/soak.sh $<TARGET_FILE:lipsync>
+            ${LS_TRAINED_DEMO_DIR} ${CMAKE_BINARY_DIR}/soak 150)
+  set_tests_properties(test_soak PROPERTIES TIMEOUT 600 RUN_SERIAL ON)
+endif()
