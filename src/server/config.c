@@ -40,7 +40,10 @@ static const key_desc keys[] = {
      "request body bytes held at once (received or being received)"},
     {"max_audio_seconds", KEY_DBL, OFF(max_audio_seconds), 1, 86400,
      "longest audio a render or batch call may carry (longer: 413)"},
-    {"idle_timeout_s", KEY_INT, OFF(idle_timeout_s), 1, 86400, "close idle streams after"},
+    {"idle_timeout_s", KEY_INT, OFF(idle_timeout_s), 1, 86400,
+     "close streams idle (or not read from) for this long"},
+    {"stream_queue_frames", KEY_INT, OFF(stream_queue_frames), 8, 100000,
+     "frames a stream computes ahead of a client that reads slowly"},
     {"drain_timeout_s", KEY_INT, OFF(drain_timeout_s), 0, 86400,
      "on SIGTERM/SIGINT: seconds running sessions may finish"},
     {"workers", KEY_INT, OFF(workers), 1, 256, "compute threads driving sessions"},
@@ -65,6 +68,7 @@ void ls_server_config_defaults(ls_server_config *c)
     c->max_body_bytes_total = 256ll << 20;
     c->max_audio_seconds = 600;
     c->idle_timeout_s = 60;
+    c->stream_queue_frames = 200;
     c->drain_timeout_s = 30;
     c->workers = 4;
     c->threads = 2;

@@ -30,6 +30,7 @@ typedef struct ls_server_config {
     long long max_body_bytes_total;      /* all bodies held at once; a new one past it gets 503 */
     double max_audio_seconds;            /* render/batch audio longer than this: 413 */
     int idle_timeout_s;                  /* streams with no traffic are closed */
+    int stream_queue_frames;             /* frames a stream holds for a client behind */
     int drain_timeout_s;                 /* on SIGTERM: how long running sessions may finish */
     int workers;                         /* compute threads driving sessions */
     int threads;                         /* shared pool threads for image work */

@@ -52,6 +52,7 @@ typedef struct ls_env {
      * request is freed (a client that hung up mid-body included). */
     atomic_llong body_bytes;
     atomic_int frames_queued; /* stream frames waiting for their client */
+    atomic_int events_queued; /* stream text events waiting for their client */
     int draining;             /* [loop] 0 serving, 1 waiting for sessions, 2 past the deadline */
     double drain_deadline;    /* [loop] when the sessions left are closed */
 } ls_env;

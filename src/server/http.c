@@ -271,6 +271,7 @@ static next_step h_metrics(http_call *call)
     g.job_tasks_queued = ws.queued[LS_TASK_JOB];
     g.job_tasks_running = ws.running[LS_TASK_JOB];
     g.frames_queued = atomic_load(&env->frames_queued);
+    g.events_queued = atomic_load(&env->events_queued);
     g.body_bytes = atomic_load(&env->body_bytes);
     ls_registry_stats st;
     ls_registry_get_stats(env->registry, &st);

@@ -190,6 +190,8 @@ char *ls_metrics_render(ls_metrics *m, const ls_metrics_gauges *g)
               g->job_tasks_queued);
     put_gauge(&t, "lipsync_frames_queued", "Frames computed and waiting to be sent.",
               g->frames_queued);
+    put_gauge(&t, "lipsync_events_queued", "Stream events (JSON) waiting to be sent.",
+              g->events_queued);
     put_gauge(&t, "lipsync_request_body_bytes",
               "Bytes of request bodies being received or waiting for their job.",
               (double)g->body_bytes);

@@ -47,6 +47,7 @@ typedef struct ls_metrics_gauges {
     int job_tasks_queued;   /* of those, jobs (render, batch, model load) */
     int job_tasks_running;
     int frames_queued;      /* frames waiting to be sent */
+    int events_queued;      /* stream events waiting to be sent */
     long long body_bytes;   /* request body bytes held (max_body_bytes_total) */
     int models_resident, models_loading;
     size_t models_bytes;

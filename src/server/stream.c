@@ -26,10 +26,15 @@
 #include "server/request.h"
 
 #define TEXT_MSG_MAX 65536
-/* Input flow control: stop reading a stream's socket while this much audio
- * waits for a worker, or this many frames wait for the client. */
+/* Flow control. A stream's socket is not read while this much audio waits
+ * for a worker, or stream_queue_frames frames (a setting) or this many
+ * events wait for the client. And a work item takes at most TURN_SECONDS
+ * of audio, and none while the client is stream_queue_frames behind: so
+ * a client that stops reading holds at most that many frames plus one
+ * turn's, however much audio it sent before. */
 #define INBOX_PAUSE_BYTES (4u << 20)
-#define OUTBOX_PAUSE_FRAMES 200
+#define OUTBOX_PAUSE_TEXTS 64
+#define TURN_SECONDS 1
 #define MAX_PROTOCOL_ERRORS 32
 #define WINDOW_SAMPLES 640    /* one frame of 16 kHz audio (40 ms) */
 #define SPEECH_END_WINDOWS 12 /* ~0.5 s of silence ends speech */
@@ -70,7 +75,8 @@ typedef struct stream {
     /* [lock] */
     uint64_t epoch;           /* bumped by interrupt (loop): older frames are dropped */
     msg *out_head, *out_tail; /* the outbox: filled by both, drained by the loop */
-    int out_frames;
+    int out_frames, out_texts;
+    double out_progress_t;    /* when the outbox was last empty or last sent from */
     msg *free_msgs;
     int close_when_sent;      /* end of stream or fatal error: close after the outbox */
     int going_away;           /* closed by a drain's deadline: close code 1001 */
@@ -101,6 +107,7 @@ typedef struct stream {
     int text_overflow;
     int text_open;            /* text_in holds the start of a message */
     int rx_paused;
+    size_t turn_bytes;        /* the most audio bytes one work item takes */
     double last_rx;
     double pace_t0;           /* live pacing: send time of frame pace_i0 */
     int64_t pace_i0;
@@ -147,6 +154,7 @@ static void stream_free(ls_conn *c)
     ls_resampler_destroy(s->resampler);
     ls_pcm_decoder_destroy(s->pcm);
     atomic_fetch_sub(&env->frames_queued, s->out_frames);
+    atomic_fetch_sub(&env->events_queued, s->out_texts);
     free_msgs(s->out_head);
     free_msgs(s->free_msgs);
     ls_buf_free(&s->inbox.audio);
@@ -239,6 +247,7 @@ static void msg_put_locked(stream *s, msg *m)
 
 static void append_locked(stream *s, msg *m)
 {
+    if (!s->out_head) s->out_progress_t = ls_now();
     if (s->out_tail)
         s->out_tail->next = m;
     else
@@ -253,6 +262,8 @@ static void queue_text_locked(stream *s, const char *json)
     if (!m) return;
     memcpy(m->buf + LWS_PRE, json, n);
     append_locked(s, m);
+    s->out_texts++;
+    atomic_fetch_add(&s->env->events_queued, 1);
 }
 
 static void queue_event(stream *s, cJSON *j)
@@ -424,6 +435,7 @@ static void do_start(stream *s)
     cJSON_AddBoolToObject(j, "live", s->cfg.live);
     cJSON_AddBoolToObject(j, "skip_silence", s->cfg.skip_silence);
     queue_event(s, j);
+    ls_conn_wake(&s->c); /* ready leaves now, not with the first frames */
 }
 
 static int grow(float **buf, size_t *cap, size_t n)
@@ -567,19 +579,44 @@ static void schedule(stream *s)
 {
     stream_input *in = &s->inbox;
     if (s->scheduled || !(in->audio.len || in->start || in->flush || in->end)) return;
+    pthread_mutex_lock(&s->lock);
+    int behind = s->out_frames >= s->env->cfg.stream_queue_frames;
+    pthread_mutex_unlock(&s->lock);
+    if (behind && !in->start) return; /* the writable callback schedules again */
     stream_input *w = &s->work_in;
-    ls_buf spare = w->audio; /* emptied by the last work item */
-    *w = *in;
-    w->epoch = s->epoch;     /* only the loop writes it */
-    in->audio = spare;
-    in->audio.len = 0;
-    in->start = in->flush = in->end = 0;
+    if (in->audio.len > s->turn_bytes && s->turn_bytes) {
+        /* One turn's audio; the rest, and a flush or end after it, wait. */
+        w->audio.len = 0;
+        if (ls_buf_append(&w->audio, in->audio.data, s->turn_bytes)) return;
+        memmove(in->audio.data, in->audio.data + s->turn_bytes, in->audio.len - s->turn_bytes);
+        in->audio.len -= s->turn_bytes;
+        w->audio_t = in->audio_t;
+        w->start = in->start;
+        w->cfg = in->cfg;
+        w->flush = w->end = 0;
+        in->start = 0;
+    } else {
+        ls_buf spare = w->audio; /* emptied by the last work item */
+        *w = *in;
+        in->audio = spare;
+        in->audio.len = 0;
+        in->start = in->flush = in->end = 0;
+    }
+    w->epoch = s->epoch; /* only the loop writes it */
     s->scheduled = 1;
     if (ls_conn_queue_work(&s->c, LS_TASK_STREAM, stream_work, stream_work_done) != LS_OK) {
-        /* Back to the inbox: the next message tries again. */
-        ls_buf fresh = in->audio;
-        *in = *w;
-        w->audio = fresh;
+        /* Not queued: the work's input goes back in front of the inbox's,
+         * and the next message tries again. */
+        if (!ls_buf_append(&w->audio, in->audio.data, in->audio.len)) {
+            ls_buf rest = in->audio;
+            in->audio = w->audio;
+            w->audio = rest;
+            w->audio.len = 0;
+            in->start |= w->start;
+            in->flush |= w->flush;
+            in->end |= w->end;
+            if (w->start) in->cfg = w->cfg;
+        }
         s->scheduled = 0;
     }
 }
@@ -743,6 +780,8 @@ static void stream_drop_pending_locked(stream *s)
     if (s->session) ls_session_interrupt(s->session);
 }
 
+static void stream_flow(stream *s);
+
 /* [loop] One complete JSON control message. */
 static void stream_control(stream *s, const char *text, size_t len)
 {
@@ -762,6 +801,8 @@ static void stream_control(stream *s, const char *text, size_t len)
             s->live = st.live;
             s->started = 1;
             s->inbox.start = 1;
+            ls_raw_spec spec = {.format = st.format, .rate = st.rate, .channels = st.channels};
+            s->turn_bytes = ls_raw_frame_bytes(&spec) * (size_t)st.rate * TURN_SECONDS;
         }
     } else if (!s->started || s->ended) {
         stream_error_locked(s, "%s: %s", stream_control_name(t),
@@ -778,6 +819,7 @@ static void stream_control(stream *s, const char *text, size_t len)
     }
     pthread_mutex_unlock(&s->lock);
     schedule(s);
+    stream_flow(s);
     if (s->c.wsi) lws_callback_on_writable(s->c.wsi);
 }
 
@@ -785,7 +827,8 @@ static void stream_control(stream *s, const char *text, size_t len)
 static void stream_flow(stream *s)
 {
     pthread_mutex_lock(&s->lock);
-    int full = s->out_frames > OUTBOX_PAUSE_FRAMES;
+    int full = s->out_frames >= s->env->cfg.stream_queue_frames ||
+               s->out_texts > OUTBOX_PAUSE_TEXTS;
     pthread_mutex_unlock(&s->lock);
     full = full || s->inbox.audio.len > INBOX_PAUSE_BYTES;
     if (full != s->rx_paused && s->c.wsi) {
@@ -884,9 +927,15 @@ int ls_stream_writable(struct lws *wsi, ls_socket *sock)
     if (m->binary) {
         s->out_frames--;
         atomic_fetch_sub(&env->frames_queued, 1);
+    } else {
+        s->out_texts--;
+        atomic_fetch_sub(&env->events_queued, 1);
     }
+    s->out_progress_t = now;
     pthread_mutex_unlock(&s->lock);
 
+    int sent_frame = m->binary;
+    int whole = (int)m->len;
     int n = lws_write(wsi, m->buf + LWS_PRE, m->len, m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
     if (m->binary) {
         s->frames_sent++;
@@ -897,8 +946,10 @@ int ls_stream_writable(struct lws *wsi, ls_socket *sock)
     msg_put_locked(s, m);
     int more = s->out_head != NULL || s->close_when_sent;
     pthread_mutex_unlock(&s->lock);
-    if (n < (int)m->len) return -1;
+    /* m is back in the free list (a worker may take it): its copies only. */
+    if (n < whole) return -1;
     if (more) lws_callback_on_writable(wsi);
+    if (sent_frame) schedule(s); /* input held back while the client was behind */
     stream_flow(s);
     return 0;
 }
@@ -937,12 +988,21 @@ void ls_streams_idle_scan(ls_streams *set)
         stream *s = set->list[i];
         pthread_mutex_lock(&s->lock);
         int busy = s->scheduled || s->out_head;
+        int stalled = s->out_head && now - s->out_progress_t > timeout;
         if (!busy && !s->close_when_sent && now - s->last_rx > timeout) {
             stream_error_locked(s, "idle for more than %d s: closing", timeout);
             s->close_when_sent = 1;
             if (s->c.wsi) lws_callback_on_writable(s->c.wsi);
         }
         pthread_mutex_unlock(&s->lock);
+        /* Stalled: frames or events wait, the socket to the client is full,
+         * and nothing has left for that long. Such a client cannot be told;
+         * it is cut. */
+        if (stalled && s->c.wsi && lws_send_pipe_choked(s->c.wsi)) {
+            snprintf(s->close_reason, sizeof s->close_reason,
+                     "cut: nothing read for %d s", timeout);
+            lws_set_timeout(s->c.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
     }
 }
 

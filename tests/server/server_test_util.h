@@ -31,6 +31,14 @@ int http_connect(int port);
 int http_send_all(int fd, const void *p, size_t n);
 int http_read_response(int fd, http_resp *out);
 
+/* A WebSocket over a plain socket, for clients that misbehave at the
+ * socket level (never read, flood): the upgrade of path done, with
+ * SO_RCVBUF / SO_SNDBUF set first when > 0. Returns the fd or -1. */
+int ws_raw_connect(int port, const char *path, int rcvbuf, int sndbuf);
+/* One masked client frame (opcode 1 text, 2 binary) of len payload bytes
+ * into out (room for len + 14 bytes); returns its size. */
+size_t ws_raw_frame(int opcode, const void *payload, size_t len, uint8_t *out);
+
 /* Speech-like test audio: mono float at rate, seconds long, seed varies it. */
 float *test_audio(int rate, double seconds, uint64_t seed, size_t *n);
 /* A 16-bit PCM WAV file of interleaved stereo (both channels given). */

@@ -3,12 +3,14 @@
  * hang-ups). Runs the real pipeline on the model directory named by
  * LS_SERVER_TEST_MODELS (a models root) and LS_SERVER_TEST_MODEL (an id). */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <pthread.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -951,6 +953,111 @@ static double wait_metric(int port, const char *name, double want)
     return v;
 }
 
+/* ---- clients that stop reading ---- */
+
+/* A client that sends 8 s of audio and then reads nothing: the server
+ * computes at most stream_queue_frames frames ahead (plus one turn's of
+ * audio), not the 200 the audio gives, and cuts the stream once nothing
+ * has been read for idle_timeout_s. */
+static void test_stalled_reader_is_bounded_and_cut(void **state)
+{
+    (void)state;
+    if (getenv("LS_SERVER_TEST_TSAN")) skip(); /* frames at TSan speed: minutes */
+    ls_server_config cfg;
+    test_config(&cfg, NULL, 2, 4 << 20);
+    cfg.stream_queue_frames = 8;
+    cfg.idle_timeout_s = 4;
+    running r;
+    start_server_cfg(&r, &cfg);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/stream?model=%s", g_model);
+    int fd = ws_raw_connect(r.port, path, 4096, 0);
+    assert_true(fd >= 0);
+    size_t n;
+    float *x = test_audio(16000, 8.0, 5, &n);
+    int16_t *pcm = malloc(n * sizeof *pcm);
+    for (size_t i = 0; i < n; i++) pcm[i] = (int16_t)lrintf(x[i] * 32767.0f);
+    uint8_t *frame = malloc(n * sizeof *pcm + 14);
+    const char *start = "{\"type\":\"start\"}", *end = "{\"type\":\"end\"}";
+    size_t k = ws_raw_frame(1, start, strlen(start), frame);
+    assert_int_equal(http_send_all(fd, frame, k), 0);
+    k = ws_raw_frame(2, pcm, n * sizeof *pcm, frame);
+    assert_int_equal(http_send_all(fd, frame, k), 0);
+    k = ws_raw_frame(1, end, strlen(end), frame);
+    assert_int_equal(http_send_all(fd, frame, k), 0);
+    /* Until the server cuts it (sessions back to 0), the frames waiting. */
+    double most = 0, active = 1;
+    for (int i = 0; i < 2400 && active > 0; i++) {
+        double q = metric(r.port, "lipsync_frames_queued");
+        if (q > most) most = q;
+        active = metric(r.port, "lipsync_sessions_active");
+        usleep(50000);
+    }
+    double sent = metric(r.port, "lipsync_frames_sent_total");
+    printf("stalled reader: at most %.0f frames queued, %.0f handed to the socket, of 200\n",
+           most, sent);
+    assert_true(active == 0);                 /* cut */
+    assert_true(most >= 1);                   /* it did compute, and queue */
+    assert_true(most <= 8 + 25 + cfg.batch + 2); /* the queue, one turn, a batch, the end's */
+    assert_true(sent + most < 200);           /* and stopped computing */
+    close(fd);
+    free(frame);
+    free(pcm);
+    free(x);
+    stop_server(&r);
+}
+
+/* A client that floods interrupts and reads none of the "interrupted"
+ * events: the server stops reading its socket once events pile up, so the
+ * events waiting stay few and the client's sends block long before a
+ * million messages. */
+static void test_event_flood_pauses_reading(void **state)
+{
+    (void)state;
+    ls_server_config cfg;
+    test_config(&cfg, NULL, 2, 4 << 20);
+    cfg.idle_timeout_s = 60; /* not cut as a stalled reader first */
+    running r;
+    start_server_cfg(&r, &cfg);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/stream?model=%s", g_model);
+    int fd = ws_raw_connect(r.port, path, 4096, 16384);
+    assert_true(fd >= 0);
+    uint8_t buf[64];
+    const char *start = "{\"type\":\"start\"}", *intr = "{\"type\":\"interrupt\"}";
+    size_t k = ws_raw_frame(1, start, strlen(start), buf);
+    assert_int_equal(http_send_all(fd, buf, k), 0);
+    k = ws_raw_frame(1, intr, strlen(intr), buf);
+    long sent = 0, limit = 1000000;
+    double blocked_since = 0;
+    size_t at = 0;
+    while (sent < limit) {
+        ssize_t w = send(fd, buf + at, k - at, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            blocked_since = 0;
+            at += (size_t)w;
+            if (at == k) {
+                at = 0;
+                sent++;
+            }
+            continue;
+        }
+        if (!(w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+            fail_msg("send after %ld interrupts: %s", sent, w < 0 ? strerror(errno) : "0");
+        if (!blocked_since) blocked_since = ls_now();
+        if (ls_now() - blocked_since > 3.0) break; /* the server stopped reading */
+        usleep(10000);
+    }
+    double events = metric(r.port, "lipsync_events_queued");
+    printf("event flood: the server stopped reading after %ld interrupts, %.0f events queued\n",
+           sent, events);
+    assert_true(sent < limit);
+    assert_true(events >= 1 && events <= 1000); /* 64 and what lws had read */
+    close(fd);
+    assert_true(wait_metric(r.port, "lipsync_sessions_active", 0) == 0);
+    stop_server(&r);
+}
+
 /* A connection that sent a POST head declaring content_length body bytes,
  * then the first `sent` of them ('a's), and holds the rest back. */
 static int post_head(int port, const char *path, size_t content_length, size_t sent)
@@ -1811,6 +1918,8 @@ int main(void)
         cmocka_unit_test(test_audio_duration_limit),
         cmocka_unit_test(test_rejected_uploads_hold_no_memory),
         cmocka_unit_test(test_streams_ahead_of_jobs),
+        cmocka_unit_test(test_stalled_reader_is_bounded_and_cut),
+        cmocka_unit_test(test_event_flood_pauses_reading),
         cmocka_unit_test(test_disconnect_mid_stream),
         cmocka_unit_test(test_concurrent_streams),
         cmocka_unit_test(test_interrupt),
