@@ -355,7 +355,9 @@ class Face:
 _WORDS = {
     'bilabial': 'maybe baby bubble pepper mumble bobby pop moppet bump embark member'.split(),
     'labiodental': 'five fever vivid fluffy effort valve offer coffee fifty vivify'.split(),
-    'rounded': 'blue moon who you food boot two noodle soup room zoo woo'.split(),
+    # u: and U (the near-close rounded vowel of "good"): the same rounded lips.
+    'rounded': ('blue moon who you food boot two noodle soup room zoo woo '
+                'good book wood foot look cook put pull push sugar woman could').split(),
     'open': 'father calm spa top hot car park large arm palm drama'.split(),
     'spread': 'see me cheese keep team sleep green tea bee east'.split(),
     'fricative': 'she sea shoe zest sister fresh thick those wish measure'.split(),

@@ -3,10 +3,10 @@
 # rendered end to end through `lipsync render`: the peak of r over lags
 # -5..5 at lag 0 (within one frame), a closed mouth in silence, and floors
 # for r at lag 0 and the mouth's PSNR, and no paint away from the mouth. The
-# floors are what the shipped model reached, less a margin (r 0.789-0.950,
-# PSNR 23.6-25.9 dB on the four sentences, against the issue's bars of 0.8
-# and 26 dB): raise them with the model. Plain builds only: the sanitizer builds compute
-# the same frames, 10-50x slower.
+# floors: r the issue's 0.8 (the shipped model reached 0.828-0.965), PSNR
+# what it reached less a margin (24.5-27.1 dB on the four sentences, against
+# the issue's 26 dB): raise it with the model. Plain builds only: the sanitizer
+# builds compute the same frames, 10-50x slower.
 set(LS_TRAINED_DEMO_DIR ${CMAKE_BINARY_DIR}/demo-trained)
 add_custom_command(
   OUTPUT ${LS_TRAINED_DEMO_DIR}/model.json
@@ -23,6 +23,6 @@ if(LS_SANITIZE STREQUAL "")
             --lipsync $<TARGET_FILE:lipsync> --model ${LS_TRAINED_DEMO_DIR}
             --work ${CMAKE_BINARY_DIR}/lipsync-check
             --report ${CMAKE_BINARY_DIR}/lipsync-check/report.json --strict
-            --min-r 0.78 --min-psnr 23)
+            --min-r 0.8 --min-psnr 24)
   set_tests_properties(test_lipsync_demo PROPERTIES TIMEOUT ${LS_TEST_TIMEOUT})
 endif()
