@@ -1451,10 +1451,6 @@ static void *conc_main(void *p)
 static void test_concurrent_streams(void **state)
 {
     (void)state;
-    /* KNOWN FAILURE under ThreadSanitizer since 2026-12-03 (open): after
-     * four concurrent streams /health went unanswered for 180 s. Skipped
-     * (reported as skipped) there until it is understood. */
-    if (getenv("LS_SERVER_TEST_TSAN")) skip();
     conc_arg a[2];
     int16_t *pcm[2];
     for (int i = 0; i < 2; i++) {
