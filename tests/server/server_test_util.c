@@ -12,10 +12,14 @@
 
 #include "support/test_util.h"
 
-int http_connect(int port)
+/* A loopback connection with 180 s socket timeouts, the buffer sizes set
+ * first where > 0; -1 on failure. */
+static int loopback_connect(int port, int rcvbuf, int sndbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
+    if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     /* bounded: a hung server fails the test (generous: a TSan build on
      * two shared cores takes over a minute for a batch call) */
     struct timeval tv = {180, 0};
@@ -30,6 +34,11 @@ int http_connect(int port)
         return -1;
     }
     return fd;
+}
+
+int http_connect(int port)
+{
+    return loopback_connect(port, 0, 0);
 }
 
 int http_send_all(int fd, const void *p, size_t n)
@@ -154,25 +163,15 @@ uint8_t *wav_s16(const int16_t *interleaved, size_t frames, int rate, int channe
 
 int ws_raw_connect(int port, const char *path, int rcvbuf, int sndbuf)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = loopback_connect(port, rcvbuf, sndbuf);
     if (fd < 0) return -1;
-    if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    if (sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    struct timeval tv = {180, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     char req[512];
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
                      path);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 || n <= 0 || (size_t)n >= sizeof req ||
-        http_send_all(fd, req, (size_t)n) != 0) {
+    if (n <= 0 || (size_t)n >= sizeof req || http_send_all(fd, req, (size_t)n) != 0) {
         close(fd);
         return -1;
     }
