@@ -11,13 +11,15 @@
 #include "cli/commands.h"
 #include "core/clock.h"
 #include "nn/engine.h"
+#include "nn/lower.h"
 #include "nn/onnx.h"
+#include "nn/quant.h"
 
 static void usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: lipsync bench engine MODEL.onnx [--batch B] [--threads T] [--precision fp32|bf16]\n"
+        "usage: lipsync bench engine MODEL.onnx [--batch B] [--threads T] [--precision fp32|bf16|int8]\n"
         "                            [--layout auto|any|blocked|nhwc|mixed]\n"
         "                            [--warmup W] [--runs R] [--profile] [--describe] [--serve]\n\n"
         "Times the engine on seeded random inputs: W warm-up runs (default 2), then R\n"
@@ -27,6 +29,8 @@ static void usage(FILE *out)
         "--layout: how activation layouts are chosen (default auto: the measured-faster\n"
         "of any, oneDNN's choice per conv, and blocked, nChw16c/nChw8c, for this\n"
         "precision and CPU).\n"
+        "--precision int8 calibrates on the first item of those inputs (one run of the\n"
+        "reference executor).\n"
         "--serve prints the graph inputs (`input NAME d0,d1,...`) and `ready`, then\n"
         "answers each stdin line `run` with `ms <time of one run>` until `quit`.\n");
 }
@@ -108,6 +112,21 @@ static int serve(ls_engine_ctx *ctx, const ls_graph *g, const float *const *ins,
     return 0;
 }
 
+/* Observes g's model at batch 1 on item 0 of ins and applies the ranges to g. */
+static int calibrate_on_first_item(const ls_onnx_model *model, ls_graph *g,
+                                   const float *const *ins, ls_error *err)
+{
+    ls_graph *one = NULL;
+    ls_calib *cal = NULL;
+    int rc = ls_graph_build(model, 1, &one, err);
+    if (!rc) rc = ls_calib_create(one, &cal, err);
+    if (!rc) rc = ls_calib_observe(cal, one, ins, err);
+    if (!rc) rc = ls_calib_apply(cal, g, err);
+    ls_calib_destroy(cal);
+    ls_graph_destroy(one);
+    return rc;
+}
+
 int bench_engine(int argc, char **argv)
 {
     bench_opts o;
@@ -116,15 +135,10 @@ int bench_engine(int argc, char **argv)
     ls_error err = {0};
     ls_onnx_model *model;
     ls_graph *g;
-    ls_engine *e;
     if (cli_compile_model(o.model, o.batch, o.prec, o.threads, &model, &g, NULL, &err))
         return cli_fail(o.model, &err);
-    if (ls_engine_create_ex(g, o.prec, o.threads, o.layout, &e, &err)) {
-        ls_graph_destroy(g);
-        ls_onnx_destroy(model);
-        return cli_fail(o.model, &err);
-    }
     int status = 1;
+    ls_engine *e = NULL;
     ls_engine_ctx *ctx = NULL;
     float *ins[LS_NN_MAX_INPUTS] = {0}, *outs[LS_NN_MAX_INPUTS] = {0};
     double *t = calloc((size_t)o.runs, sizeof *t);
@@ -136,6 +150,16 @@ int bench_engine(int argc, char **argv)
             rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
             ins[k][i] = (float)(rng >> 40) / (float)(1 << 24);
         }
+    }
+    /* int8 ranges from the first item of these inputs (a speed figure, not an
+     * accuracy one: real models are calibrated by lipsync quantize). */
+    if (o.prec == LS_PREC_INT8 && calibrate_on_first_item(model, g, (const float *const *)ins, &err)) {
+        cli_fail("calibration", &err);
+        goto done;
+    }
+    if (ls_engine_create_ex(g, o.prec, o.threads, o.layout, &e, &err)) {
+        cli_fail(o.model, &err);
+        goto done;
     }
     for (int k = 0; k < g->n_outputs; k++)
         if (!(outs[k] = malloc((size_t)ls_value_count(&g->values[g->outputs[k]]) * sizeof(float))))

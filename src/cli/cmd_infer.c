@@ -180,7 +180,14 @@ static int parse_args(int argc, char **argv, infer_opts *o, infer_input *in, int
         case O_BATCH: if ((o->batch = cli_parse_int("--batch", optarg, 1, 4096)) < 0) return 2; break;
         case O_THREADS: if ((o->threads = cli_parse_int("--threads", optarg, 1, 1024)) < 0) return 2; break;
         case O_REPEAT: if ((o->repeat = cli_parse_int("--repeat", optarg, 1, 100000)) < 0) return 2; break;
-        case O_PREC: if (cli_parse_precision(optarg, &o->prec)) return 2; break;
+        case O_PREC:
+            if (cli_parse_precision(optarg, &o->prec)) return 2;
+            if (o->prec == LS_PREC_INT8) {
+                fprintf(stderr, "lipsync: infer runs fp32 or bf16; int8 needs a calibrated model "
+                                "directory (lipsync quantize, then render or serve)\n");
+                return 2;
+            }
+            break;
         case O_REFERENCE: o->reference = 1; break;
         case O_DESCRIBE: o->describe = 1; break;
         case 'h': usage(stdout); return 1;

@@ -41,7 +41,10 @@ struct ls_engine_ctx {
     double *step_ms; /* per step, summed over profiled runs */
 };
 
-const char *ls_precision_name(ls_precision p) { return p == LS_PREC_BF16 ? "bf16" : "fp32"; }
+const char *ls_precision_name(ls_precision p)
+{
+    return p == LS_PREC_BF16 ? "bf16" : p == LS_PREC_INT8 ? "int8" : "fp32";
+}
 
 static const char *const layout_names[] = {"auto", "any", "blocked", "nhwc", "mixed"};
 
@@ -70,9 +73,11 @@ int ls_precision_parse(const char *text, ls_precision *out, ls_error *err)
         *out = LS_PREC_FP32;
     else if (text && !strcmp(text, "bf16"))
         *out = LS_PREC_BF16;
+    else if (text && !strcmp(text, "int8"))
+        *out = LS_PREC_INT8;
     else
-        return ls_error_set(err, LS_ERR_INVALID_ARG, "precision must be fp32 or bf16, got '%s'",
-                            text ? text : "");
+        return ls_error_set(err, LS_ERR_INVALID_ARG,
+                            "precision must be fp32, bf16 or int8, got '%s'", text ? text : "");
     return LS_OK;
 }
 
@@ -142,7 +147,9 @@ int ls_engine_create_ex(const ls_graph *g, ls_precision precision, int threads,
 {
     if (!out) return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_engine_create: NULL out");
     *out = NULL;
-    if (!g || (precision != LS_PREC_FP32 && precision != LS_PREC_BF16) || threads < 1 ||
+    if (!g || (precision != LS_PREC_FP32 && precision != LS_PREC_BF16 &&
+               precision != LS_PREC_INT8) ||
+        threads < 1 ||
         threads > 1024 || (int)layout < LS_LAYOUT_AUTO || layout > LS_LAYOUT_MIXED)
         return ls_error_set(err, LS_ERR_INVALID_ARG,
                             "ls_engine_create: bad graph, precision or thread count");
@@ -179,6 +186,14 @@ static ls_view view_of(const ls_engine_ctx *c, int evi)
     return out;
 }
 
+/* Item k of ev evi (int8 values count bytes, their views do not know). */
+static void *item_at(const ls_engine_ctx *c, int evi, int64_t k)
+{
+    ls_view v = view_of(c, evi);
+    if (c->e->evs[evi].q) return (uint8_t *)(void *)v.base + k * v.istride;
+    return ls_view_at(&v, k * v.istride);
+}
+
 void ls_engine_ctx_destroy(ls_engine_ctx *c)
 {
     if (!c) return;
@@ -209,7 +224,7 @@ int ls_engine_ctx_create(const ls_engine *e, ls_engine_ctx **out, ls_error *err)
     int n_mem = 0;
     for (int i = 0; i < e->n_steps; i++) {
         c->mem_base[i] = n_mem;
-        if (e->steps[i].kind == ST_CONV)
+        if (e->steps[i].kind == ST_CONV || e->steps[i].kind == ST_CONVERT)
             n_mem += (e->steps[i].src2 >= 0 ? 3 : 2) * e->steps[i].n_exec + 1;
     }
     c->mem = calloc((size_t)n_mem + 1, sizeof *c->mem);
@@ -228,16 +243,15 @@ int ls_engine_ctx_create(const ls_engine *e, ls_engine_ctx **out, ls_error *err)
     }
     for (int i = 0; i < e->n_steps; i++) {
         const step *s = &e->steps[i];
-        if (s->kind != ST_CONV) continue;
-        ls_view sv = view_of(c, s->src), dv = view_of(c, s->dst);
+        if (s->kind != ST_CONV && s->kind != ST_CONVERT) continue;
         dnnl_memory_t *m = &c->mem[c->mem_base[i]];
         dnnl_status_t st = dnnl_success;
         for (int k = 0; k < s->n_exec && st == dnnl_success; k++) {
             st = dnnl_memory_create(&m[2 * k], &s->src_md, e->dnnl,
-                                    ls_view_at(&sv, s->per_item ? k * sv.istride : 0));
+                                    item_at(c, s->src, s->per_item ? k : 0));
             if (st == dnnl_success)
                 st = dnnl_memory_create(&m[2 * k + 1], &s->dst_md, e->dnnl,
-                                        ls_view_at(&dv, s->per_item ? k * dv.istride : 0));
+                                        item_at(c, s->dst, s->per_item ? k : 0));
         }
         if (st == dnnl_success)
             st = dnnl_memory_create(&m[2 * s->n_exec], &s->scratch_md, e->dnnl, c->scratch);
@@ -345,6 +359,21 @@ int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *ou
             break;
         }
         case ST_REF: rc = run_ref_step(c, s, err); break;
+        case ST_CONVERT: {
+            dnnl_memory_t *m = &c->mem[c->mem_base[i]];
+            if (T != omp_threads) omp_set_num_threads(omp_threads = T);
+            for (int k = 0; k < s->n_exec && !rc; k++) {
+                dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, m[2 * k]},
+                                           {DNNL_ARG_TO, m[2 * k + 1]},
+                                           {DNNL_ARG_SCRATCHPAD, m[2 * s->n_exec]}};
+                dnnl_status_t st = dnnl_primitive_execute(s->prim, c->stream, 3, args);
+                if (st != dnnl_success)
+                    rc = ls_error_set(err, LS_ERR_INTERNAL,
+                                      "node '%s': oneDNN int8 conversion failed (status %d)",
+                                      s->node >= 0 ? node_name(e, s->node) : "(io)", (int)st);
+            }
+            break;
+        }
         }
     }
     dnnl_stream_wait(c->stream);
@@ -359,8 +388,8 @@ int ls_engine_run(ls_engine_ctx *c, const float *const *inputs, float *const *ou
 
 /* ---- introspection ---- */
 
-static const char *const step_kind_names[] = {"conv",  "copy", "resize",     "affine",
-                                              "unary", "add",  "round-bf16", "reference"};
+static const char *const step_kind_names[ST_KINDS] = {
+    "conv", "copy", "resize", "affine", "unary", "add", "round-bf16", "reference", "convert"};
 
 void ls_engine_ctx_profile(ls_engine_ctx *c, int enable)
 {
@@ -373,7 +402,7 @@ void ls_engine_ctx_print_profile(const ls_engine_ctx *c, FILE *out)
 {
     const ls_engine *e = c->e;
     int runs = c->profiled_runs ? c->profiled_runs : 1;
-    double by_kind[8] = {0}, total = 0;
+    double by_kind[ST_KINDS] = {0}, total = 0;
     for (int i = 0; i < e->n_steps; i++) {
         const step *s = &e->steps[i];
         double ms = c->step_ms[i] / runs;
@@ -381,10 +410,10 @@ void ls_engine_ctx_print_profile(const ls_engine_ctx *c, FILE *out)
         total += ms;
         fprintf(out, "%3d %-10s %-24s %8.3f ms %s\n", i, step_kind_names[s->kind],
                 s->node >= 0 ? node_name(e, s->node) : "(io)", ms,
-                s->kind == ST_CONV ? s->impl : "");
+                s->kind == ST_CONV || s->kind == ST_CONVERT ? s->impl : "");
     }
     fprintf(out, "mean of %d runs: %.2f ms;", runs, total);
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < ST_KINDS; k++)
         if (by_kind[k] > 0) fprintf(out, " %s %.2f", step_kind_names[k], by_kind[k]);
     fputc('\n', out);
     /* Convs by class: time, share of the FLOPs and GFLOP/s. */
@@ -435,6 +464,13 @@ int ls_engine_ref_convs(const ls_engine *e)
     return n;
 }
 
+int ls_engine_int8_convs(const ls_engine *e)
+{
+    int n = 0;
+    for (int i = 0; e && i < e->n_steps; i++) n += e->steps[i].kind == ST_CONV && e->steps[i].int8;
+    return n;
+}
+
 int ls_engine_fused_convs(const ls_engine *e)
 {
     int n = 0;
@@ -445,7 +481,7 @@ int ls_engine_fused_convs(const ls_engine *e)
 void ls_engine_describe(const ls_engine *e, FILE *out)
 {
     const char *const *kinds = step_kind_names;
-    int counts[8] = {0};
+    int counts[ST_KINDS] = {0};
     for (int i = 0; i < e->n_steps; i++) {
         const step *s = &e->steps[i];
         counts[s->kind]++;
@@ -457,7 +493,8 @@ void ls_engine_describe(const ls_engine *e, FILE *out)
                     (long)d->w, d->kind != EV_ARENA ? "nchw-io" : lay_name(d->lay),
                     d->lay == LAY_NHWC && d->ps != d->c ? "-slot" : "");
         if (d && ev_bf16(e, d)) fputs("/bf16", out);
-        if (s->kind == ST_CONV) fprintf(out, " %s%s", s->impl, s->per_item ? " per-item" : "");
+        if (d && d->q) fputs(d->q == Q_U8 ? "/u8" : "/s8", out);
+        if (s->kind == ST_CONV || s->kind == ST_CONVERT) fprintf(out, " %s%s", s->impl, s->per_item ? " per-item" : "");
         fprintf(out, " threads=%d", s->threads);
         if (s->kind == ST_COPY) fprintf(out, " c_off=%ld", (long)s->c_off);
         fputc('\n', out);
@@ -469,6 +506,8 @@ void ls_engine_describe(const ls_engine *e, FILE *out)
             e->n_steps - counts[ST_CONV] - counts[ST_COPY] - counts[ST_RESIZE],
             ls_engine_ref_convs(e), (double)ls_engine_arena_bytes(e) / 1e6, e->flops / 1e9,
             ls_precision_name(e->prec),
+            e->int8 && e->native_bf16 ? " (int8 convs where calibrated, bfloat16 elsewhere)"
+            : e->int8                 ? " (int8 convs where calibrated, float elsewhere)" :
             e->native_bf16              ? " (native: bfloat16 activations and kernels)"
             : e->prec == LS_PREC_BF16   ? " (emulated: float kernels, values rounded to bfloat16)"
                                         : "",

@@ -37,6 +37,12 @@
  * reports avx512_core_bf16 (bf16 convolutions, bfloat16 activations in the
  * arena; unfused elementwise ops run as reference ops on float copies),
  * emulated elsewhere (float kernels, each intermediate value rounded).
+ * LS_PREC_INT8 runs in int8 each conv whose source has a calibrated range
+ * (quant.h; graph values' has_range) and more than a few input channels:
+ * s8 weights with a step per output channel, u8/s8 activations with one step
+ * per tensor, int32 accumulation; a value only int8 convs read stays int8 in
+ * memory, the rest is as LS_PREC_BF16 (bfloat16 where the CPU has it, else
+ * float). A graph with no calibrated conv is refused.
  */
 #ifndef LS_NN_ENGINE_H
 #define LS_NN_ENGINE_H
@@ -46,7 +52,7 @@
 #include "core/error.h"
 #include "nn/graph.h"
 
-typedef enum ls_precision { LS_PREC_FP32 = 0, LS_PREC_BF16 = 1 } ls_precision;
+typedef enum ls_precision { LS_PREC_FP32 = 0, LS_PREC_BF16 = 1, LS_PREC_INT8 = 2 } ls_precision;
 
 typedef struct ls_engine ls_engine;
 typedef struct ls_engine_ctx ls_engine_ctx;
@@ -104,6 +110,8 @@ void ls_engine_describe(const ls_engine *e, FILE *out);
  * got oneDNN's slow reference implementation. */
 int ls_engine_dnnl_calls(const ls_engine *e);
 int ls_engine_ref_convs(const ls_engine *e);
+/* Convolutions that run in int8 (LS_PREC_INT8). */
+int ls_engine_int8_convs(const ls_engine *e);
 /* 1x1 + depthwise conv pairs running as one fused oneDNN primitive. */
 int ls_engine_fused_convs(const ls_engine *e);
 
@@ -113,7 +121,7 @@ void ls_engine_ctx_profile(ls_engine_ctx *c, int enable);
 void ls_engine_ctx_print_profile(const ls_engine_ctx *c, FILE *out);
 
 const char *ls_precision_name(ls_precision p);
-/* "fp32" / "bf16" -> precision; LS_ERR_INVALID_ARG otherwise. */
+/* "fp32" / "bf16" / "int8" -> precision; LS_ERR_INVALID_ARG otherwise. */
 int ls_precision_parse(const char *text, ls_precision *out, ls_error *err);
 
 #endif

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/quant.h"
 #include "nn/resize_map.h"
 
 /* Steps smaller than this run on one thread: a parallel region costs a
@@ -141,6 +142,18 @@ static int same_storage(const ls_engine *e, int a, int b)
            x->lay == y->lay;
 }
 
+static int is_conv4(const ls_graph *g, const ls_node *n)
+{
+    return n->op == LS_OP_CONV && g->values[n->in[0]].ndim == 4 && g->values[n->out].ndim == 4;
+}
+
+static int is_graph_output(const ls_graph *g, int v)
+{
+    for (int k = 0; k < g->n_outputs; k++)
+        if (g->outputs[k] == v) return 1;
+    return 0;
+}
+
 /* ---- steps ---- */
 
 static step *new_step(ls_engine *e, st_kind kind, int ni, ls_error *err)
@@ -164,8 +177,18 @@ static step *new_step(ls_engine *e, st_kind kind, int ni, ls_error *err)
     return s;
 }
 
+static int add_convert(ls_engine *e, int ni, int src, int dst, ls_error *err);
+
+/* dst[:, c_off + c] = src[:, c]: our copy kernel, or a oneDNN reorder where
+ * either side is int8. */
 static int add_copy(ls_engine *e, int ni, int src, int dst, int64_t c_off, ls_error *err)
 {
+    if (e->evs[src].q || e->evs[dst].q) {
+        if (c_off)
+            return ls_error_set(err, LS_ERR_INTERNAL, "node '%s': int8 value in a concat",
+                                node_name(e, ni));
+        return add_convert(e, ni, src, dst, err);
+    }
     step *s = new_step(e, ST_COPY, ni, err);
     if (!s) return LS_ERR_NOMEM;
     s->src = src;
@@ -183,7 +206,7 @@ enum { NEED_VIEW, NEED_ITEM, NEED_DENSE };
 static int in_layout(ls_engine *e, int ni, int v, int lay, int need, ls_error *err)
 {
     const ev *x = &e->evs[v];
-    if (x->kind == EV_ARENA && x->lay == lay &&
+    if (x->kind == EV_ARENA && x->lay == lay && !x->q &&
         (need == NEED_VIEW || (need == NEED_ITEM ? item_contig(x) : dense(x))))
         return v;
     int t = temp_like(e, v, lay, err);
@@ -250,7 +273,7 @@ static int compile_ref(ls_engine *e, int ni, ls_error *err)
         if (n->in[k] < 0) continue;
         int v = n->in[k];
         const ev *x = &e->evs[v];
-        if (x->kind == EV_CONST || (x->kind == EV_ARENA && is_plain(x) && dense(x))) {
+        if (x->kind == EV_CONST || (x->kind == EV_ARENA && is_plain(x) && dense(x) && !x->q)) {
             ins[k] = v;
         } else {
             int t = temp_like(e, v, 1, err);
@@ -275,8 +298,8 @@ static int compile_ref(ls_engine *e, int ni, ls_error *err)
 /* A reorder of user data (plain tag) into memory of descriptor `want`,
  * allocated by oneDNN and owned by the engine. */
 static int upload(ls_engine *e, int ni, const float *data, int ndim, const dnnl_dims_t dims,
-                  dnnl_format_tag_t tag, const dnnl_memory_desc_t *want, dnnl_memory_t *out,
-                  ls_error *err)
+                  dnnl_format_tag_t tag, const dnnl_memory_desc_t *want,
+                  const_dnnl_primitive_attr_t attr, dnnl_memory_t *out, ls_error *err)
 {
     dnnl_memory_desc_t user_md;
     dnnl_memory_t user = NULL;
@@ -290,7 +313,7 @@ static int upload(ls_engine *e, int ni, const float *data, int ndim, const dnnl_
         return rc;
     }
     dnnl_status_t st =
-        dnnl_reorder_primitive_desc_create(&rpd, &user_md, e->dnnl, want, e->dnnl, NULL);
+        dnnl_reorder_primitive_desc_create(&rpd, &user_md, e->dnnl, want, e->dnnl, attr);
     if (st == dnnl_success) st = dnnl_primitive_create(&r, rpd);
     if (st == dnnl_success) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, *out}};
@@ -313,11 +336,21 @@ typedef struct conv_prepad {
     int pad[4];
 } conv_prepad;
 
+/* An int8 convolution's types and scales: u8 or s8 source, s8 weights,
+ * float bias, and an int8, bf16 or f32 destination; dst = scales[oc] *
+ * (sum of src * wei + bias) (oneDNN 2.x adds the bias before scaling). */
+typedef struct conv_q {
+    dnnl_data_type_t sdt, ddt;
+    const float *scales; /* per output channel */
+    int64_t count;       /* OC, or 1 with one scale for all */
+} conv_q;
+
 /* Tries one convolution primitive descriptor; src/dst tags may be any. With
- * pre (may be NULL), the source is that much larger and the conv pads less. */
+ * pre (may be NULL), the source is that much larger and the conv pads less;
+ * with q (may be NULL), it is an int8 convolution. */
 static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *dw, int64_t nb,
                                  dnnl_format_tag_t src_tag, dnnl_format_tag_t dst_tag, int has_bias,
-                                 const conv_prepad *pre, int f32, int res_binary,
+                                 const conv_prepad *pre, int f32, int res_binary, const conv_q *q,
                                  dnnl_primitive_desc_t *pd)
 {
     const ls_conv_attr *a = &n->attr.conv;
@@ -331,10 +364,10 @@ static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *
                 dd = {nb, OC, y->dims[2], y->dims[3]};
     dnnl_dims_t bd = {OC};
     dnnl_status_t st;
-    dnnl_data_type_t wdt = e->native_bf16 && !f32 ? dnnl_bf16 : dnnl_f32;
-    dnnl_data_type_t ddt = conv_dt(e, dst_tag, f32);
-    if ((st = dnnl_memory_desc_init_by_tag(&src, 4, sd, conv_dt(e, src_tag, f32), src_tag)))
-        return st;
+    dnnl_data_type_t wdt = q ? dnnl_s8 : e->native_bf16 && !f32 ? dnnl_bf16 : dnnl_f32;
+    dnnl_data_type_t ddt = q ? q->ddt : conv_dt(e, dst_tag, f32);
+    dnnl_data_type_t sdt = q ? q->sdt : conv_dt(e, src_tag, f32);
+    if ((st = dnnl_memory_desc_init_by_tag(&src, 4, sd, sdt, src_tag))) return st;
     if ((st = dnnl_memory_desc_init_by_tag(&dst, 4, dd, ddt, dst_tag))) return st;
     if (G > 1) {
         dnnl_dims_t wd = {G, OC / G, IC / G, a->kernel[0], a->kernel[1]};
@@ -376,6 +409,9 @@ static dnnl_status_t try_conv_pd(ls_engine *e, const ls_node *n, const ls_node *
             st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
     }
     if (!st) st = dnnl_primitive_attr_set_post_ops(attr, po);
+    if (!st && q)
+        st = dnnl_primitive_attr_set_output_scales(attr, q->count, q->count > 1 ? 1 << 1 : 0,
+                                                   q->scales);
     if (!st) st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (!st) st = dnnl_primitive_desc_create(pd, &cd, attr, e->dnnl, NULL);
     dnnl_post_ops_destroy(po);
@@ -391,15 +427,15 @@ static const char *pd_impl(dnnl_primitive_desc_t pd)
 }
 
 /* Which of our layouts md is (a layout code), or -1 for none of them. */
-static int md_layout(const ls_engine *e, const dnnl_memory_desc_t *md, const dnnl_dims_t dims,
-                     int f32)
+static int md_layout(const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
 {
     /* plain before nhwc: oneDNN calls them equal where C == 1 */
     static const int lays[4] = {16, 8, 1, LAY_NHWC};
     for (int k = 0; k < 4; k++) {
         dnnl_memory_desc_t cand;
         dnnl_format_tag_t tag = tag_of(lays[k]);
-        if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, conv_dt(e, tag, f32), tag) &&
+        if (lays[k] == 1 && md->data_type == dnnl_bf16) continue; /* plain evs are float */
+        if (!dnnl_memory_desc_init_by_tag(&cand, 4, dims, md->data_type, tag) &&
             dnnl_memory_desc_equal(md, &cand))
             return lays[k];
     }
@@ -416,7 +452,7 @@ static int dw_partner(const ls_engine *e, int ni)
     const ls_conv_attr *a = &n->attr.conv;
     if (n->op != LS_OP_CONV || a->kernel[0] != 1 || a->kernel[1] != 1 || a->stride[0] != 1 ||
         a->stride[1] != 1 || a->pad[0] || a->pad[1] || a->pad[2] || a->pad[3] || a->group != 1 ||
-        a->residual >= 0 || e->consumers[n->out] != 1)
+        a->residual >= 0 || e->consumers[n->out] != 1 || e->qconv[ni])
         return -1;
     int di = e->last_consumer[n->out];
     const ls_node *d = &g->nodes[di];
@@ -426,7 +462,7 @@ static int dw_partner(const ls_engine *e, int ni)
         g->values[d->out].dims[1] != C || b->kernel[0] != 3 || b->kernel[1] != 3 ||
         b->stride[0] != b->stride[1] || (b->stride[0] != 1 && b->stride[0] != 2) ||
         b->dilation[0] != 1 || b->dilation[1] != 1 || b->pad[0] != 1 || b->pad[1] != 1 ||
-        b->pad[2] != 1 || b->pad[3] != 1 || b->residual >= 0 || b->fuse_sigmoid)
+        b->pad[2] != 1 || b->pad[3] != 1 || b->residual >= 0 || b->fuse_sigmoid || e->qconv[di])
         return -1;
     return di;
 }
@@ -447,10 +483,10 @@ static int upload_weights(ls_engine *e, int ni, const ls_value *w, int group,
     int rc;
     if (group > 1) {
         dnnl_dims_t wd = {group, OC / group, w->dims[1], w->dims[2], w->dims[3]};
-        rc = upload(e, ni, data, 5, wd, dnnl_goihw, want, out, err);
+        rc = upload(e, ni, data, 5, wd, dnnl_goihw, want, NULL, out, err);
     } else {
         dnnl_dims_t wd = {OC, w->dims[1], w->dims[2], w->dims[3]};
-        rc = upload(e, ni, data, 4, wd, dnnl_oihw, want, out, err);
+        rc = upload(e, ni, data, 4, wd, dnnl_oihw, want, NULL, out, err);
     }
     free(rounded);
     return rc;
@@ -466,8 +502,8 @@ static int upload_bias(ls_engine *e, int ni, const ls_node *n, dnnl_primitive_de
     const float *bias = slot >= 0 ? e->g->values[n->in[slot]].data : zeros;
     if (!bias) return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
     dnnl_dims_t bd = {OC};
-    int rc =
-        upload(e, ni, bias, 1, bd, dnnl_a, dnnl_primitive_desc_query_md(pd, what, index), out, err);
+    int rc = upload(e, ni, bias, 1, bd, dnnl_a, dnnl_primitive_desc_query_md(pd, what, index), NULL,
+                    out, err);
     free(zeros);
     return rc;
 }
@@ -514,8 +550,295 @@ static double conv_flops(const ls_graph *g, const ls_node *n)
            (double)(g->values[n->in[0]].dims[1] / a->group) * a->kernel[0] * a->kernel[1];
 }
 
+/* ---- int8 ---- */
+
+/* The element type of an ev as oneDNN sees it. */
+static dnnl_data_type_t ev_dt(const ls_engine *e, const ev *v)
+{
+    return v->q == Q_U8 ? dnnl_u8 : v->q == Q_S8 ? dnnl_s8 : ev_bf16(e, v) ? dnnl_bf16 : dnnl_f32;
+}
+
+/* Int8 type and step for a calibrated range: u8 over [0, hi] when nothing
+ * negative was seen, else s8 over [-max|x|, max|x|]. */
+static int q_of_range(const ls_value *gv, float *qstep)
+{
+    int u8 = gv->range_lo >= 0;
+    float top = ls_range_absmax(gv->range_lo, gv->range_hi);
+    *qstep = top > 0 && isfinite(top) ? top / (u8 ? 255.0f : 127.0f) : 1.0f;
+    return u8 ? Q_U8 : Q_S8;
+}
+
+/* A reorder from src into dst (same shape; any of our layouts, element
+ * types and int8 steps): how int8 values meet the engine's other ones. */
+static int add_convert(ls_engine *e, int ni, int src, int dst, ls_error *err)
+{
+    int rc;
+    /* oneDNN describes items that are one block each, not an nhwc slot. */
+    if (!item_contig(&e->evs[src])) {
+        int t = temp_like(e, src, e->evs[src].lay, err);
+        if (t < 0) return t;
+        if ((rc = add_copy(e, ni, src, t, 0, err))) return rc;
+        src = t;
+    }
+    int out = dst;
+    if (!item_contig(&e->evs[dst])) {
+        dst = temp_like(e, dst, e->evs[dst].lay, err);
+        if (dst < 0) return dst;
+    }
+    const ev *x = &e->evs[src], *y = &e->evs[dst];
+    int per_item = x->n > 1 && !(dense(x) && dense(y));
+    dnnl_dims_t d = {per_item ? 1 : x->n, x->c, x->h, x->w};
+    float scale = (x->q ? x->qstep : 1.0f) / (y->q ? y->qstep : 1.0f);
+    dnnl_memory_desc_t smd, dmd;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    rc = DN_STATUS(dnnl_memory_desc_init_by_tag(&smd, 4, d, ev_dt(e, x), tag_of(x->lay)));
+    if (!rc) rc = DN_STATUS(dnnl_memory_desc_init_by_tag(&dmd, 4, d, ev_dt(e, y), tag_of(y->lay)));
+    if (!rc) rc = DN_STATUS(dnnl_primitive_attr_create(&attr));
+    if (!rc) rc = DN_STATUS(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale));
+    if (!rc)
+        rc = DN_STATUS(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    if (!rc)
+        rc = DN_STATUS(
+            dnnl_reorder_primitive_desc_create(&pd, &smd, e->dnnl, &dmd, e->dnnl, attr));
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (rc) return rc;
+    step *s = new_step(e, ST_CONVERT, ni, err);
+    if (!s) {
+        dnnl_primitive_desc_destroy(pd);
+        return LS_ERR_NOMEM;
+    }
+    s->src = src;
+    s->dst = dst;
+    s->per_item = per_item;
+    s->n_exec = per_item ? (int)x->n : 1;
+    s->src_md = smd;
+    s->dst_md = dmd;
+    s->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = dnnl_memory_desc_get_size(&s->scratch_md);
+    if (sbytes > e->scratch_bytes) e->scratch_bytes = sbytes;
+    snprintf(s->impl, sizeof s->impl, "%s", pd_impl(pd));
+    rc = DN_STATUS(dnnl_primitive_create(&s->prim, pd));
+    dnnl_primitive_desc_destroy(pd);
+    if (rc) return rc;
+    return dst != out ? add_copy(e, ni, dst, out, 0, err) : LS_OK;
+}
+
+/* Conv node ni may run in int8: a 4-D conv, dense with at least 8 input
+ * channels (a network's first conv, on its few image channels, stays in
+ * float: the issue's "first layer may stay bf16") or depthwise, whose
+ * source was calibrated, and no logistic after it (the output layer). */
+static int int8_candidate(const ls_engine *e, int ni)
+{
+    const ls_graph *g = e->g;
+    const ls_node *n = &g->nodes[ni];
+    if (!is_conv4(g, n) || n->attr.conv.fuse_sigmoid) return 0;
+    const ls_value *x = &g->values[n->in[0]];
+    int64_t IC = x->dims[1], OC = g->values[n->out].dims[1], G = n->attr.conv.group;
+    int depthwise = G > 1 && G == IC && G == OC;
+    return x->has_range && ((G == 1 && IC >= 8) || depthwise);
+}
+
+/* Value v is stored as int8: an int8 conv writes it, only int8 convs read
+ * it (as their source), it is calibrated, and it is no graph output, no
+ * residual and no concat input (those our float kernels or post-ops read). */
+static int int8_value(const ls_engine *e, int v)
+{
+    const ls_graph *g = e->g;
+    int p = e->producer[v];
+    if (p < 0 || !e->qconv[p] || !g->values[v].has_range || e->consumers[v] < 1 ||
+        g->nodes[p].attr.conv.residual >= 0 || is_graph_output(g, v))
+        return 0;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const ls_node *n = &g->nodes[ni];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == v && (k != 0 || n->op != LS_OP_CONV || !e->qconv[ni])) return 0;
+    }
+    return 1;
+}
+
+/* Conv node ni in int8: weights quantized per output channel (s8, steps
+ * max|w| / 127), the source quantized to its calibrated range (a convert
+ * step unless its producer wrote it as int8), the destination int8 when
+ * int8_value says so, else the engine's float or bfloat16. LS_ERR_UNSUPPORTED,
+ * having added nothing, where oneDNN has no fast int8 kernel for it: the
+ * caller compiles it in float. */
+static int compile_conv_int8(ls_engine *e, int ni, ls_error *err)
+{
+    const ls_graph *g = e->g;
+    const ls_node *n = &g->nodes[ni];
+    const ls_conv_attr *a = &n->attr.conv;
+    const ls_value *x = &g->values[n->in[0]], *w = &g->values[n->in[1]], *y = &g->values[n->out];
+    int src = n->in[0], dst = n->out;
+    const ev *sv = &e->evs[src], *dv = &e->evs[dst];
+    int64_t N = y->dims[0], OC = y->dims[1], per_oc = ls_value_count(w) / OC;
+    int per_item = N > 1 && !(sv->kind == EV_ARENA && (dense(sv) || !item_contig(sv)) &&
+                              (dense(dv) || !item_contig(dv)));
+    int64_t nb = per_item ? 1 : N;
+    float sstep;
+    int sq = sv->q ? sv->q : q_of_range(x, &sstep);
+    if (sv->q) sstep = sv->qstep;
+    float *scales = malloc((size_t)OC * sizeof *scales);
+    float *wscale = malloc((size_t)OC * sizeof *wscale);
+    float *bias = malloc((size_t)OC * sizeof *bias);
+    if (!scales || !wscale || !bias) {
+        free(scales);
+        free(wscale);
+        free(bias);
+        return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
+    }
+    int bslot = ls_conv_bias_input(n);
+    for (int64_t oc = 0; oc < OC; oc++) {
+        float top = 0;
+        for (int64_t i = 0; i < per_oc; i++) {
+            float m = fabsf(w->data[oc * per_oc + i]);
+            top = m > top ? m : top;
+        }
+        float wstep = top > 0 ? top / 127.0f : 1.0f;
+        wscale[oc] = 1.0f / wstep;
+        scales[oc] = sstep * wstep / (dv->q ? dv->qstep : 1.0f);
+        bias[oc] = (bslot >= 0 ? g->values[n->in[bslot]].data[oc] : 0.0f) / (sstep * wstep);
+    }
+    conv_q q = {sq == Q_U8 ? dnnl_u8 : dnnl_s8,
+                dv->q == Q_U8   ? dnnl_u8
+                : dv->q == Q_S8 ? dnnl_s8
+                : e->native_bf16 && !is_plain(dv) ? dnnl_bf16
+                                                  : dnnl_f32,
+                scales, OC};
+    int threads = conv_flops(g, n) < SMALL_CONV_FLOPS ? 1 : e->threads;
+    omp_set_num_threads(threads);
+    int res = a->residual >= 0 ? n->in[a->residual] : -1;
+    const ev *rv = res >= 0 ? &e->evs[res] : NULL;
+    int binary = rv && rv->kind == EV_ARENA && !is_plain(rv) && !rv->q && rv->lay == dv->lay &&
+                 !same_storage(e, res, dst) && (per_item ? item_contig(rv) : dense(rv));
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
+                dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
+    /* The values' layouts first, then oneDNN's own source, then its own
+     * destination too (kept if they are ours). */
+    const dnnl_format_tag_t tags[3][2] = {{tag_of(sv->lay), tag_of(dv->lay)},
+                                          {dnnl_format_tag_any, tag_of(dv->lay)},
+                                          {dnnl_format_tag_any, dnnl_format_tag_any}};
+    /* A float destination where oneDNN has an int8 kernel for no bfloat16 one
+     * in our layouts (small outputs); a binary residual must match it. */
+    int found = 0;
+    const dnnl_data_type_t ddts[2] = {q.ddt, q.ddt == dnnl_bf16 ? dnnl_f32 : q.ddt};
+    for (int f = 0; f < 2 && !found; f++)
+        for (int t = 0; t < 3 && !found; t++)
+            for (int bin = binary; bin >= 0 && !found; bin--) {
+                q.ddt = ddts[f];
+                if (bin && ev_dt(e, rv) != q.ddt) continue;
+                found = try_conv_pd(e, n, NULL, nb, tags[t][0], tags[t][1], 1, NULL, 0, bin, &q,
+                                    &pd) == dnnl_success &&
+                        strncmp(pd_impl(pd), "ref", 3) &&
+                        md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd) >= 0 &&
+                        md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dd) >= 0;
+                if (found) {
+                    binary = bin;
+                } else if (pd) {
+                    dnnl_primitive_desc_destroy(pd);
+                    pd = NULL;
+                }
+            }
+    free(scales);
+    if (!found) {
+        free(wscale);
+        free(bias);
+        return LS_ERR_UNSUPPORTED;
+    }
+    int src_lay = md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd);
+    const dnnl_memory_desc_t *dst_md =
+        dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_DST);
+    int dst_lay = md_layout(dst_md, dd);
+    int rc = LS_OK;
+    /* The source as int8, in the conv's layout, each item one block. */
+    int csrc = src;
+    if (!sv->q || sv->lay != src_lay) {
+        csrc = temp_like(e, src, src_lay, err);
+        if (csrc < 0) rc = csrc;
+        else {
+            e->evs[csrc].q = sq;
+            e->evs[csrc].qstep = sstep;
+            rc = add_copy(e, ni, src, csrc, 0, err);
+        }
+    }
+    int cdst = dst;
+    int f32 = q.ddt == dnnl_f32 && ev_bf16(e, &e->evs[dst]);
+    if (!rc && (e->evs[dst].lay != dst_lay || !item_contig(&e->evs[dst]) || f32)) {
+        cdst = temp_like(e, dst, dst_lay, err);
+        if (cdst < 0) rc = cdst;
+        else {
+            e->evs[cdst].q = e->evs[dst].q;
+            e->evs[cdst].qstep = e->evs[dst].qstep;
+            e->evs[cdst].f32 = f32;
+        }
+    }
+    if (!rc && res >= 0 && !binary && !same_storage(e, res, cdst))
+        rc = add_copy(e, ni, res, cdst, 0, err);
+    step *s = rc ? NULL : new_step(e, ST_CONV, ni, err);
+    if (!s) {
+        dnnl_primitive_desc_destroy(pd);
+        free(wscale);
+        free(bias);
+        return rc ? rc : LS_ERR_NOMEM;
+    }
+    s->src = csrc;
+    s->dst = cdst;
+    s->int8 = 1;
+    if (binary) {
+        s->src2 = res;
+        s->res_md = *dnnl_primitive_desc_query_md(
+            pd, dnnl_query_exec_arg_md, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1);
+    }
+    s->per_item = per_item;
+    s->n_exec = per_item ? (int)N : 1;
+    s->threads = threads;
+    snprintf(s->impl, sizeof s->impl, "%s", pd_impl(pd));
+    s->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    s->dst_md = *dst_md;
+    s->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = dnnl_memory_desc_get_size(&s->scratch_md);
+    if (sbytes > e->scratch_bytes) e->scratch_bytes = sbytes;
+    /* Weights: float to s8 by oneDNN's reorder, scaled per output channel
+     * (mask: dim 0 of oihw, dims 0-1 of goihw). */
+    dnnl_primitive_attr_t wattr = NULL;
+    rc = DN_STATUS(dnnl_primitive_attr_create(&wattr));
+    if (!rc)
+        rc = DN_STATUS(
+            dnnl_primitive_attr_set_output_scales(wattr, OC, a->group > 1 ? 3 : 1, wscale));
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (!rc && a->group > 1) {
+        dnnl_dims_t wd = {a->group, OC / a->group, w->dims[1], w->dims[2], w->dims[3]};
+        rc = upload(e, ni, w->data, 5, wd, dnnl_goihw, wmd, wattr, &s->wei, err);
+    } else if (!rc) {
+        dnnl_dims_t wd = {OC, w->dims[1], w->dims[2], w->dims[3]};
+        rc = upload(e, ni, w->data, 4, wd, dnnl_oihw, wmd, wattr, &s->wei, err);
+    }
+    if (wattr) dnnl_primitive_attr_destroy(wattr);
+    dnnl_dims_t bd = {OC};
+    if (!rc)
+        rc = upload(e, ni, bias, 1, bd, dnnl_a,
+                    dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), NULL, &s->bias,
+                    err);
+    free(wscale);
+    free(bias);
+    if (!rc) rc = DN_STATUS(dnnl_primitive_create(&s->prim, pd));
+    dnnl_primitive_desc_destroy(pd);
+    if (rc) return rc;
+    s->flops = conv_flops(g, n);
+    e->flops += s->flops;
+    return cdst != dst ? add_copy(e, ni, cdst, dst, 0, err) : LS_OK;
+}
+
 static int compile_conv(ls_engine *e, int ni, ls_error *err)
 {
+    if (e->qconv[ni]) {
+        int rc = compile_conv_int8(e, ni, err);
+        if (rc != LS_ERR_UNSUPPORTED) return rc;
+        /* No fast int8 kernel: float, and its output too. */
+        e->qconv[ni] = 0;
+        e->evs[e->g->nodes[ni].out].q = 0;
+    }
     const ls_node *n = &e->g->nodes[ni];
     const ls_conv_attr *a = &n->attr.conv;
     const ls_node *dw = e->dw_of[ni] >= 0 ? &e->g->nodes[e->dw_of[ni]] : NULL;
@@ -554,14 +877,14 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
                  !same_storage(e, res, dst) && (per_item ? item_contig(rv) : dense(rv));
     dnnl_status_t st = dnnl_unimplemented;
     if (binary) {
-        st = try_conv_pd(e, n, dw, nb, src_tag, dst_tag, with_bias, NULL, 0, 1, &pd);
+        st = try_conv_pd(e, n, dw, nb, src_tag, dst_tag, with_bias, NULL, 0, 1, NULL, &pd);
         if (st != dnnl_success || !strncmp(pd_impl(pd), "ref", 3)) {
             if (pd) dnnl_primitive_desc_destroy(pd);
             pd = NULL;
             binary = 0;
         }
     }
-    if (!binary) st = try_conv_pd(e, n, dw, nb, src_tag, dst_tag, with_bias, NULL, 0, 0, &pd);
+    if (!binary) st = try_conv_pd(e, n, dw, nb, src_tag, dst_tag, with_bias, NULL, 0, 0, NULL, &pd);
     /* oneDNN 2.6 offers its fused 1x1+depthwise kernel on nhwc too, but it
      * computes garbage there (test_expand_depthwise: errors of 1e12 at batch
      * 3): fused pairs only between blocked layouts. */
@@ -579,12 +902,12 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
     const dnnl_format_tag_t alt_dst[2] = {dst_tag, dnnl_format_tag_any};
     for (int k = 0; k < 2 && st == dnnl_success && !strncmp(pd_impl(pd), "ref", 3); k++) {
         dnnl_primitive_desc_t alt = NULL;
-        if (try_conv_pd(e, n, NULL, nb, alt_src[k], alt_dst[k], bslot >= 0, NULL, 0, 0, &alt) ==
+        if (try_conv_pd(e, n, NULL, nb, alt_src[k], alt_dst[k], bslot >= 0, NULL, 0, 0, NULL, &alt) ==
             dnnl_success) {
             dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
                         dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
-            int sl = md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_src_md, 0), sd, 0),
-                dl = md_layout(e, dnnl_primitive_desc_query_md(alt, dnnl_query_dst_md, 0), dd, 0);
+            int sl = md_layout(dnnl_primitive_desc_query_md(alt, dnnl_query_src_md, 0), sd),
+                dl = md_layout(dnnl_primitive_desc_query_md(alt, dnnl_query_dst_md, 0), dd);
             /* The blocked policy is the engine as it was: no nhwc even here
              * (it takes the float fallback below instead). */
             int kept = sl >= 0 && dl >= 0 &&
@@ -609,7 +932,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
             moved |= pre.pad[k];
         }
         dnnl_primitive_desc_t padded = NULL;
-        if (moved && try_conv_pd(e, n, NULL, nb, src_tag, dst_tag, with_bias, &pre, 0, 0,
+        if (moved && try_conv_pd(e, n, NULL, nb, src_tag, dst_tag, with_bias, &pre, 0, 0, NULL,
                                  &padded) == dnnl_success &&
             strncmp(pd_impl(padded), "ref", 3)) {
             dnnl_primitive_desc_destroy(pd);
@@ -626,7 +949,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
                     !strncmp(pd_impl(pd), "ref", 3);
          k++) {
         dnnl_primitive_desc_t alt = NULL;
-        if (try_conv_pd(e, n, NULL, nb, k ? src_tag : dnnl_nchw, dst_tag, with_bias, NULL, 1, 0,
+        if (try_conv_pd(e, n, NULL, nb, k ? src_tag : dnnl_nchw, dst_tag, with_bias, NULL, 1, 0, NULL,
                         &alt) == dnnl_success &&
             strncmp(pd_impl(alt), "ref", 3)) {
             dnnl_primitive_desc_destroy(pd);
@@ -643,8 +966,8 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
                 dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
     const dnnl_memory_desc_t *dst_md =
         dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_DST);
-    int src_lay = md_layout(e, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd, f32);
-    int dst_lay = md_layout(e, dst_md, dd, f32);
+    int src_lay = md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd);
+    int dst_lay = md_layout(dst_md, dd);
     int rc = LS_OK;
     if (src_lay < 0 || dst_lay < 0) { /* only a layout we do not keep: cannot happen (the tries
                                          above ask for ours, "any" only if it gives ours) */
@@ -910,20 +1233,20 @@ static void conv_pref(ls_engine *e, int ni, int *src_lay, int *dst_lay)
     /* oneDNN's choice may depend on the threads it is created for. */
     omp_set_num_threads(conv_flops(e->g, n) < SMALL_CONV_FLOPS ? 1 : e->threads);
     dnnl_primitive_desc_t pd = NULL;
+    /* An int8 conv as it will run: int8 source, float or bf16 destination. */
+    float one = 1.0f, step;
+    conv_q q = {q_of_range(x, &step) == Q_U8 ? dnnl_u8 : dnnl_s8,
+                e->native_bf16 ? dnnl_bf16 : dnnl_f32, &one, 1};
     if (try_conv_pd(e, n, NULL, y->dims[0], dnnl_format_tag_any, dnnl_format_tag_any,
-                    ls_conv_bias_input(n) >= 0, NULL, 0, 0, &pd) == dnnl_success &&
+                    ls_conv_bias_input(n) >= 0 || e->qconv[ni], NULL, 0, 0,
+                    e->qconv[ni] ? &q : NULL, &pd) == dnnl_success &&
         strncmp(pd_impl(pd), "ref", 3)) {
         dnnl_dims_t sd = {x->dims[0], x->dims[1], x->dims[2], x->dims[3]},
                     dd = {y->dims[0], y->dims[1], y->dims[2], y->dims[3]};
-        *src_lay = md_layout(e, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd, 0);
-        *dst_lay = md_layout(e, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dd, 0);
+        *src_lay = md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd);
+        *dst_lay = md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dd);
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
-}
-
-static int is_conv4(const ls_graph *g, const ls_node *n)
-{
-    return n->op == LS_OP_CONV && g->values[n->in[0]].ndim == 4 && g->values[n->out].ndim == 4;
 }
 
 /* Layout propagation: every 4-D activation gets one layout (e->vlay), so
@@ -1028,13 +1351,6 @@ static int assign_layouts(ls_engine *e, ls_error *err)
 }
 
 /* ---- compile: storage ---- */
-
-static int is_graph_output(const ls_graph *g, int v)
-{
-    for (int k = 0; k < g->n_outputs; k++)
-        if (g->outputs[k] == v) return 1;
-    return 0;
-}
 
 static void plan_aliases(ls_engine *e)
 {
@@ -1141,6 +1457,7 @@ void ls_engine_lower_free(ls_engine *e)
     free(e->vlay);
     free(e->skip);
     free(e->dw_of);
+    free(e->qconv);
     free(e);
 }
 
@@ -1157,6 +1474,12 @@ static int setup_values(ls_engine *e, ls_error *err)
             }
     }
     for (int k = 0; k < g->n_outputs; k++) e->consumers[g->outputs[k]]++;
+    int n_int8 = 0;
+    for (int ni = 0; e->int8 && ni < g->n_nodes; ni++) n_int8 += e->qconv[ni] = int8_candidate(e, ni);
+    if (e->int8 && !n_int8)
+        return ls_error_set(err, LS_ERR_INVALID_ARG,
+                            "int8: no convolution has a calibrated source range (calibrate the "
+                            "model first: lipsync quantize)");
     int rc = assign_layouts(e, err);
     if (rc) return rc;
     for (int i = 0; i < g->n_values; i++) {
@@ -1171,6 +1494,7 @@ static int setup_values(ls_engine *e, ls_error *err)
         } else {
             x->kind = EV_ARENA;
             shape_ev(x, gv, gv->ndim == 4 ? e->vlay[i] : 1);
+            if (e->int8 && int8_value(e, i)) x->q = q_of_range(gv, &x->qstep);
         }
         for (int d = 0; d < gv->ndim; d++)
             if (gv->dims[d] < 1 || gv->dims[d] > ((int64_t)1 << 31))
@@ -1252,10 +1576,10 @@ static int compile(ls_engine *e, ls_error *err)
  * - AMX: any. oneDNN 2.6 runs its AMX kernels only on layouts it picks (nhwc);
  *   issue 15's single-conv figures there: bf16 3x3 5,054 GFLOP/s, 1x1 1,724,
  *   against fp32's 395 and 347. Not measured end to end (no AMX machine). */
-static ls_layout_policy auto_layout(dnnl_cpu_isa_t isa)
+static ls_layout_policy auto_layout(dnnl_cpu_isa_t isa, ls_precision precision)
 {
     int amx = (isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
-    return amx ? LS_LAYOUT_ANY : LS_LAYOUT_BLOCKED;
+    return amx || precision == LS_PREC_INT8 ? LS_LAYOUT_ANY : LS_LAYOUT_BLOCKED;
 }
 
 int ls_engine_lower(const ls_graph *g, ls_precision precision, int threads,
@@ -1274,19 +1598,22 @@ int ls_engine_lower(const ls_graph *g, ls_precision precision, int threads,
     int avx512 = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
     e->cb = avx512 ? 16 : 8;
     e->block_tag = avx512 ? dnnl_nChw16c : dnnl_nChw8c;
-    e->native_bf16 = precision == LS_PREC_BF16 &&
+    e->native_bf16 = (precision == LS_PREC_BF16 || precision == LS_PREC_INT8) &&
                      (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+    e->int8 = precision == LS_PREC_INT8;
     e->policy = layout;
-    e->layout = layout == LS_LAYOUT_AUTO ? auto_layout(isa) : layout;
+    e->layout = layout == LS_LAYOUT_AUTO ? auto_layout(isa, precision) : layout;
     e->consumers = calloc((size_t)g->n_values + 1, sizeof(int));
     e->last_consumer = calloc((size_t)g->n_values + 1, sizeof(int));
     e->producer = malloc(((size_t)g->n_values + 1) * sizeof(int));
     e->vlay = calloc((size_t)g->n_values + 1, sizeof(int));
     e->skip = calloc((size_t)g->n_nodes + 1, sizeof(int));
     e->dw_of = calloc((size_t)g->n_nodes + 1, sizeof(int));
+    e->qconv = calloc((size_t)g->n_nodes + 1, sizeof(int));
     if (e->producer)
         for (int i = 0; i < g->n_values; i++) e->producer[i] = -1;
-    if (!e->consumers || !e->last_consumer || !e->producer || !e->vlay || !e->skip || !e->dw_of) {
+    if (!e->consumers || !e->last_consumer || !e->producer || !e->vlay || !e->skip || !e->dw_of ||
+        !e->qconv) {
         ls_engine_lower_free(e);
         return ls_error_set(err, LS_ERR_NOMEM, "engine: out of memory");
     }

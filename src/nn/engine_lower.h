@@ -32,6 +32,8 @@ typedef struct ev {
     int64_t n, c, h, w;
     int lay;           /* layout: LAY_NHWC or the channel block (1: plain NCHW, 8, 16) */
     int f32;           /* float even where native bf16 keeps activations in bfloat16 */
+    int q;             /* int8 engines: Q_U8 / Q_S8 for a value stored quantized, else 0 */
+    float qstep;       /* q: the real value of one step (x = q * qstep) */
     int64_t isize;     /* elements per item, channel padding included */
     int alias;         /* ev this one lives inside, or -1 */
     int64_t alias_off; /* element offset inside that ev's item */
@@ -43,7 +45,21 @@ typedef struct ev {
     int64_t arena_off; /* roots only: offset in the arena (plan.h, through engine.c) */
 } ev;
 
-typedef enum { ST_CONV, ST_COPY, ST_RESIZE, ST_AFFINE, ST_UNARY, ST_ADD, ST_ROUND, ST_REF } st_kind;
+typedef enum {
+    ST_CONV,
+    ST_COPY,
+    ST_RESIZE,
+    ST_AFFINE,
+    ST_UNARY,
+    ST_ADD,
+    ST_ROUND,
+    ST_REF,
+    ST_CONVERT /* a oneDNN reorder to or from int8 (scaled), like a conv step without weights */
+} st_kind;
+#define ST_KINDS 9
+
+/* Int8 element types of an ev's q. */
+enum { Q_U8 = 1, Q_S8 = 2 };
 
 typedef struct step {
     st_kind kind;
@@ -57,6 +73,7 @@ typedef struct step {
     dnnl_memory_t wei, bias;
     dnnl_memory_t dw_wei, dw_bias; /* a depthwise conv fused as a post-op */
     int per_item, n_exec;
+    int int8;           /* an int8 convolution */
     dnnl_memory_desc_t res_md; /* src2 >= 0: the residual, read by a binary-add post-op */
     char impl[48];
     double flops;       /* per run */
@@ -76,7 +93,10 @@ struct ls_engine {
     int threads;
     int cb;                  /* oneDNN's channel block on this CPU: 8 or 16 */
     int native_bf16;         /* bf16 on a CPU with bf16 instructions: activations (all but
-                                plain ones) are bfloat16 in memory, convs run oneDNN's bf16 kernels */
+                                plain ones) are bfloat16 in memory, convs run oneDNN's bf16 kernels;
+                                int8 engines on such CPUs too, for all but their int8 values */
+    int int8;                /* LS_PREC_INT8 */
+    int *qconv;              /* per node: a conv that runs in int8 (int8 engines) */
     dnnl_format_tag_t block_tag; /* dnnl_nChw8c or dnnl_nChw16c */
     ls_layout_policy policy; /* as asked */
     ls_layout_policy layout; /* what runs: AUTO resolved to ANY or BLOCKED */
@@ -117,7 +137,7 @@ static inline int is_plain(const ev *v) { return v->lay == 1; }
  * arena still reserves float-sized room for them. */
 static inline int ev_bf16(const ls_engine *e, const ev *v)
 {
-    return e->native_bf16 && v->kind == EV_ARENA && !is_plain(v) && !v->f32;
+    return e->native_bf16 && v->kind == EV_ARENA && !is_plain(v) && !v->f32 && !v->q;
 }
 
 static inline const char *node_name(const ls_engine *e, int ni)

@@ -3,6 +3,7 @@
 # the top CMakeLists.txt).
 target_sources(lipsync_nn PRIVATE
   src/nn/ref.c
+  src/nn/quant.c
   src/nn/engine.c
   src/nn/engine_lower.c
   src/nn/engine_kernels.c)

@@ -97,6 +97,10 @@ typedef struct ls_value {
     float *data;           /* constants only; NULL for activations */
     int producer;          /* node index, or -1 for inputs and constants */
     int n_consumers;
+    /* Activations: the range calibration saw (quant.h), which int8 engines
+     * quantize to; has_range 0: not calibrated. */
+    int has_range;
+    float range_lo, range_hi;
 } ls_value;
 
 typedef struct ls_graph {

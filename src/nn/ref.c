@@ -188,12 +188,21 @@ int ls_ref_node(const ls_graph *g, int ni, const float *const *in, float *out, l
 
 int ls_ref_run(const ls_graph *g, const float *const *inputs, float *const *outputs, ls_error *err)
 {
+    return ls_ref_run_observed(g, inputs, outputs, NULL, NULL, err);
+}
+
+int ls_ref_run_observed(const ls_graph *g, const float *const *inputs, float *const *outputs,
+                        ls_ref_observer seen, void *ctx, ls_error *err)
+{
     if (!g || !inputs || !outputs)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "ls_ref_run: NULL argument");
     float **data = calloc((size_t)g->n_values, sizeof *data);
     if (!data) return ls_error_set(err, LS_ERR_NOMEM, "ls_ref_run: out of memory");
     int rc = LS_OK;
-    for (int i = 0; i < g->n_inputs; i++) data[g->inputs[i]] = (float *)inputs[i];
+    for (int i = 0; i < g->n_inputs; i++) {
+        data[g->inputs[i]] = (float *)inputs[i];
+        if (seen) seen(ctx, g->inputs[i], inputs[i], ls_value_count(&g->values[g->inputs[i]]));
+    }
     for (int ni = 0; ni < g->n_nodes && rc == LS_OK; ni++) {
         const ls_node *n = &g->nodes[ni];
         rc = ls_shape_check_node(g, ni, err);
@@ -219,6 +228,7 @@ int ls_ref_run(const ls_graph *g, const float *const *inputs, float *const *outp
             break;
         }
         rc = ls_ref_node(g, ni, in, data[n->out], err);
+        if (!rc && seen) seen(ctx, n->out, data[n->out], ls_value_count(&g->values[n->out]));
     }
     for (int i = 0; i < g->n_outputs && rc == LS_OK; i++) {
         const ls_value *v = &g->values[g->outputs[i]];

@@ -12,6 +12,8 @@
 #ifndef LS_NN_REF_H
 #define LS_NN_REF_H
 
+#include <stdint.h>
+
 #include "core/error.h"
 #include "nn/graph.h"
 
@@ -24,5 +26,11 @@ int ls_ref_node(const ls_graph *g, int node_index, const float *const *in, float
 /* Runs the whole graph. inputs[i] holds g->inputs[i]'s elements and
  * outputs[i] receives g->outputs[i]'s, both dense NCHW float32. */
 int ls_ref_run(const ls_graph *g, const float *const *inputs, float *const *outputs, ls_error *err);
+
+/* ls_ref_run calling seen(ctx, value, data, count) with each node's output
+ * as soon as it is computed (int8 calibration, quant.h, watches them). */
+typedef void (*ls_ref_observer)(void *ctx, int value, const float *data, int64_t count);
+int ls_ref_run_observed(const ls_graph *g, const float *const *inputs, float *const *outputs,
+                        ls_ref_observer seen, void *ctx, ls_error *err);
 
 #endif

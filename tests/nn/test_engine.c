@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "nn/engine.h"
+#include "nn/quant.h"
 #include "nn/ref.h"
 #include "nn/test_engine_graphs.h"
 
@@ -26,11 +27,20 @@ static double engine_vs_ref_in(tg *t, ls_precision prec, int threads, ls_layout_
     float **in = tg_random_inputs(t, 99);
     float **want = tg_alloc_outputs(t), **got = tg_alloc_outputs(t);
     if (ls_ref_run(&t->g, (const float *const *)in, want, &err)) fail_msg("reference: %s", err.msg);
+    if (prec == LS_PREC_INT8) { /* calibrated on the inputs it then runs */
+        ls_calib *cal = NULL;
+        if (ls_calib_create(&t->g, &cal, &err) ||
+            ls_calib_observe(cal, &t->g, (const float *const *)in, &err) ||
+            ls_calib_apply(cal, &t->g, &err))
+            fail_msg("calibration: %s", err.msg);
+        ls_calib_destroy(cal);
+    }
     ls_engine *e = NULL;
     ls_engine_ctx *c = NULL;
     if (ls_engine_create_ex(&t->g, prec, threads, layout, &e, &err))
         fail_msg("engine (%s layouts): %s", ls_layout_name(layout), err.msg);
     if (describe) ls_engine_describe(e, stdout);
+    if (prec == LS_PREC_INT8 && ls_engine_int8_convs(e) < 1) fail_msg("no int8 conv");
     if (ls_engine_ctx_create(e, &c, &err)) fail_msg("ctx: %s", err.msg);
     /* Twice: a second run must not depend on what the first left behind. */
     for (int r = 0; r < 2; r++)
@@ -422,6 +432,77 @@ static void test_bf16_layouts(void **state)
     }
 }
 
+/* int8 against the float reference, calibrated on the inputs it runs: one
+ * conv of each kind within about two steps of its output's range (biases,
+ * u8 and s8 sources, int8 or float destinations), and a decoder block (an
+ * inverted residual writing int8 between its convs, a concat of an upsample
+ * and a skip quantized on the way in, a residual post-op) within 4% of the
+ * output's largest magnitude, at batch 1 and 3, in every layout policy; not
+ * closer than quantization allows. */
+static void test_int8(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
+        int g = conv_cases[i].s.group;
+        /* few channels or a grouped conv: stays float, no int8 conv to test */
+        if (conv_cases[i].ic < 8 || (g > 1 && g != conv_cases[i].ic)) continue;
+        for (int b = 1; b <= 3; b += 2) {
+            tg *t = tg_new(b, 7 + i);
+            int x = tg_input4(t, b, conv_cases[i].ic, conv_cases[i].h, conv_cases[i].w);
+            tg_output(t, tg_conv(t, x, &conv_cases[i].s));
+            for (size_t l = 0; l < N_LAYOUTS; l++) {
+                double d = engine_vs_ref_in(t, LS_PREC_INT8, 2, layouts[l], 0);
+                if (!(d < 2e-2 && d > 1e-6)) {
+                    engine_vs_ref_in(t, LS_PREC_INT8, 2, layouts[l], 1);
+                    fail_msg("int8 %s batch %d, %s layouts: engine differs from reference by %g",
+                             conv_cases[i].name, b, ls_layout_name(layouts[l]), d);
+                }
+            }
+            tg_free(t);
+        }
+    }
+    for (int b = 1; b <= 3; b += 2) {
+        tg *t = tg_new(b, 21);
+        int xin = tg_input4(t, b, 16, 12, 12);
+        tg_conv_spec ex = {32, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, 1, -1};
+        tg_conv_spec dw = {32, 3, 3, 1, 1, {1, 1, 1, 1}, 32, 1, 1, 1, -1};
+        tg_conv_spec pr = {16, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 1, 0, xin};
+        int blk = tg_conv(t, tg_conv(t, tg_conv(t, xin, &ex), &dw), &pr);
+        tg_conv_spec down = {24, 3, 3, 2, 2, {1, 1, 1, 1}, 1, 1, 1, 1, -1};
+        int low = tg_conv(t, blk, &down); /* 12 -> 6 */
+        int up = tg_resize(t, low, 12, 12, LS_RESIZE_LINEAR, LS_COORD_ALIGN_CORNERS,
+                           LS_NEAREST_ROUND_PREFER_FLOOR, 2, 2);
+        int cat_in[2] = {up, blk};
+        int cat = tg_concat(t, cat_in, 2, 1);
+        tg_conv_spec c2 = {16, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1, 1, -1};
+        tg_output(t, tg_conv(t, cat, &c2));
+        for (size_t l = 0; l < N_LAYOUTS; l++) {
+            double d = engine_vs_ref_in(t, LS_PREC_INT8, 2, layouts[l], 0);
+            if (!(d < 4e-2 && d > 1e-6)) {
+                engine_vs_ref_in(t, LS_PREC_INT8, 2, layouts[l], 1);
+                fail_msg("int8 block batch %d, %s layouts: engine differs from reference by %g", b,
+                         ls_layout_name(layouts[l]), d);
+            }
+        }
+        tg_free(t);
+    }
+}
+
+/* int8 without calibration is refused, naming the fix. */
+static void test_int8_needs_calibration(void **state)
+{
+    (void)state;
+    tg *t = tg_new(1, 5);
+    int x = tg_input4(t, 1, 16, 8, 8);
+    tg_output(t, tg_conv(t, x, &conv_cases[3].s));
+    ls_engine *e = NULL;
+    ls_error err = {0};
+    assert_int_equal(ls_engine_create(&t->g, LS_PREC_INT8, 1, &e, &err), LS_ERR_INVALID_ARG);
+    assert_null(e);
+    assert_non_null(strstr(err.msg, "lipsync quantize"));
+    tg_free(t);
+}
+
 static void test_bad_graphs(void **state)
 {
     (void)state;
@@ -456,7 +537,9 @@ static void test_bad_graphs(void **state)
     ls_engine_ctx_destroy(ctx);
     ls_engine_destroy(e);
     ls_precision p;
-    assert_int_equal(ls_precision_parse("int8", &p, &err), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_precision_parse("int4", &p, &err), LS_ERR_INVALID_ARG);
+    assert_int_equal(ls_precision_parse("int8", &p, &err), LS_OK);
+    assert_int_equal(p, LS_PREC_INT8);
     assert_int_equal(ls_precision_parse("bf16", &p, &err), LS_OK);
     assert_int_equal(p, LS_PREC_BF16);
     tg_free(t);
@@ -539,6 +622,8 @@ int main(void)
         cmocka_unit_test(test_reshape),
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_bf16_layouts),
+        cmocka_unit_test(test_int8),
+        cmocka_unit_test(test_int8_needs_calibration),
         cmocka_unit_test(test_bad_graphs),
         cmocka_unit_test(test_concurrent_runs),
     };
