@@ -112,17 +112,16 @@ static int serve(ls_engine_ctx *ctx, const ls_graph *g, const float *const *ins,
     return 0;
 }
 
-/* Observes g's model at batch 1 on item 0 of ins and applies the ranges to g. */
+/* Observes g's model at batch 1 on item 0 of ins and applies the ranges to g
+ * (*cal holds them: it must outlive the engines compiled from g). */
 static int calibrate_on_first_item(const ls_onnx_model *model, ls_graph *g,
-                                   const float *const *ins, ls_error *err)
+                                   const float *const *ins, ls_calib **cal, ls_error *err)
 {
     ls_graph *one = NULL;
-    ls_calib *cal = NULL;
     int rc = ls_graph_build(model, 1, &one, err);
-    if (!rc) rc = ls_calib_create(one, &cal, err);
-    if (!rc) rc = ls_calib_observe(cal, one, ins, err);
-    if (!rc) rc = ls_calib_apply(cal, g, err);
-    ls_calib_destroy(cal);
+    if (!rc) rc = ls_calib_create(one, cal, err);
+    if (!rc) rc = ls_calib_observe(*cal, one, ins, err);
+    if (!rc) rc = ls_calib_apply(*cal, g, err);
     ls_graph_destroy(one);
     return rc;
 }
@@ -139,6 +138,7 @@ int bench_engine(int argc, char **argv)
         return cli_fail(o.model, &err);
     int status = 1;
     ls_engine *e = NULL;
+    ls_calib *cal = NULL;
     ls_engine_ctx *ctx = NULL;
     float *ins[LS_NN_MAX_INPUTS] = {0}, *outs[LS_NN_MAX_INPUTS] = {0};
     double *t = calloc((size_t)o.runs, sizeof *t);
@@ -153,7 +153,8 @@ int bench_engine(int argc, char **argv)
     }
     /* int8 ranges from the first item of these inputs (a speed figure, not an
      * accuracy one: real models are calibrated by lipsync quantize). */
-    if (o.prec == LS_PREC_INT8 && calibrate_on_first_item(model, g, (const float *const *)ins, &err)) {
+    if (o.prec == LS_PREC_INT8 &&
+        calibrate_on_first_item(model, g, (const float *const *)ins, &cal, &err)) {
         cli_fail("calibration", &err);
         goto done;
     }
@@ -207,6 +208,7 @@ done:
     }
     ls_engine_ctx_destroy(ctx);
     ls_engine_destroy(e);
+    ls_calib_destroy(cal);
     ls_graph_destroy(g);
     ls_onnx_destroy(model);
     return status;

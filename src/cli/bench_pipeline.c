@@ -69,7 +69,7 @@ static int usage(FILE *out, int code)
 {
     fprintf(out,
             "usage: lipsync bench pipeline MODEL_DIR [--batches 1,8,25] [--runs N] [--seconds S]\n"
-            "                                        [--threads T] [--precision fp32|bf16]\n"
+            "                                        [--threads T] [--precision fp32|bf16|int8]\n"
             "End-to-end fps (audio in, JPEG frames out) against engine-only fps (UNet +\n"
             "encoder batches alone), interleaved in one run, medians over N runs (default 3)\n"
             "of S seconds of audio (default 4).\n");

@@ -15,12 +15,12 @@ typedef struct bench_entry {
 static const bench_entry benches[] = {
     {"pipeline",
      "MODEL_DIR [--batches 1,8,25] [--runs N] [--seconds S] [--threads T]\n"
-     "[--precision fp32|bf16]",
+     "[--precision fp32|bf16|int8]",
      "end-to-end fps vs engine-only fps on a model directory", bench_pipeline},
     {"mel", "[--runs N] [--seconds S]",
      "mel spectrogram real-time factor, one thread, 60 s of audio", bench_mel},
     {"engine",
-     "MODEL.onnx [--batch B] [--threads T] [--precision fp32|bf16]\n"
+     "MODEL.onnx [--batch B] [--threads T] [--precision fp32|bf16|int8]\n"
      "[--layout auto|any|blocked|nhwc|mixed]\n"
      "[--warmup W] [--runs R] [--profile] [--describe] [--serve]",
      "the neural engine on an ONNX model: median ms, GFLOP/s", bench_engine},

@@ -40,7 +40,7 @@ static void usage(FILE *out)
             "      --start-frame N    avatar frame the video starts from (default 0)\n"
             "      --batch B          frames per UNet batch (default: the model's, else 8)\n"
             "      --threads T        worker threads (default: all cores)\n"
-            "      --precision P      fp32 (default) or bf16\n"
+            "      --precision P      fp32 (default), bf16 or int8 (after lipsync quantize)\n"
             "      --quality Q        JPEG quality of the jpeg frames (default 85)\n"
             "      --raw SPEC         AUDIO is raw PCM: s16le|f32le:RATE:CHANNELS\n"
             "      --quiet            no progress bar\n"

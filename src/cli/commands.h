@@ -46,6 +46,7 @@ int cmd_croprect(int argc, char **argv);
 int cmd_mel(int argc, char **argv);
 int cmd_render(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
@@ -59,7 +60,7 @@ int bench_engine(int argc, char **argv);
 
 /* Online CPUs: the default thread count of the nn commands. */
 int cli_default_threads(void);
-/* "fp32" / "bf16" into an ls_precision (engine.h); prints the error and
+/* "fp32" / "bf16" / "int8" into an ls_precision (engine.h); prints the error and
  * returns -1 otherwise. */
 int cli_parse_precision(const char *text, ls_precision *out);
 /* Loads MODEL.onnx, lowers it for `batch` and, when engine is not NULL,

@@ -21,6 +21,7 @@ static const cli_command commands[] = {
     {"mel", "compute the 80-bin mel spectrogram of an audio file (.npy out)", cmd_mel},
     {"render", "lip-sync a model's avatar to an audio file, writing an MP4", cmd_render},
     {"model", "check a model directory", cmd_model},
+    {"quantize", "calibrate a model directory for --precision int8", cmd_quantize},
     {"bench", "run a benchmark: pipeline, mel, engine, image, serve", cmd_bench},
     {"info", "describe an ONNX model: inputs, ops, parameters, MACs", cmd_info},
     {"infer", "run an ONNX model on .npy inputs (oneDNN engine)", cmd_infer},

@@ -5,6 +5,7 @@ add_executable(lipsync
   src/cli/cmd_mel.c
   src/cli/cmd_render.c
   src/cli/cmd_model.c
+  src/cli/cmd_quantize.c
   src/cli/bench_mel.c
   src/cli/bench_pipeline.c
   src/cli/cmd_info.c

@@ -33,7 +33,8 @@ typedef struct ev {
     int lay;           /* layout: LAY_NHWC or the channel block (1: plain NCHW, 8, 16) */
     int f32;           /* float even where native bf16 keeps activations in bfloat16 */
     int q;             /* int8 engines: Q_U8 / Q_S8 for a value stored quantized, else 0 */
-    float qstep;       /* q: the real value of one step (x = q * qstep) */
+    const float *qstep; /* q: per channel, the real value of one step (x = q * qstep[c]);
+                           owned by the engine (its steps list) */
     int64_t isize;     /* elements per item, channel padding included */
     int alias;         /* ev this one lives inside, or -1 */
     int64_t alias_off; /* element offset inside that ev's item */
@@ -93,10 +94,13 @@ struct ls_engine {
     int threads;
     int cb;                  /* oneDNN's channel block on this CPU: 8 or 16 */
     int native_bf16;         /* bf16 on a CPU with bf16 instructions: activations (all but
-                                plain ones) are bfloat16 in memory, convs run oneDNN's bf16 kernels;
-                                int8 engines on such CPUs too, for all but their int8 values */
+                                plain ones) are bfloat16 in memory, convs run oneDNN's bf16 kernels */
     int int8;                /* LS_PREC_INT8 */
     int *qconv;              /* per node: a conv that runs in int8 (int8 engines) */
+    int64_t full_hw;         /* the largest H*W of the graph's activations */
+    int multires;            /* some activations have at most 1/16 of that H*W */
+    float **steps_owned;     /* int8 step arrays the evs point to */
+    int n_steps_owned, cap_steps_owned;
     dnnl_format_tag_t block_tag; /* dnnl_nChw8c or dnnl_nChw16c */
     ls_layout_policy policy; /* as asked */
     ls_layout_policy layout; /* what runs: AUTO resolved to ANY or BLOCKED */

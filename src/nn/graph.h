@@ -98,9 +98,12 @@ typedef struct ls_value {
     int producer;          /* node index, or -1 for inputs and constants */
     int n_consumers;
     /* Activations: the range calibration saw (quant.h), which int8 engines
-     * quantize to; has_range 0: not calibrated. */
-    int has_range;
+     * quantize to; has_range 0: not calibrated. Per channel (range_channels
+     * of them: C for 4-D values, else 1) in chan_lo/chan_hi, which point into
+     * the calibration (not owned); range_lo/hi over all channels. */
+    int has_range, range_channels;
     float range_lo, range_hi;
+    const float *chan_lo, *chan_hi;
 } ls_value;
 
 typedef struct ls_graph {

@@ -11,6 +11,7 @@
 #include "core/npy.h"
 #include "nn/lower.h"
 #include "nn/onnx.h"
+#include "pipeline/calibration.h"
 #include "pipeline/model_internal.h"
 
 #define MAX_BATCH_SIZES 8 /* distinct (batch, threads) pairs compiled per model */
@@ -28,6 +29,8 @@ struct ls_model {
     ls_model_engines engines[MAX_BATCH_SIZES];
     int n_engines;
     size_t onnx_bytes;
+    char *unet_path;
+    ls_calib *calib; /* precision int8: the UNet's ranges (int8.json) */
 };
 
 /* model.json's fields, with the defaults a bare directory gets. */
@@ -115,6 +118,23 @@ static int load_onnx(const char *dir, const char *file, ls_onnx_model **out, siz
     return LS_OK;
 }
 
+/* int8: the UNet's ranges from int8.json, checked against its values (by
+ * name, on the graph for batch 1: names do not depend on the batch). */
+static int load_calibration(ls_model *m, ls_error *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", m->dir, LS_CALIBRATION_FILE);
+    ls_graph *g = NULL;
+    int rc = ls_graph_build(m->unet_onnx, 1, &g, err);
+    if (!rc) rc = ls_calib_create(g, &m->calib, err);
+    if (!rc) rc = ls_calibration_read(path, m->unet_path, m->calib, err);
+    ls_graph_destroy(g);
+    return rc;
+}
+
+const char *ls_model_unet_path(const ls_model *m) { return m->unet_path; }
+const ls_onnx_model *ls_model_unet_onnx(const ls_model *m) { return m->unet_onnx; }
+
 static void engines_free(ls_model_engines *e)
 {
     ls_engine_destroy(e->unet);
@@ -134,6 +154,10 @@ static int engines_build(ls_model *m, int batch, int threads, ls_model_engines *
     e->threads = threads;
     int rc = ls_graph_build(m->unet_onnx, batch, &e->unet_graph, err);
     if (rc) return ls_error_prefix(err, "UNet");
+    if (m->calib && (rc = ls_calib_apply(m->calib, e->unet_graph, err))) {
+        engines_free(e);
+        return rc;
+    }
     rc = ls_graph_build(m->enc_onnx, batch, &e->enc_graph, err);
     if (rc) {
         engines_free(e);
@@ -210,6 +234,8 @@ static void model_free(ls_model *m)
     ls_onnx_destroy(m->unet_onnx);
     ls_onnx_destroy(m->enc_onnx);
     pthread_mutex_destroy(&m->lock);
+    ls_calib_destroy(m->calib);
+    free(m->unet_path);
     free(m->visual_name); free(m->audio_name); free(m->mel_name);
     free(m->dir);
     free(m->name);
@@ -223,7 +249,8 @@ int ls_model_load(const char *dir, const ls_model_options *opt, ls_pool *pool, l
     static const ls_model_options defaults = {0};
     if (!opt) opt = &defaults;
     if (!dir) return ls_error_set(err, LS_ERR_INVALID_ARG, "no model directory");
-    if (opt->precision != LS_PREC_FP32 && opt->precision != LS_PREC_BF16)
+    if (opt->precision != LS_PREC_FP32 && opt->precision != LS_PREC_BF16 &&
+        opt->precision != LS_PREC_INT8)
         return ls_error_set(err, LS_ERR_INVALID_ARG, "unknown precision %d", opt->precision);
     model_config c;
     int rc = read_config(dir, &c, err);
@@ -246,6 +273,12 @@ int ls_model_load(const char *dir, const ls_model_options *opt, ls_pool *pool, l
     m->precision = (ls_precision)opt->precision;
     rc = load_onnx(dir, c.unet, &m->unet_onnx, &m->onnx_bytes, err);
     if (!rc) rc = load_onnx(dir, c.encoder, &m->enc_onnx, &m->onnx_bytes, err);
+    if (!rc) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, c.unet);
+        if (!(m->unet_path = strdup(path))) rc = ls_error_set(err, LS_ERR_NOMEM, "out of memory");
+    }
+    if (!rc && m->precision == LS_PREC_INT8) rc = load_calibration(m, err);
     if (!rc) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, c.avatar);

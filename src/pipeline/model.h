@@ -25,7 +25,8 @@ typedef struct ls_model ls_model;
 
 typedef struct ls_model_options {
     int batch;                   /* default batch size; 0: model.json's, else 8 */
-    int precision;               /* an ls_precision of nn/engine.h; 0: fp32 */
+    int precision;               /* an ls_precision of nn/engine.h; 0: fp32; int8 reads
+                                    the directory's int8.json (calibration.h) */
     size_t avatar_memory_budget; /* bytes of decoded frames kept; 0: all */
     int engine_threads;          /* threads each UNet/encoder run uses; 0: the
                                     load pool's size. oneDNN fixes a kernel's

@@ -5,6 +5,7 @@
 #include "avatar/avatar.h"
 #include "nn/engine.h"
 #include "nn/graph.h"
+#include "nn/onnx.h"
 #include "pipeline/model.h"
 
 /* The two networks compiled for one batch size and thread count (oneDNN
@@ -21,5 +22,9 @@ int ls_model_engines_get(ls_model *m, int batch, int threads, const ls_model_eng
                          ls_error *err);
 
 ls_avatar *ls_model_avatar(const ls_model *m);
+
+/* The UNet as loaded (its file and parsed ONNX), for calibration (quantize.h). */
+const char *ls_model_unet_path(const ls_model *m);
+const ls_onnx_model *ls_model_unet_onnx(const ls_model *m);
 
 #endif

@@ -71,6 +71,8 @@ struct ls_session {
      * between two buffers so that one batch is painted while the next runs. */
     float *unet_visual, *unet_audio, *unet_out[2];
     int unet_fill, out_cur;
+    void (*unet_tap)(void *ctx, const float *visual, const float *audio, int items);
+    void *unet_tap_ctx;
     struct paint_job {
         ls_session *s;
         const float *out;  /* the batch's UNet outputs */
@@ -288,6 +290,7 @@ static int run_unet(ls_session *s, ls_error *err)
     const float *in[2];
     in[s->eng->unet_visual] = s->unet_visual;
     in[s->eng->unet_audio] = s->unet_audio;
+    if (s->unet_tap) s->unet_tap(s->unet_tap_ctx, s->unet_visual, s->unet_audio, s->unet_fill);
     float *out[1] = {s->unet_out[s->out_cur]};
     int rc = ls_engine_run(s->unet_ctx, in, out, err);
     s->times.unet += ls_now() - t0;
@@ -590,6 +593,8 @@ int ls_session_create(ls_model *model, ls_pool *pool, const ls_session_options *
     s->paint.format = opt->format;
     s->paint.jpeg_quality = opt->jpeg_quality;
     s->n_windows = -1;
+    s->unet_tap = opt->unet_tap;
+    s->unet_tap_ctx = opt->unet_tap_ctx;
     s->silence_energy = (double)opt->silence_rms * opt->silence_rms;
     ls_energy_init(&s->energy, LS_MEL_HOP);
     /* E rows live from the first window a staged frame needs to the newest. */

@@ -55,6 +55,11 @@ typedef struct ls_session_options {
      * features need, the frames are the bytes the whole session gives them,
      * and once they are out the rest of the audio is dropped unread. */
     int64_t first_frame, frame_count;
+    /* unet_tap (may be NULL) sees every UNet batch's inputs before it runs:
+     * `items` items of the visual [B,6,320,320] and audio [B,32,16,16] inputs
+     * (int8 calibration, quantize.h, collects them). */
+    void (*unet_tap)(void *ctx, const float *visual, const float *audio, int items);
+    void *unet_tap_ctx;
 } ls_session_options;
 
 typedef struct ls_frame {

@@ -1,6 +1,8 @@
 add_library(lipsync_pipeline STATIC
   src/pipeline/features.c
   src/pipeline/model.c
+  src/pipeline/calibration.c
+  src/pipeline/quantize.c
   src/pipeline/silence.c
   src/pipeline/session.c
   src/pipeline/drive.c)

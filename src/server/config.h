@@ -35,7 +35,7 @@ typedef struct ls_server_config {
     int workers;                         /* compute threads driving sessions */
     int threads;                         /* shared pool threads for image work */
     int batch;                           /* session batch size; 0: the model's */
-    char precision[LS_CONFIG_STR_MAX];   /* engine precision: "fp32" or "bf16" */
+    char precision[LS_CONFIG_STR_MAX];   /* engine precision: "fp32", "bf16" or "int8" */
     int jpeg_quality;                    /* 1..100 */
     double silence_rms;                  /* live mode: RMS below this is silence */
     int verbose;                         /* 0 quiet, 1 requests */

@@ -26,3 +26,24 @@ if(LS_SANITIZE STREQUAL "")
             --min-r 0.8 --min-psnr 24)
   set_tests_properties(test_lipsync_demo PROPERTIES TIMEOUT ${LS_TEST_TIMEOUT})
 endif()
+
+# int8 calibration of the trained demo model on espeak-ng speech (a sentence
+# outside its training words) and the int8.json checks. Not under
+# ThreadSanitizer: the reference executor's calibration is single-threaded
+# code, 20-50x slower there, and the session's threads are test_session's.
+if(NOT LS_SANITIZE STREQUAL "thread")
+  find_program(LS_ESPEAK espeak-ng REQUIRED)
+  set(LS_QUANTIZE_SPEECH ${CMAKE_BINARY_DIR}/quantize-speech.wav)
+  add_custom_command(
+    OUTPUT ${LS_QUANTIZE_SPEECH}
+    COMMAND ${LS_ESPEAK} -v en -s 160 -w ${LS_QUANTIZE_SPEECH}
+            "Seven jolly foxes waved at the brown bear by the quiet lake."
+    COMMENT "Synthesising the int8 calibration test's speech"
+    VERBATIM)
+  add_custom_target(ls_quantize_speech ALL DEPENDS ${LS_QUANTIZE_SPEECH})
+  ls_add_test(test_quantize pipeline/test_quantize.c)
+  add_dependencies(test_quantize ls_trained_demo ls_quantize_speech)
+  set_property(TEST test_quantize APPEND PROPERTY ENVIRONMENT
+    "LS_TRAINED_DEMO=${LS_TRAINED_DEMO_DIR}" "LS_TEST_SPEECH=${LS_QUANTIZE_SPEECH}"
+    "LS_TEST_TMP=${CMAKE_BINARY_DIR}")
+endif()
