@@ -3,7 +3,7 @@
 // `lipsync bench engine --serve` child), runs interleaved one by one.
 //
 //   node ort_vs_engine.mjs --lipsync PATH --model M.onnx [--batch B] [--threads T]
-//        [--precision fp32|bf16] [--warmup W] [--runs R] [--label TEXT] [--spin 0|1|ort]
+//        [--precision fp32|bf16|int8] [--warmup W] [--runs R] [--label TEXT] [--spin 0|1|ort]
 //
 // --spin sets how both runtimes' idle worker threads wait. 0 (default): ONNX
 // Runtime's session.intra_op.allow_spinning=0 (they block at once, its faster

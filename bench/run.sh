@@ -12,7 +12,8 @@
 # (build/lipsync), SPIN (0: ONNX Runtime's worker threads block at once, the
 # engine's libgomp threads wait as lipsync does by default, a brief spin then
 # sleep; 1: both spin without bound; ort: ONNX Runtime spins, the engine as in
-# 0; see ort_vs_engine.mjs). Cases: UNet fp32 and bf16 at batch 1 and 8, audio
+# 0; see ort_vs_engine.mjs). Cases: UNet fp32, bf16 and int8 (calibrated on
+# the first item of its seeded input) at batch 1 and 8, audio
 # encoder fp32 at batch 1 and 8; each prints both medians and ORT ms / engine ms.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -40,5 +41,7 @@ run --label unet --model "$unet" --batch 1 --precision fp32
 run --label unet --model "$unet" --batch 8 --precision fp32
 run --label unet --model "$unet" --batch 1 --precision bf16
 run --label unet --model "$unet" --batch 8 --precision bf16
+run --label unet --model "$unet" --batch 1 --precision int8
+run --label unet --model "$unet" --batch 8 --precision int8
 run --label encoder --model "$encoder" --batch 1 --precision fp32
 run --label encoder --model "$encoder" --batch 8 --precision fp32

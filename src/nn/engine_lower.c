@@ -621,6 +621,10 @@ static int add_convert(ls_engine *e, int ni, int src, int dst, ls_error *err)
     /* Created for the threads it runs on, as convs are (its scratchpad and
      * work split may be sized for them). */
     int threads = y->n * y->isize < SMALL_KERNEL_ELEMS ? 1 : e->threads;
+    /* and the caller's count restored: a conv converting its source creates
+     * its primitive after this, for the threads its descriptor was made for
+     * (oneDNN 2.6 crashed building a brdgmm kernel for another count) */
+    int saved_threads = omp_get_max_threads();
     omp_set_num_threads(threads);
     rc = DN_STATUS(dnnl_memory_desc_init_by_tag(&smd, 4, d, ev_dt(e, x), tag_of(x->lay)));
     if (!rc) rc = DN_STATUS(dnnl_memory_desc_init_by_tag(&dmd, 4, d, ev_dt(e, y), tag_of(y->lay)));
@@ -633,10 +637,14 @@ static int add_convert(ls_engine *e, int ni, int src, int dst, ls_error *err)
         rc = DN_STATUS(
             dnnl_reorder_primitive_desc_create(&pd, &smd, e->dnnl, &dmd, e->dnnl, attr));
     if (attr) dnnl_primitive_attr_destroy(attr);
-    if (rc) return rc;
+    if (rc) {
+        omp_set_num_threads(saved_threads);
+        return rc;
+    }
     step *s = new_step(e, ST_CONVERT, ni, err);
     if (!s) {
         dnnl_primitive_desc_destroy(pd);
+        omp_set_num_threads(saved_threads);
         return LS_ERR_NOMEM;
     }
     s->src = src;
@@ -652,6 +660,7 @@ static int add_convert(ls_engine *e, int ni, int src, int dst, ls_error *err)
     snprintf(s->impl, sizeof s->impl, "%s", pd_impl(pd));
     rc = DN_STATUS(dnnl_primitive_create(&s->prim, pd));
     dnnl_primitive_desc_destroy(pd);
+    omp_set_num_threads(saved_threads);
     if (rc) return rc;
     return dst != out ? add_copy(e, ni, dst, out, 0, err) : LS_OK;
 }
@@ -709,10 +718,12 @@ static int compile_conv_int8(ls_engine *e, int ni, ls_error *err)
     const ls_value *x = &g->values[n->in[0]], *w = &g->values[n->in[1]], *y = &g->values[n->out];
     int src = n->in[0], dst = n->out;
     const ev *sv = &e->evs[src], *dv = &e->evs[dst];
+    /* Whole batches only: the int8 conv reads and writes dense temporaries
+     * where the values are slots (oneDNN 2.6 crashed creating a per-item
+     * int8 depthwise brdgmm kernel). */
     int64_t N = y->dims[0], OC = y->dims[1], per_oc = ls_value_count(w) / OC;
-    int per_item = N > 1 && !(sv->kind == EV_ARENA && (dense(sv) || !item_contig(sv)) &&
-                              (dense(dv) || !item_contig(dv)));
-    int64_t nb = per_item ? 1 : N;
+    int per_item = 0;
+    int64_t nb = N;
     int sq = sv->q ? sv->q : q_type(x);
     const float *sstep = sv->q ? sv->qstep : q_steps(e, x, x->dims[1]);
     float *scales = malloc((size_t)OC * sizeof *scales);
@@ -754,27 +765,24 @@ static int compile_conv_int8(ls_engine *e, int ni, ls_error *err)
                 scales, OC};
     int threads = conv_flops(g, n) < SMALL_CONV_FLOPS ? 1 : e->threads;
     omp_set_num_threads(threads);
+    /* A residual is summed in place (oneDNN's sum post-op into a copy of it):
+     * a binary post-op's operand would need the layout oneDNN picks. */
     int res = a->residual >= 0 ? n->in[a->residual] : -1;
-    const ev *rv = res >= 0 ? &e->evs[res] : NULL;
-    int binary = rv && rv->kind == EV_ARENA && !is_plain(rv) && !rv->q && rv->lay == dv->lay &&
-                 !same_storage(e, res, dst) && (per_item ? item_contig(rv) : dense(rv));
+    int binary = 0;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
                 dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
-    /* The values' layouts first, then oneDNN's own source, then its own
-     * destination too (kept if they are ours). */
-    const dnnl_format_tag_t tags[3][2] = {{tag_of(sv->lay), tag_of(dv->lay)},
-                                          {dnnl_format_tag_any, tag_of(dv->lay)},
-                                          {dnnl_format_tag_any, dnnl_format_tag_any}};
+    /* oneDNN's own layouts (kept if they are ours; converts and copies meet
+     * the values' layouts): its int8 kernels are nhwc ones. */
+    const dnnl_format_tag_t tags[1][2] = {{dnnl_format_tag_any, dnnl_format_tag_any}};
     /* A float destination where oneDNN has an int8 kernel for no bfloat16 one
-     * in our layouts (small outputs); a binary residual must match it. */
+     * in our layouts (small outputs). */
     int found = 0;
     const dnnl_data_type_t ddts[2] = {q.ddt, q.ddt == dnnl_bf16 ? dnnl_f32 : q.ddt};
     for (int f = 0; f < 2 && !found; f++)
-        for (int t = 0; t < 3 && !found; t++)
+        for (int t = 0; t < 1 && !found; t++)
             for (int bin = binary; bin >= 0 && !found; bin--) {
                 q.ddt = ddts[f];
-                if (bin && ev_dt(e, rv) != q.ddt) continue;
                 found = try_conv_pd(e, n, NULL, nb, tags[t][0], tags[t][1], 1, NULL, 0, bin, &q,
                                     &pd) == dnnl_success &&
                         strncmp(pd_impl(pd), "ref", 3) &&
@@ -812,7 +820,7 @@ static int compile_conv_int8(ls_engine *e, int ni, ls_error *err)
     }
     int cdst = dst;
     int f32 = q.ddt == dnnl_f32 && ev_bf16(e, &e->evs[dst]);
-    if (!rc && (e->evs[dst].lay != dst_lay || !item_contig(&e->evs[dst]) || f32)) {
+    if (!rc && (e->evs[dst].lay != dst_lay || !dense(&e->evs[dst]) || f32)) {
         cdst = temp_like(e, dst, dst_lay, err);
         if (cdst < 0) rc = cdst;
         else {

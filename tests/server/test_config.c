@@ -37,10 +37,12 @@ static void test_defaults_and_set(void **state)
     assert_string_equal(c.precision, "fp32");
     assert_int_equal(ls_server_config_set(&c, "precision", "bf16", "flag", &err), LS_OK);
     assert_string_equal(c.precision, "bf16");
-    assert_int_equal(ls_server_config_set(&c, "precision", "int8", "flag", &err),
+    assert_int_equal(ls_server_config_set(&c, "precision", "int4", "flag", &err),
                      LS_ERR_INVALID_ARG);
-    assert_non_null(strstr(err.msg, "int8"));
+    assert_non_null(strstr(err.msg, "int4"));
     assert_string_equal(c.precision, "bf16"); /* unchanged by the refused value */
+    assert_int_equal(ls_server_config_set(&c, "precision", "int8", "flag", &err), LS_OK);
+    assert_string_equal(c.precision, "int8");
 }
 
 static void test_file(void **state)
