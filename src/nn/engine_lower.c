@@ -550,6 +550,30 @@ static double conv_flops(const ls_graph *g, const ls_node *n)
            (double)(g->values[n->in[0]].dims[1] / a->group) * a->kernel[0] * a->kernel[1];
 }
 
+/* A conv step's operands and what its primitive descriptor says: source,
+ * destination, the binary residual (res >= 0), items run one by one
+ * (per_item_n > 0) or the batch at once, and the scratchpad it needs. */
+static void fill_conv_step(ls_engine *e, step *s, dnnl_primitive_desc_t pd, int src, int dst,
+                           int res, int per_item_n, int threads)
+{
+    s->src = src;
+    s->dst = dst;
+    if (res >= 0) {
+        s->src2 = res;
+        s->res_md = *dnnl_primitive_desc_query_md(
+            pd, dnnl_query_exec_arg_md, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1);
+    }
+    s->per_item = per_item_n > 0;
+    s->n_exec = per_item_n > 0 ? per_item_n : 1;
+    s->threads = threads;
+    snprintf(s->impl, sizeof s->impl, "%s", pd_impl(pd));
+    s->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    s->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_DST);
+    s->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = dnnl_memory_desc_get_size(&s->scratch_md);
+    if (sbytes > e->scratch_bytes) e->scratch_bytes = sbytes;
+}
+
 /* ---- int8 ---- */
 
 /* The element type of an ev as oneDNN sees it. */
@@ -839,23 +863,8 @@ static int compile_conv_int8(ls_engine *e, int ni, ls_error *err)
         free(wfold);
         return rc ? rc : LS_ERR_NOMEM;
     }
-    s->src = csrc;
-    s->dst = cdst;
+    fill_conv_step(e, s, pd, csrc, cdst, -1, per_item ? (int)N : 0, threads);
     s->int8 = 1;
-    if (binary) {
-        s->src2 = res;
-        s->res_md = *dnnl_primitive_desc_query_md(
-            pd, dnnl_query_exec_arg_md, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1);
-    }
-    s->per_item = per_item;
-    s->n_exec = per_item ? (int)N : 1;
-    s->threads = threads;
-    snprintf(s->impl, sizeof s->impl, "%s", pd_impl(pd));
-    s->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    s->dst_md = *dst_md;
-    s->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t sbytes = dnnl_memory_desc_get_size(&s->scratch_md);
-    if (sbytes > e->scratch_bytes) e->scratch_bytes = sbytes;
     /* Weights: float to s8 by oneDNN's reorder, scaled per output channel
      * (mask: dim 0 of oihw, dims 0-1 of goihw). */
     dnnl_primitive_attr_t wattr = NULL;
@@ -1052,22 +1061,7 @@ static int compile_conv(ls_engine *e, int ni, ls_error *err)
         dnnl_primitive_desc_destroy(pd);
         return rc ? rc : LS_ERR_NOMEM;
     }
-    s->src = csrc;
-    s->dst = cdst;
-    if (binary) {
-        s->src2 = res;
-        s->res_md = *dnnl_primitive_desc_query_md(
-            pd, dnnl_query_exec_arg_md, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1);
-    }
-    s->per_item = per_item;
-    s->n_exec = per_item ? (int)N : 1;
-    s->threads = threads;
-    snprintf(s->impl, sizeof s->impl, "%s", pd_impl(pd));
-    s->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    s->dst_md = *dst_md;
-    s->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t sbytes = dnnl_memory_desc_get_size(&s->scratch_md);
-    if (sbytes > e->scratch_bytes) e->scratch_bytes = sbytes;
+    fill_conv_step(e, s, pd, csrc, cdst, binary ? res : -1, per_item ? (int)N : 0, threads);
 
     rc = upload_weights(e, ni, w, a->group,
                         dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &s->wei, err);
