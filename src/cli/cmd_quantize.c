@@ -15,11 +15,11 @@ static void usage(FILE *out)
             "\n"
             "Calibrates model directory DIR for --precision int8: runs the model in float32\n"
             "on its avatar frames with SPEECH (any audio file), records the range of every\n"
-            "UNet activation on N frames (default 32) and writes DIR/int8.json. It then runs\n"
-            "N other frames in int8 and in float32 and prints their difference per output\n"
-            "pixel in 1/255 steps (mean and largest). Loading a model with precision int8\n"
-            "(render, serve, bench pipeline) needs this file; it names the unet.onnx it was\n"
-            "measured on, so quantize again after replacing the model.\n");
+            "UNet activation on N frames (default 32, at most 128) and writes DIR/int8.json.\n"
+            "It then runs N other frames in int8 and in float32 and prints their difference\n"
+            "per output pixel in 1/255 steps (mean and largest). Loading a model with\n"
+            "precision int8 (render, serve, bench pipeline) needs this file; it names the\n"
+            "unet.onnx it was measured on, so quantize again after replacing the model.\n");
 }
 
 int cmd_quantize(int argc, char **argv)
@@ -37,7 +37,7 @@ int cmd_quantize(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case O_AUDIO: audio_path = optarg; break;
-        case O_FRAMES: if ((qo.frames = cli_parse_int("--frames", optarg, 2, 1024)) < 0) return 2; break;
+        case O_FRAMES: if ((qo.frames = cli_parse_int("--frames", optarg, 2, 128)) < 0) return 2; break;
         case O_THREADS: if ((qo.threads = cli_parse_int("--threads", optarg, 1, 1024)) < 0) return 2; break;
         case 'h': usage(stdout); return 0;
         default: return cli_option_error("quantize", c, argv);

@@ -746,8 +746,6 @@ static int compile_conv_int8(ls_engine *e, int ni, ls_error *err)
      * where the values are slots (oneDNN 2.6 crashed creating a per-item
      * int8 depthwise brdgmm kernel). */
     int64_t N = y->dims[0], OC = y->dims[1], per_oc = ls_value_count(w) / OC;
-    int per_item = 0;
-    int64_t nb = N;
     int sq = sv->q ? sv->q : q_type(x);
     const float *sstep = sv->q ? sv->qstep : q_steps(e, x, x->dims[1]);
     float *scales = malloc((size_t)OC * sizeof *scales);
@@ -781,44 +779,25 @@ static int compile_conv_int8(ls_engine *e, int ni, ls_error *err)
         scales[oc] = wstep / (dv->q ? dv->qstep[oc] : 1.0f);
         bias[oc] = (bslot >= 0 ? g->values[n->in[bslot]].data[oc] : 0.0f) / wstep;
     }
+    /* int8 engines keep float between int8 values (engine.h) */
     conv_q q = {sq == Q_U8 ? dnnl_u8 : dnnl_s8,
-                dv->q == Q_U8   ? dnnl_u8
-                : dv->q == Q_S8 ? dnnl_s8
-                : e->native_bf16 && !is_plain(dv) ? dnnl_bf16
-                                                  : dnnl_f32,
-                scales, OC};
+                dv->q == Q_U8 ? dnnl_u8 : dv->q == Q_S8 ? dnnl_s8 : dnnl_f32, scales, OC};
     int threads = conv_flops(g, n) < SMALL_CONV_FLOPS ? 1 : e->threads;
     omp_set_num_threads(threads);
     /* A residual is summed in place (oneDNN's sum post-op into a copy of it):
      * a binary post-op's operand would need the layout oneDNN picks. */
     int res = a->residual >= 0 ? n->in[a->residual] : -1;
-    int binary = 0;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_dims_t sd = {nb, x->dims[1], x->dims[2], x->dims[3]},
-                dd = {nb, y->dims[1], y->dims[2], y->dims[3]};
-    /* oneDNN's own layouts (kept if they are ours; converts and copies meet
-     * the values' layouts): its int8 kernels are nhwc ones. */
-    const dnnl_format_tag_t tags[1][2] = {{dnnl_format_tag_any, dnnl_format_tag_any}};
-    /* A float destination where oneDNN has an int8 kernel for no bfloat16 one
-     * in our layouts (small outputs). */
-    int found = 0;
-    const dnnl_data_type_t ddts[2] = {q.ddt, q.ddt == dnnl_bf16 ? dnnl_f32 : q.ddt};
-    for (int f = 0; f < 2 && !found; f++)
-        for (int t = 0; t < 1 && !found; t++)
-            for (int bin = binary; bin >= 0 && !found; bin--) {
-                q.ddt = ddts[f];
-                found = try_conv_pd(e, n, NULL, nb, tags[t][0], tags[t][1], 1, NULL, 0, bin, &q,
-                                    &pd) == dnnl_success &&
-                        strncmp(pd_impl(pd), "ref", 3) &&
-                        md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd) >= 0 &&
-                        md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dd) >= 0;
-                if (found) {
-                    binary = bin;
-                } else if (pd) {
-                    dnnl_primitive_desc_destroy(pd);
-                    pd = NULL;
-                }
-            }
+    dnnl_dims_t sd = {N, x->dims[1], x->dims[2], x->dims[3]},
+                dd = {N, y->dims[1], y->dims[2], y->dims[3]};
+    /* oneDNN's own layouts (its int8 kernels are nhwc ones), kept if they are
+     * ours: converts and copies meet the values' layouts. */
+    int found = try_conv_pd(e, n, NULL, N, dnnl_format_tag_any, dnnl_format_tag_any, 1, NULL, 0,
+                            0, &q, &pd) == dnnl_success &&
+                strncmp(pd_impl(pd), "ref", 3) &&
+                md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), sd) >= 0 &&
+                md_layout(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dd) >= 0;
+    if (!found && pd) dnnl_primitive_desc_destroy(pd);
     free(scales);
     if (!found) {
         free(wscale);
@@ -843,17 +822,15 @@ static int compile_conv_int8(ls_engine *e, int ni, ls_error *err)
         }
     }
     int cdst = dst;
-    int f32 = q.ddt == dnnl_f32 && ev_bf16(e, &e->evs[dst]);
-    if (!rc && (e->evs[dst].lay != dst_lay || !dense(&e->evs[dst]) || f32)) {
+    if (!rc && (e->evs[dst].lay != dst_lay || !dense(&e->evs[dst]))) {
         cdst = temp_like(e, dst, dst_lay, err);
         if (cdst < 0) rc = cdst;
         else {
             e->evs[cdst].q = e->evs[dst].q;
             e->evs[cdst].qstep = e->evs[dst].qstep;
-            e->evs[cdst].f32 = f32;
         }
     }
-    if (!rc && res >= 0 && !binary && !same_storage(e, res, cdst))
+    if (!rc && res >= 0 && !same_storage(e, res, cdst))
         rc = add_copy(e, ni, res, cdst, 0, err);
     step *s = rc ? NULL : new_step(e, ST_CONV, ni, err);
     if (!s) {
@@ -863,7 +840,7 @@ static int compile_conv_int8(ls_engine *e, int ni, ls_error *err)
         free(wfold);
         return rc ? rc : LS_ERR_NOMEM;
     }
-    fill_conv_step(e, s, pd, csrc, cdst, -1, per_item ? (int)N : 0, threads);
+    fill_conv_step(e, s, pd, csrc, cdst, -1, 0, threads);
     s->int8 = 1;
     /* Weights: float to s8 by oneDNN's reorder, scaled per output channel
      * (mask: dim 0 of oihw, dims 0-1 of goihw). */

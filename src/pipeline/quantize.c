@@ -113,8 +113,9 @@ int ls_model_quantize(const char *dir, const float *speech, size_t n,
     int frames = opt->frames > 0 ? opt->frames : 32;
     int threads = opt->threads > 0 ? opt->threads : 2;
     if (!dir || !speech || n == 0) return ls_error_set(err, LS_ERR_INVALID_ARG, "quantize: no speech");
-    if (frames > 1024 || threads > 1024)
-        return ls_error_set(err, LS_ERR_RANGE, "quantize: at most 1024 frames and threads");
+    /* 2 x frames items of 2.5 MB each are kept: 640 MB at most */
+    if (frames > 128 || threads > 1024)
+        return ls_error_set(err, LS_ERR_RANGE, "quantize: at most 128 frames and 1024 threads");
     ls_pool *pool = NULL;
     ls_model *m = NULL;
     ls_graph *g = NULL;

@@ -17,7 +17,7 @@
 #include "core/error.h"
 
 typedef struct ls_quantize_options {
-    int frames;  /* calibration items (and as many check items); 0: 32 */
+    int frames;  /* calibration items (and as many check items), at most 128; 0: 32 */
     int threads; /* engine and pool threads; 0: 2 */
 } ls_quantize_options;
 
