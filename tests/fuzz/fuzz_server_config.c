@@ -5,6 +5,7 @@
  * through ls_server_config_apply_env. Checks that an accepted config holds
  * NUL-terminated strings and numbers in their ranges. */
 #include "fuzz_util.h"
+#include "nn/engine.h"
 #include "server/config.h"
 
 static void check_config(const ls_server_config *c)
@@ -19,7 +20,10 @@ static void check_config(const ls_server_config *c)
     FUZZ_CHECK(c->batch >= 0 && c->batch <= 64);
     FUZZ_CHECK(c->jpeg_quality >= 1 && c->jpeg_quality <= 100);
     FUZZ_CHECK(c->silence_rms >= 0 && c->silence_rms <= 1);
-    FUZZ_CHECK(!strcmp(c->precision, "fp32") || !strcmp(c->precision, "bf16"));
+    /* The engine's own parser is the one list of precisions. */
+    ls_precision p;
+    ls_error err;
+    FUZZ_CHECK(ls_precision_parse(c->precision, &p, &err) == LS_OK);
 }
 
 /* Lines of data as a NULL-terminated envp (one allocation each). */
