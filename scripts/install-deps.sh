@@ -14,6 +14,9 @@ BUILD_PKGS=(
   libsndfile1-dev libsoxr-dev libfftw3-dev      # audio decode, resample, STFT
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev  # video in/out
   libwebsockets-dev libcjson-dev libzip-dev     # server: HTTP + WebSocket, JSON, jpeg-zip output
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev  # WebRTC: webrtcbin
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad  # appsrc, rtp, opus, srtp, dtls
+  gstreamer1.0-plugins-ugly gstreamer1.0-nice   # x264enc; ICE (libnice)
 )
 TEST_PKGS=(
   libcmocka-dev                                 # unit tests

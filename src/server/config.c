@@ -54,6 +54,10 @@ static const key_desc keys[] = {
     {"jpeg_quality", KEY_INT, OFF(jpeg_quality), 1, 100, "JPEG quality of frames"},
     {"silence_rms", KEY_DBL, OFF(silence_rms), 0, 1, "RMS below which audio is silence (speech events)"},
     {"verbose", KEY_INT, OFF(verbose), 0, 2, "log level"},
+    {"stun_server", KEY_STR, OFF(stun_server), 0, 0,
+     "WebRTC STUN server, stun://HOST:PORT (\"\": none, enough on a LAN)"},
+    {"turn_server", KEY_STR, OFF(turn_server), 0, 0,
+     "WebRTC TURN server, turn://USER:PASSWORD@HOST:PORT (\"\": none)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -108,6 +112,19 @@ static int set_number(ls_server_config *c, const key_desc *k, double v, const ch
     return LS_OK;
 }
 
+/* webrtcbin takes its ICE servers as URLs and only warns on one it cannot
+ * read, so a typo would surface as peers that never connect: check the
+ * scheme here. "" is none. */
+static int ice_url_ok(const char *key, const char *value)
+{
+    if (!value[0]) return 1;
+    if (!strcmp(key, "stun_server")) return !strncmp(value, "stun://", 7) && value[7];
+    if (!strcmp(key, "turn_server"))
+        return (!strncmp(value, "turn://", 7) && value[7]) ||
+               (!strncmp(value, "turns://", 8) && value[8]);
+    return 1;
+}
+
 int ls_server_config_set(ls_server_config *c, const char *key, const char *value,
                          const char *source, ls_error *err)
 {
@@ -121,6 +138,9 @@ int ls_server_config_set(ls_server_config *c, const char *key, const char *value
         ls_precision p;
         if (!strcmp(k->name, "precision") && ls_precision_parse(value, &p, err))
             return ls_error_prefix(err, "%s", source);
+        if (!ice_url_ok(k->name, value))
+            return ls_error_set(err, LS_ERR_FORMAT, "%s: %s wants %s://HOST:PORT, got '%s'",
+                                source, key, k->name[0] == 's' ? "stun" : "turn", value);
         strcpy((char *)c + k->offset, value);
         return LS_OK;
     }

@@ -39,6 +39,8 @@ typedef struct ls_server_config {
     int jpeg_quality;                    /* 1..100 */
     double silence_rms;                  /* live mode: RMS below this is silence */
     int verbose;                         /* 0 quiet, 1 requests */
+    char stun_server[LS_CONFIG_STR_MAX]; /* WebRTC: stun://HOST:PORT, "" : none (LANs) */
+    char turn_server[LS_CONFIG_STR_MAX]; /* WebRTC: turn(s)://USER:PASS@HOST:PORT, "" : none */
 } ls_server_config;
 
 void ls_server_config_defaults(ls_server_config *c);

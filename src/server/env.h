@@ -41,6 +41,7 @@ typedef struct ls_env {
     ls_registry *registry;
     ls_metrics *metrics;
     ls_hub *hub;
+    struct ls_webrtc *webrtc; /* WebRTC sessions (webrtc.h) */
     double started_at;
     atomic_int active_streams, active_jobs;
     /* Jobs until their answer is sent (active_jobs ends with the work):
@@ -68,6 +69,7 @@ typedef struct ls_response {
     char content_type[96];
     char disposition[96];   /* Content-Disposition, or "" */
     char allow[64];         /* Allow (405), or "" */
+    char location[96];      /* Location (201), or "" */
     int retry_after_s;      /* > 0: a Retry-After header (503 at a limit) */
     int close_after;        /* close the connection once sent */
     ls_buf body;

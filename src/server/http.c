@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "server/request.h"
 #include "server/router.h"
+#include "server/webrtc.h"
 
 #define WRITE_CHUNK 65536
 
@@ -20,6 +21,7 @@ typedef struct http_req {
     ls_job job;              /* [loop], but [work] while the job runs */
     ls_response resp;        /* the answer: as job */
     int holds_slot;          /* counts against max_sessions and max_jobs */
+    int holds_stream;        /* a WebRTC offer's session slot, until its job takes it */
     int unsent;              /* counts in env->unsent_jobs */
     size_t body_expected;    /* [loop] its Content-Length */
     size_t body_got;         /* [loop] bytes of it received */
@@ -47,6 +49,7 @@ static void http_req_free(ls_conn *c)
 {
     http_req *r = (http_req *)c;
     release_slot(r);
+    if (r->holds_stream) atomic_fetch_sub(&r->env->active_streams, 1);
     if (r->unsent) atomic_fetch_sub(&r->env->unsent_jobs, 1);
     ls_job_body_release(r->env, &r->job);
     ls_buf_free(&r->resp.body);
@@ -95,6 +98,11 @@ static int http_write(struct lws *wsi, http_req *r)
             lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
                                         (const unsigned char *)a->allow, (int)strlen(a->allow),
                                         &p, end))
+            return -1;
+        if (a->location[0] &&
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"location:",
+                                        (const unsigned char *)a->location,
+                                        (int)strlen(a->location), &p, end))
             return -1;
         if (a->close_after &&
             lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
@@ -161,6 +169,9 @@ static next_step h_metrics(http_call *call);
 static next_step h_models(http_call *call);
 static next_step h_stream(http_call *call);
 static next_step h_job(http_call *call);
+static next_step h_webrtc(http_call *call);
+static next_step content_length(http_call *call, int optional, int64_t *len);
+static next_step admit_body(http_call *call, int64_t len);
 
 static const http_route routes[] = {
     {{"GET", "/health"}, h_health, 1, LS_JOB_NONE},
@@ -177,6 +188,8 @@ static const http_route routes[] = {
     {{"DELETE", "/v1/models/{}"}, h_job, 0, LS_JOB_UNLOAD},
     {{"POST", "/v1/render"}, h_job, 0, LS_JOB_RENDER},
     {{"POST", "/v1/batch"}, h_job, 0, LS_JOB_BATCH},
+    {{"POST", "/v1/webrtc"}, h_webrtc, 0, LS_JOB_WEBRTC},
+    {{"DELETE", "/v1/webrtc/{}"}, h_webrtc, 0, LS_JOB_WEBRTC_END},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -396,31 +409,9 @@ static next_step h_job(http_call *call)
             job->multipart = 1;
     }
     if (strcmp(call->method, "POST")) return DISPATCH; /* DELETE: no body */
-    char cl[32];
-    int64_t len = -1;
-    int has_len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
-    if (!has_len && job->kind == LS_JOB_LOAD) {
-        len = 0; /* a body-less POST */
-    } else if (!has_len) {
-        set_error(r, 411, "a Content-Length is required");
-        return REJECT_BODY;
-    } else if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
-               !ls_parse_i64(cl, 0, INT64_MAX, &len)) {
-        set_error(r, 400, "Content-Length wants a byte count");
-        return REJECT_BODY;
-    }
-    if (len > env->cfg.max_body_bytes) {
-        set_error(r, 413, "body of %lld bytes exceeds the limit of %lld bytes", (long long)len,
-                  env->cfg.max_body_bytes);
-        return REJECT_BODY;
-    }
-    if (len > env->cfg.max_body_bytes_total) { /* could never fit: 413, not 503 */
-        set_error(r, 413,
-                  "body of %lld bytes exceeds max_body_bytes_total, the %lld bytes "
-                  "all bodies may hold at once",
-                  (long long)len, env->cfg.max_body_bytes_total);
-        return REJECT_BODY;
-    }
+    int64_t len;
+    next_step bad = content_length(call, job->kind == LS_JOB_LOAD, &len);
+    if (bad != WAIT_BODY) return bad;
     if (render_or_batch && len == 0) {
         set_error(r, 400, "empty body: audio expected");
         return ANSWER;
@@ -431,11 +422,57 @@ static next_step h_job(http_call *call)
         r->discard_body = 1;
         return len > 0 ? WAIT_BODY : DISPATCH;
     }
-    /* A job's slot and its body's bytes are taken now, from the head, before
-     * a byte of the body is read: a client refused here costs nothing, and
-     * bodies in flight hold at most max_body_bytes_total. */
+    return admit_body(call, len);
+}
+
+/* The request's Content-Length into *len: WAIT_BODY, or the answer that
+ * refuses it (none where one is required, not a number, over the limits).
+ * optional: a POST without one has an empty body. */
+static next_step content_length(http_call *call, int optional, int64_t *len)
+{
+    ls_env *env = call->env;
+    http_req *r = call->r;
+    char cl[32];
+    *len = 0;
+    int has_len = lws_hdr_total_length(call->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+    if (!has_len && optional) return WAIT_BODY; /* a body-less POST */
+    if (!has_len) {
+        set_error(r, 411, "a Content-Length is required");
+        return REJECT_BODY;
+    }
+    if (lws_hdr_copy(call->wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
+        !ls_parse_i64(cl, 0, INT64_MAX, len)) {
+        set_error(r, 400, "Content-Length wants a byte count");
+        return REJECT_BODY;
+    }
+    if (*len > env->cfg.max_body_bytes) {
+        set_error(r, 413, "body of %lld bytes exceeds the limit of %lld bytes", (long long)*len,
+                  env->cfg.max_body_bytes);
+        return REJECT_BODY;
+    }
+    if (*len > env->cfg.max_body_bytes_total) { /* could never fit: 413, not 503 */
+        set_error(r, 413,
+                  "body of %lld bytes exceeds max_body_bytes_total, the %lld bytes "
+                  "all bodies may hold at once",
+                  (long long)*len, env->cfg.max_body_bytes_total);
+        return REJECT_BODY;
+    }
+    return WAIT_BODY;
+}
+
+/* A body's admission from the head, before a byte of it is read: the
+ * request's slot (a render or batch job's, or a WebRTC session's) and the
+ * body's bytes are taken now, so a client refused here costs nothing, and
+ * bodies in flight hold at most max_body_bytes_total. */
+static next_step admit_body(http_call *call, int64_t len)
+{
+    ls_env *env = call->env;
+    http_req *r = call->r;
+    ls_job *job = &r->job;
+    r->body_expected = (size_t)len;
     char busy[160];
-    if (!ls_env_admit(env, 1, busy, sizeof busy)) {
+    int is_job = job->kind != LS_JOB_WEBRTC;
+    if (!ls_env_admit(env, is_job, busy, sizeof busy)) {
         set_error(r, 503, "%s", busy);
         r->resp.retry_after_s = LS_RETRY_AFTER_S;
         return REJECT_BODY;
@@ -456,10 +493,57 @@ static next_step h_job(http_call *call)
     }
     atomic_fetch_add(&env->body_bytes, len);
     job->body_reserved = (size_t)len;
+    if (!is_job) { /* a session from the offer on: counted as a stream */
+        atomic_fetch_add(&env->active_streams, 1);
+        r->holds_stream = 1;
+        return WAIT_BODY;
+    }
     atomic_fetch_add(&env->active_jobs, 1);
     atomic_fetch_add(&env->unsent_jobs, 1);
     r->holds_slot = r->unsent = 1;
     return WAIT_BODY;
+}
+
+/* POST /v1/webrtc?model=ID (an SDP offer) and DELETE /v1/webrtc/{id}. */
+static next_step h_webrtc(http_call *call)
+{
+    ls_env *env = call->env;
+    http_req *r = call->r;
+    ls_job *job = &r->job;
+    if (job->kind == LS_JOB_WEBRTC_END) {
+        snprintf(job->session, sizeof job->session, "%s", call->param);
+        return DISPATCH;
+    }
+    if (env->draining) {
+        set_error(r, 503, LS_DRAINING_MSG);
+        return REJECT_BODY;
+    }
+    int a = lws_arg(call->wsi, "model=", job->model, sizeof job->model);
+    if (a <= 0 || !job->model[0]) {
+        set_error(r, 400, a < 0 ? "model id too long (at most %d bytes)"
+                                : "missing model=ID query parameter (at most %d bytes)",
+                  LS_MODEL_ID_MAX);
+        return REJECT_BODY;
+    }
+    char type[64] = "";
+    if (lws_hdr_copy(call->wsi, type, sizeof type, WSI_TOKEN_HTTP_CONTENT_TYPE) < 0 ||
+        strncasecmp(type, "application/sdp", 15) || (type[15] && type[15] != ';')) {
+        set_error(r, 415, "an SDP offer wants Content-Type: application/sdp");
+        return REJECT_BODY;
+    }
+    int64_t len;
+    next_step bad = content_length(call, 0, &len);
+    if (bad != WAIT_BODY) return bad;
+    if (len == 0) {
+        set_error(r, 400, "empty body: an SDP offer expected");
+        return REJECT_BODY;
+    }
+    if (len > LS_WEBRTC_OFFER_MAX) {
+        set_error(r, 413, "SDP offer of %lld bytes (at most %d)", (long long)len,
+                  LS_WEBRTC_OFFER_MAX);
+        return REJECT_BODY;
+    }
+    return admit_body(call, len);
 }
 
 /* ---- a request's life ---- */
@@ -517,7 +601,9 @@ static next_step route_request(http_call *call)
 static void job_work(ls_conn *c)
 {
     http_req *r = (http_req *)c;
-    if (!ls_conn_is_closed(c)) ls_job_run(r->env, &r->job);
+    if (ls_conn_is_closed(c)) return;
+    r->holds_stream = 0; /* a WebRTC offer's slot: the session's now (webrtc.h) */
+    ls_job_run(r->env, &r->job);
 }
 
 /* [loop] The job's answer is back. */

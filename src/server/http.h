@@ -14,6 +14,8 @@
  *   POST /v1/render?model=ID&start_frame=N&output=mp4|mjpeg|jpeg-zip (job)
  *   POST /v1/batch?model=ID&batch_size=B&start_frame=G[&format=multipart] (job)
  *   GET  /v1/stream              426: the WebSocket upgrade is stream.h's
+ *   POST /v1/webrtc?model=ID     SDP offer -> 201, SDP answer, Location (job)
+ *   DELETE /v1/webrtc/{session}  ends a WebRTC session (webrtc.h)   (job)
  *   GET  /, /index.html, /app.js, /style.css   the browser client (web_root)
  * A path of the table with another method gets 405 with Allow from the
  * table; any other path 404. With a token configured, every route but

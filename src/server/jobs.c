@@ -18,6 +18,7 @@
 #include "media/video_writer.h"
 #include "pipeline/drive.h"
 #include "pipeline/features.h"
+#include "server/webrtc.h"
 
 /* Audio pushed at a time: 8 frames' worth, so a hang-up is noticed and the
  * job gives way to streams (job_proceed) about once per batch. */
@@ -401,6 +402,45 @@ static void job_render(ls_env *env, ls_job *r)
              disposition);
 }
 
+/* POST /v1/webrtc: the offer in the body, the answer back with 201 and
+ * the session's Location (WHIP). The request's session slot goes with the
+ * call (ls_webrtc_offer gives it back if it fails). */
+static void job_webrtc(ls_env *env, ls_job *r)
+{
+    ls_error err = {0};
+    char id[LS_WEBRTC_ID_LEN + 1];
+    ls_buf answer = {0};
+    int rc = ls_webrtc_offer(env->webrtc, r->model, (const char *)r->body.data, r->body.len, id,
+                             &answer, &err);
+    ls_job_body_release(env, r);
+    if (rc) {
+        ls_buf_free(&answer);
+        set_from_error(env, r, &err);
+        return;
+    }
+    ls_response *a = r->resp;
+    a->status = 201;
+    snprintf(a->content_type, sizeof a->content_type, "application/sdp");
+    snprintf(a->location, sizeof a->location, "/v1/webrtc/%s", id);
+    ls_buf_free(&a->body);
+    a->body = answer;
+}
+
+static void job_webrtc_end(ls_env *env, ls_job *r)
+{
+    ls_error err = {0};
+    long long frames = 0;
+    if (ls_webrtc_end(env->webrtc, r->session, &frames, &err)) {
+        set_from_error(env, r, &err);
+        return;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "id", r->session);
+    cJSON_AddStringToObject(j, "status", "ended");
+    cJSON_AddNumberToObject(j, "frames", (double)frames);
+    set_json_obj(env, r, 200, j);
+}
+
 void ls_job_run(ls_env *env, ls_job *job)
 {
     switch (job->kind) {
@@ -408,6 +448,8 @@ void ls_job_run(ls_env *env, ls_job *job)
     case LS_JOB_UNLOAD: job_model(env, job); break;
     case LS_JOB_BATCH: job_batch(env, job); break;
     case LS_JOB_RENDER: job_render(env, job); break;
+    case LS_JOB_WEBRTC: job_webrtc(env, job); break;
+    case LS_JOB_WEBRTC_END: job_webrtc_end(env, job); break;
     default: ls_response_error(env, job->resp, 500, "no job for this route"); break;
     }
 }

@@ -1,5 +1,5 @@
 /* jobs.h - the HTTP routes that compute: model load and unload, /v1/render
- * and /v1/batch. A job is one work item (conn.h): the loop fills an ls_job
+ * and /v1/batch, and the WebRTC offer and end (webrtc.h). A job is one work item (conn.h): the loop fills an ls_job
  * from the request (http.c) and hands it over; ls_job_run runs on a worker,
  * decodes the body, drives a session (pipeline/drive.h) and writes the
  * answer into job->resp; the loop takes the job back and sends it.
@@ -23,12 +23,15 @@ typedef enum ls_job_kind {
     LS_JOB_LOAD,   /* POST /v1/models/{id}/load */
     LS_JOB_UNLOAD, /* DELETE /v1/models/{id} */
     LS_JOB_RENDER, /* POST /v1/render */
-    LS_JOB_BATCH   /* POST /v1/batch */
+    LS_JOB_BATCH,  /* POST /v1/batch */
+    LS_JOB_WEBRTC, /* POST /v1/webrtc: an SDP offer (webrtc.h) */
+    LS_JOB_WEBRTC_END /* DELETE /v1/webrtc/{id} */
 } ls_job_kind;
 
 typedef struct ls_job {
     ls_job_kind kind;
     char model[LS_MODEL_ID_MAX + 1];
+    char session[LS_MODEL_ID_MAX + 1]; /* webrtc end: the session's id */
     char output[16];          /* render: mp4 | mjpeg | jpeg-zip */
     int64_t start_frame;
     int batch_size;           /* batch: 1..32 */

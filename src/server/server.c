@@ -19,6 +19,7 @@
 #include "server/http.h"
 #include "server/request.h"
 #include "server/stream.h"
+#include "server/webrtc.h"
 
 struct ls_server {
     ls_env env;
@@ -40,6 +41,7 @@ static void idle_scan(lws_sorted_usec_list_t *sul)
 {
     ls_server *srv = lws_container_of(sul, ls_server, idle_sul);
     ls_streams_idle_scan(srv->streams);
+    ls_webrtc_scan(srv->env.webrtc);
     lws_sul_schedule(srv->ctx, 0, &srv->idle_sul, idle_scan, LWS_US_PER_SEC);
 }
 
@@ -69,6 +71,7 @@ static void drain_check(lws_sorted_usec_list_t *sul)
         env->draining = 2;
         srv->drain_stop_at = now + DRAIN_CLOSE_GRACE_S;
         ls_streams_go_away(srv->streams);
+        ls_webrtc_stop_all(srv->env.webrtc);
     }
     lws_sul_schedule(srv->ctx, 0, &srv->drain_sul, drain_check, DRAIN_CHECK_US);
 }
@@ -177,6 +180,7 @@ int ls_server_create(const ls_server_config *config, ls_server **out, ls_error *
     if (!rc) rc = ls_workq_create(config->workers, env->max_jobs, &env->workq, err);
     if (!rc) rc = ls_hub_create(env->workq, &env->hub, err);
     if (!rc) rc = ls_streams_create(env, &srv->streams, err);
+    if (!rc) rc = ls_webrtc_create(env, &env->webrtc, err);
     if (!rc) {
         srv->loader.pool = env->pool;
         srv->loader.options.batch = config->batch;
@@ -281,6 +285,7 @@ void ls_server_destroy(ls_server *srv)
         lws_context_destroy(srv->ctx);
     }
     ls_workq_destroy(env->workq);
+    ls_webrtc_destroy(env->webrtc); /* after the workers: an offer may be running */
     ls_hub_destroy(env->hub);
     ls_streams_destroy(srv->streams);
     ls_registry_destroy(env->registry);

@@ -1,4 +1,7 @@
-# The server: HTTP + WebSocket API (libwebsockets), JSON (cJSON), zip (libzip).
+# The server: HTTP + WebSocket API (libwebsockets), JSON (cJSON), zip (libzip),
+# WebRTC (GStreamer's webrtcbin; its headers stay inside webrtc.c).
+pkg_check_modules(GST REQUIRED IMPORTED_TARGET gstreamer-1.0 gstreamer-app-1.0 gstreamer-sdp-1.0
+  gstreamer-webrtc-1.0)
 add_library(lipsync_server STATIC
   src/server/config.c
   src/server/registry.c
@@ -14,7 +17,9 @@ add_library(lipsync_server STATIC
   src/server/jobs.c
   src/server/stream.c
   src/server/server.c
+  src/server/webrtc.c
   src/server/ws_client.c)
 target_compile_definitions(lipsync_server PRIVATE LS_VERSION="${PROJECT_VERSION}")
 target_link_libraries(lipsync_server PUBLIC lipsync_pipeline lipsync_media lipsync_audio
-  lipsync_nn lipsync_core PkgConfig::LWS PkgConfig::LIBZIP PkgConfig::CJSON)
+  lipsync_nn lipsync_core PkgConfig::LWS PkgConfig::LIBZIP PkgConfig::CJSON
+  PRIVATE PkgConfig::GST)

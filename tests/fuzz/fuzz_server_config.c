@@ -11,7 +11,7 @@
 static void check_config(const ls_server_config *c)
 {
     const char *strs[] = {c->host, c->models_root, c->preload, c->web_root, c->token,
-                          c->precision};
+                          c->precision, c->stun_server, c->turn_server};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         FUZZ_CHECK(memchr(strs[i], 0, LS_CONFIG_STR_MAX));
     FUZZ_CHECK(c->port >= 0 && c->port <= 65535);
@@ -24,6 +24,8 @@ static void check_config(const ls_server_config *c)
     ls_precision p;
     ls_error err;
     FUZZ_CHECK(ls_precision_parse(c->precision, &p, &err) == LS_OK);
+    FUZZ_CHECK(!c->stun_server[0] || !strncmp(c->stun_server, "stun://", 7));
+    FUZZ_CHECK(!c->turn_server[0] || !strncmp(c->turn_server, "turn", 4));
 }
 
 /* Lines of data as a NULL-terminated envp (one allocation each). */

@@ -43,6 +43,20 @@ static void test_defaults_and_set(void **state)
     assert_string_equal(c.precision, "bf16"); /* unchanged by the refused value */
     assert_int_equal(ls_server_config_set(&c, "precision", "int8", "flag", &err), LS_OK);
     assert_string_equal(c.precision, "int8");
+    /* ICE servers: a URL of the right scheme or nothing. */
+    assert_int_equal(ls_server_config_set(&c, "stun_server", "stun.example.org:3478", "f", &err),
+                     LS_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "stun://"));
+    assert_string_equal(c.stun_server, "");
+    assert_int_equal(ls_server_config_set(&c, "stun_server", "stun://127.0.0.1:3478", "f", &err),
+                     LS_OK);
+    assert_string_equal(c.stun_server, "stun://127.0.0.1:3478");
+    assert_int_equal(ls_server_config_set(&c, "turn_server", "stun://h:1", "f", &err),
+                     LS_ERR_FORMAT);
+    assert_int_equal(ls_server_config_set(&c, "turn_server", "turns://u:p@h:5349", "f", &err),
+                     LS_OK);
+    assert_int_equal(ls_server_config_set(&c, "stun_server", "", "f", &err), LS_OK);
+    assert_string_equal(c.stun_server, "");
 }
 
 static void test_file(void **state)

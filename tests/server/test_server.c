@@ -143,6 +143,12 @@ static void post(int port, const char *path, const void *body, size_t len, http_
     assert_int_equal(http_do(port, "POST", path, NULL, body, len, r), 0);
 }
 
+static void post_with(int port, const char *path, const char *headers, const void *body,
+                      size_t len, http_resp *r)
+{
+    assert_int_equal(http_do(port, "POST", path, headers, body, len, r), 0);
+}
+
 static int server_sessions(int port)
 {
     http_resp r;
@@ -1659,6 +1665,60 @@ static void test_stream_start_types(void **state)
 /* A query value too long for its buffer was taken as absent (output= and
  * 300 letters rendered the default MP4), and lws stopped looking at the
  * arguments after it; a model id over 64 bytes answered 405. */
+/* WebRTC's refusals, all before GStreamer starts (so they run under every
+ * sanitizer; the negotiation itself is webrtc_e2e's, with a browser). */
+static void test_webrtc_refusals(void **state)
+{
+    (void)state;
+    const char *audio_only = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+                             "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
+                             "a=sendrecv\r\na=rtpmap:111 opus/48000/2\r\n";
+    const char *video = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+                        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"
+                        "a=recvonly\r\na=rtpmap:96 H264/90000\r\n"
+                        "a=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n";
+    const char *sdp_type = "Content-Type: application/sdp\r\n";
+    char path[256];
+    snprintf(path, sizeof path, "/v1/webrtc?model=%s", g_model);
+    http_resp r;
+    const struct {
+        const char *headers, *body;
+        int status;
+        const char *needle;
+    } cases[] = {
+        {"Content-Type: text/plain\r\n", video, 415, "application/sdp"},
+        {NULL, video, 415, "application/sdp"},
+        {sdp_type, "v=0\r\nthis is not sdp", 400, "not an SDP offer"},
+        {sdp_type, audio_only, 400, "receives no video"},
+        {sdp_type, "", 400, "empty"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        post_with(g_srv.port, path, cases[i].headers, cases[i].body, strlen(cases[i].body), &r);
+        expect_error(&r, cases[i].status, cases[i].needle);
+        http_resp_free(&r);
+    }
+    /* Too big: refused from the head, before the body. */
+    assert_int_equal(http_do(g_srv.port, "POST", path,
+                             "Content-Type: application/sdp\r\nContent-Length: 70000\r\n\r\n",
+                             NULL, 0, &r),
+                     0);
+    expect_error(&r, 413, NULL);
+    http_resp_free(&r);
+    post_with(g_srv.port, "/v1/webrtc?model=no-such-model", sdp_type, video, strlen(video), &r);
+    expect_error(&r, 404, NULL);
+    http_resp_free(&r);
+    post_with(g_srv.port, "/v1/webrtc", sdp_type, video, strlen(video), &r);
+    expect_error(&r, 400, "model");
+    http_resp_free(&r);
+    assert_int_equal(http_do(g_srv.port, "DELETE", "/v1/webrtc/0123456789abcdef0123456789abcdef",
+                             NULL, NULL, 0, &r),
+                     0);
+    expect_error(&r, 404, NULL);
+    http_resp_free(&r);
+    /* Every refusal gave its slot back. */
+    wait_idle(g_srv.port);
+}
+
 static void test_http_long_args(void **state)
 {
     (void)state;
@@ -1922,6 +1982,7 @@ int main(void)
         cmocka_unit_test(test_interrupt_resampled_stream),
         cmocka_unit_test(test_live_silence),
         cmocka_unit_test(test_stream_start_types),
+        cmocka_unit_test(test_webrtc_refusals),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_drain_finishes_running_stream),
         cmocka_unit_test(test_drain_deadline_closes_streams),
