@@ -15,11 +15,16 @@ of rtmp_push.sh, on `lipsync serve` at PORT:
 4. A push with an interrupt in the middle (to GOOD_URL + "-interrupt"):
    the frames and audio dropped go together; writes its pushed_frames to
    FRAMES_OUT + "-interrupt" for the same check.
+5. The media server going away mid-stream (a proxy in front of GOOD_URL's
+   server that cuts both sides after 100 kB): an error event naming the
+   push, then the close; the server still answers /health.
 
 The client is lsclient.py's (Python's standard library only).
 """
 import json
+import socket
 import sys
+import threading
 import time
 import wave
 
@@ -153,6 +158,67 @@ def push_interrupted(port, model, url, frames_out):
         f.write("%d\n" % pushed)
 
 
+class CuttingProxy:
+    """Forwards loopback TCP to target_port, and closes both sides once
+    `limit` bytes went from the client to the server."""
+
+    def __init__(self, target_port, limit):
+        self.target, self.limit = target_port, limit
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(1)
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        c, _ = self.lsock.accept()
+        u = socket.create_connection(("127.0.0.1", self.target))
+        sent = [0]
+
+        def pipe(a, b, count):
+            try:
+                while True:
+                    d = a.recv(65536)
+                    if not d:
+                        break
+                    b.sendall(d)
+                    if count:
+                        sent[0] += len(d)
+                        if sent[0] >= self.limit:
+                            break
+            except OSError:
+                pass
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        threading.Thread(target=pipe, args=(u, c, False), daemon=True).start()
+        pipe(c, u, True)
+        c.close()
+        u.close()
+
+
+def server_gone(port, model, url):
+    rtmp_port = int(url.split("/")[2].split(":")[1])
+    proxy = CuttingProxy(rtmp_port, 100000)
+    cut_url = "rtmp://127.0.0.1:%d/live/test-cut" % proxy.port
+    ws, s = open_stream(port, model)
+    ws.send_text(json.dumps({"type": "start", "format": "f32le", "output": cut_url}))
+    ws.send_binary(audio(6.0))
+    ws.send_text(json.dumps({"type": "end"}))
+    s.take_until(lambda: False)  # until the server closes
+    if s.events.get("done"):
+        fail("server gone: done after the media server went away (%d frames)" % len(s.frames))
+    if not s.errors or not s.errors[0].startswith("output: rtmp push to 127.0.0.1:%d: "
+                                                  % proxy.port):
+        fail("server gone: errors %r" % s.errors)
+    log("server gone after %d frames: %r" % (len(s.frames), s.errors[0]))
+    st, _ = health(port)
+    if st != 200:
+        fail("/health after the media server went away: %d" % st)
+
+
 def main():
     port, model, wav_path, good, dead, frames_out = sys.argv[1:7]
     port = int(port)
@@ -161,6 +227,7 @@ def main():
         dead_server(port, model, dead)
         push(port, model, wav_path, good, frames_out)
         push_interrupted(port, model, good + "-interrupt", frames_out)
+        server_gone(port, model, good)
     except ClientError as e:
         fail(str(e))
 
