@@ -33,7 +33,17 @@ cleanup() {
       [ -s "$f" ] && { echo "---- $f"; tail -n 40 "$f"; }
     done
   fi
-  for p in $server_pid $nginx_pid; do kill -KILL "$p" 2>/dev/null || true; done
+  [ -n "$server_pid" ] && { kill -KILL "$server_pid" 2>/dev/null || true; }
+  if [ -n "$nginx_pid" ]; then
+    # SIGTERM: the master stops its worker and exits. A master killed outright
+    # would leave the worker behind, still listening.
+    kill -TERM "$nginx_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$nginx_pid" 2>/dev/null; then
+      for w in $(ps -o pid= --ppid "$nginx_pid" || true); do kill -KILL "$w" 2>/dev/null || true; done
+      kill -KILL "$nginx_pid" 2>/dev/null || true
+    fi
+  fi
   wait 2>/dev/null || true
   exit $rc
 }
