@@ -25,6 +25,7 @@ TEST_PKGS=(
   python3-skimage espeak-ng sox ffmpeg          # demo data: portrait, synthetic speech; media checks
   chromium nodejs                               # browser client end-to-end test (playwright-core from npm)
   nginx                                         # load balancer in front of two instances (lb_drain test)
+  libnginx-mod-rtmp                             # RTMP media server for the stream push test (rtmp_push)
 )
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")

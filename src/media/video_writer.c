@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/fps.h"
 
 struct ls_video_writer {
@@ -26,7 +27,24 @@ struct ls_video_writer {
     AVPacket *held;        /* the newest video packet, written when the next comes */
     int has_held;
     int header_written;
+    int is_file;           /* a local file (abort removes it), not a URL */
+    /* io_timeout_ms: each public call arms the deadline; FFmpeg's interrupt
+     * callback (polled while a socket waits) ends a wait past it. */
+    double io_timeout, deadline;
+    int timed_out;
 };
+
+static int interrupt_cb(void *ctx)
+{
+    ls_video_writer *w = ctx;
+    if (w->deadline > 0 && ls_now() > w->deadline) w->timed_out = 1;
+    return w->timed_out;
+}
+
+static void arm(ls_video_writer *w)
+{
+    if (w->io_timeout > 0) w->deadline = ls_now() + w->io_timeout;
+}
 
 static int av_fail(ls_error *err, int averr, const char *what)
 {
@@ -35,13 +53,23 @@ static int av_fail(ls_error *err, int averr, const char *what)
     return ls_error_set(err, LS_ERR_IO, "%s: %s", what, msg);
 }
 
+/* A failure of an I/O step: the deadline's own words when it was that (FFmpeg
+ * only says "Immediate exit requested"). */
+static int io_fail(ls_video_writer *w, ls_error *err, int averr, const char *what)
+{
+    if (w->timed_out)
+        return ls_error_set(err, LS_ERR_IO, "%s: no progress within %.0f ms", what,
+                            w->io_timeout * 1000);
+    return av_fail(err, averr, what);
+}
+
 static int write_packet(ls_video_writer *w, AVPacket *pkt, AVStream *st, AVCodecContext *enc,
                         ls_error *err)
 {
     av_packet_rescale_ts(pkt, enc->time_base, st->time_base);
     pkt->stream_index = st->index;
     int rc = av_interleaved_write_frame(w->fmt, pkt);
-    if (rc < 0) return av_fail(err, rc, "writing");
+    if (rc < 0) return io_fail(w, err, rc, "writing");
     return LS_OK;
 }
 
@@ -110,6 +138,16 @@ static int open_video(ls_video_writer *w, const ls_video_writer_options *o, ls_e
     snprintf(crf, sizeof crf, "%d", o->crf > 0 ? o->crf : 20);
     av_opt_set(w->venc->priv_data, "preset", o->preset ? o->preset : "veryfast", 0);
     av_opt_set(w->venc->priv_data, "crf", crf, 0);
+    if (o->live) {
+        /* A viewer joins at any keyframe and a media server cuts its HLS or
+         * DASH segments there: no encoder lookahead or frame threads holding
+         * frames back, the profile every player decodes (x264's baseline is
+         * constrained baseline), and keyframes exactly every gop_size frames
+         * (no scene-cut keyframes between them). */
+        av_opt_set(w->venc->priv_data, "tune", "zerolatency", 0);
+        av_opt_set(w->venc->priv_data, "profile", "baseline", 0);
+        av_opt_set(w->venc->priv_data, "x264-params", "scenecut=0", 0);
+    }
     int rc = avcodec_open2(w->venc, codec, NULL);
     if (rc < 0) return av_fail(err, rc, "opening H.264 encoder");
     rc = avcodec_parameters_from_context(w->vst->codecpar, w->venc);
@@ -175,24 +213,40 @@ int ls_video_writer_open(const char *path, const ls_video_writer_options *o,
     w->height = o->height;
     w->pkt = av_packet_alloc();
     w->held = av_packet_alloc();
-    int rc = avformat_alloc_output_context2(&w->fmt, NULL, NULL, path);
-    if (rc < 0 || !w->fmt) {
-        /* No container known by extension: default to MP4. */
-        rc = avformat_alloc_output_context2(&w->fmt, NULL, "mp4", path);
+    /* avio's protocol for the path: "file" for a plain path (or none known). */
+    const char *proto = avio_find_protocol_name(path);
+    w->is_file = !proto || !strcmp(proto, "file");
+    w->io_timeout = o->io_timeout_ms > 0 ? o->io_timeout_ms / 1000.0 : 0;
+    int rc;
+    if (o->container) {
+        if (!av_guess_format(o->container, NULL, NULL)) {
+            writer_free(w);
+            return ls_error_set(err, LS_ERR_UNSUPPORTED, "FFmpeg has no '%.40s' muxer",
+                                o->container);
+        }
+        rc = avformat_alloc_output_context2(&w->fmt, NULL, o->container, path);
+    } else {
+        rc = avformat_alloc_output_context2(&w->fmt, NULL, NULL, path);
+        if (rc < 0 || !w->fmt) {
+            /* No container known by extension: default to MP4. */
+            rc = avformat_alloc_output_context2(&w->fmt, NULL, "mp4", path);
+        }
     }
     if (rc < 0 || !w->fmt || !w->pkt || !w->held || !w->path) {
         writer_free(w);
         return ls_error_set(err, LS_ERR_NOMEM, "cannot create output context for %s", path);
     }
+    w->fmt->interrupt_callback = (AVIOInterruptCB){interrupt_cb, w};
     rc = open_video(w, o, err);
     if (!rc && o->audio_rate) rc = open_audio(w, o, err);
+    arm(w); /* one deadline for the connect and the header */
     if (!rc) {
-        int av = avio_open(&w->fmt->pb, path, AVIO_FLAG_WRITE);
-        if (av < 0) rc = av_fail(err, av, path);
+        int av = avio_open2(&w->fmt->pb, path, AVIO_FLAG_WRITE, &w->fmt->interrupt_callback, NULL);
+        if (av < 0) rc = io_fail(w, err, av, path);
     }
     if (!rc) {
         int av = avformat_write_header(w->fmt, NULL);
-        if (av < 0) rc = av_fail(err, av, "writing header");
+        if (av < 0) rc = io_fail(w, err, av, "writing header");
         else w->header_written = 1;
     }
     if (rc) {
@@ -226,6 +280,7 @@ int ls_video_writer_add_frame(ls_video_writer *w, const uint8_t *bgr, int stride
         }
     }
     w->vframe->pts = w->next_vpts++;
+    arm(w);
     return encode_and_write(w, w->venc, w->vst, w->vframe, err);
 }
 
@@ -250,6 +305,7 @@ static int drain_audio(ls_video_writer *w, int final, ls_error *err)
 int ls_video_writer_add_audio(ls_video_writer *w, const float *samples, size_t n, ls_error *err)
 {
     if (!w->aenc) return ls_error_set(err, LS_ERR_STATE, "video writer opened without audio");
+    arm(w);
     while (n > 0) {
         int take = n > 65536 ? 65536 : (int)n;
         void *planes[1] = {(void *)samples};
@@ -267,6 +323,7 @@ int ls_video_writer_add_audio(ls_video_writer *w, const float *samples, size_t n
 int ls_video_writer_close(ls_video_writer *w, ls_error *err)
 {
     if (!w) return LS_OK;
+    arm(w); /* one deadline for the flush, the trailer and the close */
     int rc = encode_and_write(w, w->venc, w->vst, NULL, err);
     if (!rc && w->has_held) {
         /* The last frame stays on screen until the audio ends, so the video
@@ -283,7 +340,7 @@ int ls_video_writer_close(ls_video_writer *w, ls_error *err)
     if (!rc && w->aenc) rc = encode_and_write(w, w->aenc, w->ast, NULL, err);
     if (!rc) {
         int av = av_write_trailer(w->fmt);
-        if (av < 0) rc = av_fail(err, av, "writing trailer");
+        if (av < 0) rc = io_fail(w, err, av, "writing trailer");
     }
     if (rc) {
         ls_video_writer_abort(w);
@@ -296,7 +353,10 @@ int ls_video_writer_close(ls_video_writer *w, ls_error *err)
 void ls_video_writer_abort(ls_video_writer *w)
 {
     if (!w) return;
-    char *path = w->path ? strdup(w->path) : NULL;
+    /* A URL's close would say goodbye to the server (RTMP's unpublish):
+     * interrupted at once, an abort never waits on a server that is gone. */
+    w->timed_out = 1;
+    char *path = w->path && w->is_file ? strdup(w->path) : NULL;
     writer_free(w);
     if (path) remove(path);
     free(path);

@@ -15,6 +15,7 @@ add_library(lipsync_server STATIC
   src/server/router.c
   src/server/http.c
   src/server/jobs.c
+  src/server/push.c
   src/server/stream.c
   src/server/server.c
   src/server/webrtc.c

@@ -95,6 +95,7 @@ typedef struct stream {
     int64_t frames_out, stats_frames, frames_woken;
     double started_t;
     ls_speech speech;
+    ls_push *push;            /* start's output, if any */
     uint64_t drive_epoch;     /* the drive's epoch and audio arrival (drive sink) */
     double drive_audio_t;
     int failed, finished;
@@ -149,6 +150,7 @@ static void stream_free(ls_conn *c)
 {
     stream *s = (stream *)c;
     ls_env *env = s->env;
+    ls_push_abort(s->push); /* never waits on the server: this may be the loop */
     if (s->session) ls_session_destroy(s->session);
     if (s->model) ls_registry_release(env->registry, s->model);
     ls_resampler_destroy(s->resampler);
@@ -281,6 +283,9 @@ static void queue_event(stream *s, cJSON *j)
 
 static void fail(stream *s, const ls_error *err, const char *what)
 {
+    /* The media server sees the stream end at once, without a trailer. */
+    ls_push_abort(s->push);
+    s->push = NULL;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", "error");
     char text[LS_ERROR_MSG_MAX + 64];
@@ -327,8 +332,14 @@ static int stale(stream *s, uint64_t epoch)
  * interrupt (a newer epoch) came since the input was handed over. */
 static int take_frame(void *ctx, const ls_frame *f, ls_error *err)
 {
-    (void)err;
     stream *s = ctx;
+    if (s->failed) return LS_OK; /* the push failed: the drive stops at the next slice */
+    /* The push first, outside the lock (it may wait on the network): a
+     * failure is the stream's error, and still_wanted stops the drive. */
+    if (s->push && !stale(s, s->drive_epoch) && ls_push_frame(s->push, f, err)) {
+        fail(s, err, "output");
+        return LS_OK;
+    }
     pthread_mutex_lock(&s->lock);
     if (s->epoch != s->drive_epoch) {
         pthread_mutex_unlock(&s->lock);
@@ -384,7 +395,8 @@ static int still_wanted(void *ctx, ls_error *err)
 {
     (void)err;
     stream *s = ctx;
-    return ls_conn_is_closed(&s->c) || stale(s, s->drive_epoch) ? LS_DRIVE_STOP : LS_OK;
+    return ls_conn_is_closed(&s->c) || s->failed || stale(s, s->drive_epoch) ? LS_DRIVE_STOP
+                                                                               : LS_OK;
 }
 
 static void do_start(stream *s)
@@ -424,6 +436,12 @@ static void do_start(stream *s)
     }
     ls_model_info info;
     ls_model_get_info(s->model, &info);
+    /* Connected before "ready": a client learns at once that its server is
+     * unreachable. This blocks this worker for at most the push's timeout. */
+    if (s->cfg.output[0] && ls_push_open(s->cfg.output, info.width, info.height, &s->push, &err)) {
+        fail(s, &err, "output");
+        return;
+    }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", "ready");
     cJSON_AddStringToObject(j, "model", s->model_id);
@@ -434,6 +452,7 @@ static void do_start(stream *s)
     cJSON_AddNumberToObject(j, "start_frame", (double)s->cfg.start_frame);
     cJSON_AddBoolToObject(j, "live", s->cfg.live);
     cJSON_AddBoolToObject(j, "skip_silence", s->cfg.skip_silence);
+    if (s->push) cJSON_AddStringToObject(j, "output", "rtmp");
     queue_event(s, j);
     ls_conn_wake(&s->c); /* ready leaves now, not with the first frames */
 }
@@ -497,6 +516,10 @@ static int feed_audio(stream *s, const uint8_t *bytes, size_t len)
     if (!n) return 0;
     ls_metrics_add(s->env->metrics, LS_M_AUDIO_SECONDS, (double)n / LS_AUDIO_MODEL_RATE);
     ls_speech_push(&s->speech, x, n, speech_event, s);
+    if (s->push && ls_push_audio(s->push, x, n, &err)) {
+        fail(s, &err, "output");
+        return -1;
+    }
     ls_drive_options opt = {.chunk = PUSH_SLICE, .flush = s->cfg.live};
     ls_drive_sink sink = sink_of(s);
     if (ls_session_drive(s->session, x, n, &opt, &sink, &err)) {
@@ -518,9 +541,20 @@ static void do_end(stream *s)
         fail(s, &err, "finish");
         return;
     }
+    if (s->failed) return; /* the push failed during the finish */
+    int64_t pushed = s->push ? ls_push_frames(s->push) : -1;
+    if (s->push) {
+        int rc = ls_push_close(s->push, &err);
+        s->push = NULL;
+        if (rc) {
+            fail(s, &err, "output");
+            return;
+        }
+    }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", "done");
     cJSON_AddNumberToObject(j, "frames", (double)s->frames_out);
+    if (pushed >= 0) cJSON_AddNumberToObject(j, "pushed_frames", (double)pushed);
     cJSON_AddItemToObject(j, "timings", ls_stage_times_json(&s->last_times));
     queue_event(s, j);
     s->finished = 1;
@@ -547,6 +581,8 @@ static void stream_work(ls_conn *c)
     /* Audio after an interrupt starts on a sample frame of its own: the
      * bytes of a frame split before it are dropped with the rest. */
     if (s->pcm && s->pcm_epoch != epoch) ls_pcm_decoder_reset(s->pcm);
+    /* The push drops the audio of the frames the interrupt dropped. */
+    if (s->push && s->pcm_epoch != epoch) ls_push_restart(s->push);
     /* And the resampler forgets the old audio still in its filter, which
      * would otherwise open the new audio (streams not at 16 kHz). */
     ls_error rerr = {0};
@@ -712,6 +748,17 @@ static int parse_start(cJSON *j, stream_start *st, char *why, size_t cap)
         return 0;
     }
     st->skip_silence = skip ? cJSON_IsTrue(skip) : st->live;
+    cJSON *out = cJSON_GetObjectItemCaseSensitive(j, "output");
+    if (out) {
+        if (!cJSON_IsString(out)) {
+            snprintf(why, cap, "start: output wants a string rtmp://HOST/APP/KEY");
+            return 0;
+        }
+        /* cJSON's string ends at a \u0000 in it: the URL checked is the one used. */
+        size_t n = strlen(out->valuestring);
+        if (!ls_push_url_ok(out->valuestring, n, why, cap)) return 0;
+        memcpy(st->output, out->valuestring, n + 1);
+    }
     return 1;
 }
 

@@ -5,7 +5,8 @@
  * Client -> server:
  *   text {"type":"start","format":"s16le"|"f32le","rate":R,"channels":C,
  *         "start_frame":N,"batch":B,"live":false,
- *         "skip_silence":<live>}                         once, before audio
+ *         "skip_silence":<live>,
+ *         "output":"rtmp://HOST/APP/KEY"}                once, before audio
  *   binary audio in that format, any chunk size (samples may be split)
  *   text {"type":"flush"}      run the frames that are ready now
  *   text {"type":"interrupt"}  drop queued and in-flight frames
@@ -20,7 +21,13 @@
  * fps against the session clock. Speech events come from the RMS of each
  * 40 ms of 16 kHz audio against silence_rms (pipeline/silence.h); with
  * skip_silence (the default in live mode) a frame whose whole audio window
- * is below it skips inference (session.h). docs/server.md has the rest.
+ * is below it skips inference (session.h). With "output" (optional;
+ * rtmp:// or rtmps://, at most LS_PUSH_URL_MAX printable ASCII bytes, no
+ * spaces) the session's frames and its input audio are also pushed as FLV
+ * (H.264 + AAC) to that media server (push.h), from the work side: "ready"
+ * comes once it is connected, "done" once its trailer is sent, and a push
+ * that fails is the stream's error event ("output: ..."), then the close.
+ * docs/server.md has the rest.
  *
  * Threads: the loop owns the socket side of a stream and hands its input
  * (audio bytes, start / flush / end) to one work item at a time (conn.h),
@@ -39,6 +46,7 @@
 #include "audio/pcm.h"
 #include "server/conn.h"
 #include "server/env.h"
+#include "server/push.h"
 
 /* Binary frame message header (little-endian), then the JPEG bytes. */
 #define LS_FRAME_MAGIC "LSF1"
@@ -79,6 +87,7 @@ typedef struct stream_start {
     int batch;
     int live;
     int skip_silence; /* silent frames are the avatar's own, without inference */
+    char output[LS_PUSH_URL_MAX + 1]; /* "": none; else a URL ls_push_url_ok took */
 } stream_start;
 
 typedef enum ctl_type {

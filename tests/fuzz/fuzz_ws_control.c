@@ -1,8 +1,11 @@
 /* fuzz_ws_control - a WebSocket stream's text (control) message as the server
  * parses it once reassembled (stream_parse_control, server/stream.h): JSON,
- * its "type", and a start's format, rate, channels, start_frame, batch, live
- * and skip_silence. Checks that an accepted start is within the documented
- * ranges and makes a valid raw PCM decoder. */
+ * its "type", and a start's format, rate, channels, start_frame, batch, live,
+ * skip_silence and output. Checks that an accepted start is within the
+ * documented ranges and makes a valid raw PCM decoder, and that its output
+ * is none or an rtmp(s):// URL of printable ASCII within LS_PUSH_URL_MAX. */
+#include <string.h>
+
 #include "audio/audio.h"
 #include "audio/pcm.h"
 #include "fuzz_util.h"
@@ -27,6 +30,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(st.batch >= 0 && st.batch <= 64);
         FUZZ_CHECK(st.live == 0 || st.live == 1);
         FUZZ_CHECK(st.skip_silence == 0 || st.skip_silence == 1);
+        size_t n = strnlen(st.output, sizeof st.output);
+        FUZZ_CHECK(n <= LS_PUSH_URL_MAX);
+        if (n) {
+            char why2[160];
+            FUZZ_CHECK(ls_push_url_ok(st.output, n, why2, sizeof why2));
+            FUZZ_CHECK(!strncmp(st.output, "rtmp://", 7) || !strncmp(st.output, "rtmps://", 8));
+            for (size_t i = 0; i < n; i++)
+                FUZZ_CHECK(st.output[i] > 0x20 && st.output[i] < 0x7f);
+        }
         ls_raw_spec spec = {st.format, st.rate, st.channels};
         ls_pcm_decoder *d = NULL;
         ls_error err = {0};
